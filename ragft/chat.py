@@ -1,0 +1,101 @@
+"""The four variants: plain, RAG, fine-tuned, and RAG + fine-tuned — prompts, retrieval, one batched stream.
+
+Plain and RAG run with no adapter (``__base__``); fine-tuned and combined run with the picked adapter. RAG and
+combined put the same retrieved chunks into the prompt through the tokenizer's chat template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .generation import DecodeSettings, stream_batch
+from .models import BASE, Generator
+from .store import Hit
+
+VARIANTS = ("plain", "rag", "ft", "rag+ft")
+LABELS = {"plain": "Plain", "rag": "RAG", "ft": "Fine-tuned", "rag+ft": "RAG + Fine-tuned"}
+RETRIEVES = {"rag", "rag+ft"}
+NEEDS_ADAPTER = {"ft", "rag+ft"}
+MODE_VARIANTS = {"plain": ("plain",), "rag": ("rag",), "ft": ("ft",), "rag+ft": ("rag+ft",), "all": VARIANTS}
+
+RAG_INSTRUCTION = (
+    "Answer the question using the context below. If the context does not contain the answer, say you don't know."
+)
+NO_ADAPTER_TEXT = "No adapter picked: train one in the Fine-tune tab, or pick one, to see this variant."
+HISTORY_TURNS = 2  # earlier exchanges kept in each pane's prompt; prefill is the cost on a CPU
+
+
+@dataclass
+class ChatState:
+    """What one browser session (or one CLI call) has seen: per-variant (question, answer) turns."""
+
+    turns: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """Answers so far, keyed by variant; ``sources`` only for retrieval variants; ``notices`` replace an answer."""
+
+    answers: dict[str, str]
+    sources: dict[str, list[Hit]]
+    notices: dict[str, str]
+    done: bool = False
+
+
+def context_block(hits: list[Hit]) -> str:
+    return "\n\n".join(f"[{i}] ({h.source}, chunk {h.chunk})\n{h.text}" for i, h in enumerate(hits, 1))
+
+
+def build_messages(question: str, hits: list[Hit] | None = None, history: list[tuple[str, str]] = ()) -> list[dict]:
+    """Chat messages for one variant: earlier turns, then the question (with the context when ``hits`` is given)."""
+    messages: list[dict] = []
+    for q, a in list(history)[-HISTORY_TURNS:]:
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    if hits is not None:
+        content = f"{RAG_INSTRUCTION}\n\nContext:\n{context_block(hits)}\n\nQuestion: {question}"
+    else:
+        content = question
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
+def stream_answers(
+    generator: Generator,
+    retrieve,
+    question: str,
+    variants: tuple[str, ...] = VARIANTS,
+    adapter: str | None = None,
+    decode: DecodeSettings = DecodeSettings(),
+    top_k: int = 3,
+    state: ChatState | None = None,
+) -> Iterator[ChatResult]:
+    """Answer ``question`` with each of ``variants`` in one batched ``generate`` call, yielding as text streams.
+
+    ``retrieve(question, k) -> list[Hit]`` is called once when a retrieval variant is asked for. ``adapter`` must
+    already be loaded on ``generator`` (see ``Generator.ensure_adapter``); without it the fine-tuned variants get
+    a notice instead of an answer — never a silent base-model answer.
+    """
+    question = question.strip()
+    if not question:
+        raise ValueError("the question is empty")
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variant(s) {sorted(unknown)}; use {', '.join(VARIANTS)}")
+    state = state or ChatState()
+    hits = retrieve(question, top_k) if RETRIEVES & set(variants) else []
+    notices = {v: NO_ADAPTER_TEXT for v in variants if v in NEEDS_ADAPTER and not adapter}
+    running = [v for v in variants if v not in notices]
+    sources = {v: hits for v in variants if v in RETRIEVES}
+
+    conversations = [build_messages(question, hits if v in RETRIEVES else None, state.turns[v]) for v in running]
+    names = [adapter if v in NEEDS_ADAPTER else BASE for v in running]
+    answers = {v: "" for v in running}
+    yield ChatResult(dict(answers), sources, notices)
+    for texts in stream_batch(generator, conversations, names, decode):
+        answers = dict(zip(running, texts))
+        yield ChatResult(answers, sources, notices)
+    answers = {v: t.strip() for v, t in answers.items()}
+    for v in running:
+        state.turns[v].append((question, answers[v]))
+    yield ChatResult(answers, sources, notices, done=True)

@@ -1,0 +1,90 @@
+"""Settings read from ``RAGFT_*`` (and ``CHROMA_*``) environment variables, with defaults that work offline."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value ragft cannot use."""
+
+
+def _int(env: dict, key: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a whole number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{key}={value} is out of range: use {lo}..{hi}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ragft can be configured with.
+
+    Args:
+        data_dir: where the Chroma store, adapters and uploads live (``RAGFT_DATA_DIR``, default ``./data``).
+        base_model: hub id or local directory of the generator (``RAGFT_BASE_MODEL``); empty means the embedded
+            SmolLM2-135M-Instruct GGUF, or its hub id when that package is not installed.
+        embed_model: hub id or local directory of a sentence-transformers embedder (``RAGFT_EMBED_MODEL``); empty
+            means the embedded all-MiniLM-L6-v2.
+        chroma_host / chroma_port: use a Chroma server instead of the on-disk store (``CHROMA_HOST``/``CHROMA_PORT``).
+
+    Example:
+        >>> Settings.from_env({"RAGFT_DATA_DIR": "/tmp/x", "RAGFT_TOP_K": "5"}).top_k
+        5
+    """
+
+    data_dir: Path = Path("data")
+    base_model: str = ""
+    embed_model: str = ""
+    chroma_host: str = ""
+    chroma_port: int = 8000
+    collection: str = "documents"
+    chunk_words: int = 120  # ~160 MiniLM tokens: under its 256-token window, small enough to keep RAG prompts short
+    chunk_overlap_words: int = 20  # carried-over sentences so a fact split across chunks is still found whole
+    top_k: int = 3
+    max_new_tokens: int = 96
+    temperature: float = 0.0  # 0 = greedy, so the four variants are comparable
+    max_upload_mb: int = 20
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        chunk_words = _int(env, "RAGFT_CHUNK_WORDS", cls.chunk_words, 20, 2000)
+        temperature_raw = env.get("RAGFT_TEMPERATURE", "")
+        try:
+            temperature = float(temperature_raw) if temperature_raw else cls.temperature
+        except ValueError:
+            raise ConfigError(f"RAGFT_TEMPERATURE={temperature_raw!r} is not a number") from None
+        return cls(
+            data_dir=Path(env.get("RAGFT_DATA_DIR") or "data"),
+            base_model=env.get("RAGFT_BASE_MODEL", "").strip(),
+            embed_model=env.get("RAGFT_EMBED_MODEL", "").strip(),
+            chroma_host=env.get("CHROMA_HOST", "").strip(),
+            chroma_port=_int(env, "CHROMA_PORT", cls.chroma_port, 1, 65535),
+            collection=env.get("RAGFT_COLLECTION", "").strip() or cls.collection,
+            chunk_words=chunk_words,
+            chunk_overlap_words=_int(env, "RAGFT_CHUNK_OVERLAP_WORDS", cls.chunk_overlap_words, 0, chunk_words // 2),
+            top_k=_int(env, "RAGFT_TOP_K", cls.top_k, 1, 20),
+            max_new_tokens=_int(env, "RAGFT_MAX_NEW_TOKENS", cls.max_new_tokens, 1, 2048),
+            temperature=temperature,
+            max_upload_mb=_int(env, "RAGFT_MAX_UPLOAD_MB", cls.max_upload_mb, 1, 1024),
+        )
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    def describe(self) -> dict:
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}

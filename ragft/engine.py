@@ -1,0 +1,149 @@
+"""Process-wide state: one base model, one embedder, one store — loaded once, on first use, shared by all users."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .chat import MODE_VARIANTS, ChatResult, ChatState, stream_answers
+from .config import Settings
+from .documents import DocumentError, load_document
+from .generation import DecodeSettings
+from .models import Generator, NoAdapterError, list_adapters, load_embedder, load_generator
+from .store import AddResult, Store, make_client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What happened to one file of an upload; ``ok`` False means it was refused and nothing changed."""
+
+    name: str
+    ok: bool
+    status: str
+    chunks: int
+    message: str
+
+
+class Engine:
+    """The shared pieces behind the UI, the CLI and the tests."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+        self._lock = threading.Lock()
+        self._generator: Generator | None = None
+        self._embedder = None
+        self._store: Store | None = None
+
+    @property
+    def generator(self) -> Generator:
+        with self._lock:
+            if self._generator is None:
+                self._generator = load_generator(self.settings.base_model)
+            return self._generator
+
+    @property
+    def embedder(self):
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = load_embedder(self.settings.embed_model)
+            return self._embedder
+
+    @property
+    def store(self) -> Store:
+        embedder = self.embedder
+        with self._lock:
+            if self._store is None:
+                s = self.settings
+                self._store = Store(make_client(s.chroma_dir, s.chroma_host, s.chroma_port), embedder, s.collection)
+            return self._store
+
+    # --- documents -------------------------------------------------------------------------------------------
+    def ingest(
+        self, files: list[tuple[Path, str]], progress: Callable[[float, str], None] | None = None
+    ) -> list[IngestReport]:
+        """Add ``(path, display name)`` files. Each file succeeds or fails alone; failures change nothing."""
+        s = self.settings
+        reports: list[IngestReport] = []
+        for n, (path, name) in enumerate(files):
+            name = Path(name).name
+            if progress:
+                progress(n / max(len(files), 1), f"reading {name}")
+            try:
+                doc = load_document(path, name, s.chunk_words, s.chunk_overlap_words, s.max_upload_mb * 1_000_000)
+
+                def on_batch(done: int, total: int, n=n, name=name) -> None:
+                    if progress:
+                        progress((n + done / total) / len(files), f"embedding {name}: {done}/{total} chunks")
+
+                result: AddResult = self.store.add(doc, on_batch)
+            except DocumentError as exc:
+                reports.append(IngestReport(name, False, "refused", 0, str(exc)))
+                continue
+            message = {
+                "added": f"{name}: added {result.chunks} chunks",
+                "replaced": f"{name}: changed, replaced with {result.chunks} chunks",
+                "unchanged": f"{name}: unchanged, already stored ({result.chunks} chunks)",
+                "duplicate": f"{name}: skipped, {result.detail}",
+            }[result.status]
+            reports.append(IngestReport(name, result.status != "duplicate", result.status, result.chunks, message))
+        if progress:
+            progress(1.0, "done")
+        return reports
+
+    def search(self, query: str, k: int | None = None):
+        return self.store.search(query, k or self.settings.top_k)
+
+    # --- adapters and chat -------------------------------------------------------------------------------------
+    def adapters(self) -> list[str]:
+        return list_adapters(self.settings.adapters_dir)
+
+    def use_adapter(self, name: str) -> None:
+        """Make sure adapter ``name`` (a folder under the adapters dir) is loaded on the base model."""
+        if name not in self.adapters():
+            raise NoAdapterError(
+                f"no adapter named {name!r}; available: {', '.join(self.adapters()) or 'none yet (train one first)'}"
+            )
+        self.generator.ensure_adapter(name, self.settings.adapters_dir / name)
+
+    def ask(
+        self,
+        question: str,
+        mode: str = "all",
+        adapter: str | None = None,
+        decode: DecodeSettings | None = None,
+        top_k: int | None = None,
+        state: ChatState | None = None,
+    ) -> Iterator[ChatResult]:
+        """Stream the answers of ``mode``'s variants (``plain``, ``rag``, ``ft``, ``rag+ft`` or ``all``)."""
+        if mode not in MODE_VARIANTS:
+            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODE_VARIANTS)}")
+        if adapter:
+            self.use_adapter(adapter)
+        s = self.settings
+        decode = decode or DecodeSettings(s.max_new_tokens, s.temperature)
+        return stream_answers(
+            self.generator,
+            self.store.search,
+            question,
+            MODE_VARIANTS[mode],
+            adapter or None,
+            decode,
+            top_k or s.top_k,
+            state,
+        )
+
+
+_engine: Engine | None = None
+
+
+def get_engine() -> Engine:
+    """The process's engine, built from the environment on first call."""
+    global _engine
+    if _engine is None:
+        _engine = Engine()
+    return _engine

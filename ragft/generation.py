@@ -1,0 +1,152 @@
+"""Batched, streamed generation on the one base model: each row of a batch may use its own adapter.
+
+``stream_batch`` runs ``model.generate`` in a worker thread with ``BatchStreamer``, which splits the batch's
+new tokens into one growing text per row, so every pane starts streaming at the same step.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .models import BASE, Generator
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How to decode. Same settings and seed for every row, so variants differ only by prompt and adapter."""
+
+    max_new_tokens: int = 96
+    temperature: float = 0.0  # 0 = greedy
+    seed: int = 0
+
+
+class BatchStreamer:
+    """A transformers streamer for batches: ``put`` gets the prompt once, then one new token per row per step.
+
+    Iterating yields the list of per-row texts each time any row grows; a row stops growing at its first EOS.
+    """
+
+    def __init__(self, tokenizer, rows: int, stop_ids: set[int]):
+        self.tokenizer = tokenizer
+        self.tokens: list[list[int]] = [[] for _ in range(rows)]
+        self.finished = [False] * rows
+        self.stop_ids = stop_ids
+        self._seen_prompt = False
+        self._queue: queue.Queue = queue.Queue()
+        self._end = object()
+
+    def put(self, value) -> None:
+        if not self._seen_prompt:  # the first call carries the (padded) prompts
+            self._seen_prompt = True
+            return
+        step = value.reshape(len(self.tokens), -1).tolist()  # (rows, 1) or (rows,) -> rows lists
+        for row, new in enumerate(step):
+            for tok in new:
+                if self.finished[row]:
+                    break
+                if tok in self.stop_ids:
+                    self.finished[row] = True
+                else:
+                    self.tokens[row].append(tok)
+        self._queue.put(self.texts())
+
+    def end(self) -> None:
+        self._queue.put(self._end)
+
+    def texts(self) -> list[str]:
+        return [self.tokenizer.decode(t, skip_special_tokens=True) for t in self.tokens]
+
+    def __iter__(self) -> Iterator[list[str]]:
+        while (item := self._queue.get()) is not self._end:
+            yield item
+
+
+def stop_token_ids(generator: Generator) -> set[int]:
+    ids = {generator.tokenizer.eos_token_id}
+    eos = generator.model.generation_config.eos_token_id
+    ids.update(eos if isinstance(eos, list) else [eos])
+    im_end = generator.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != generator.tokenizer.unk_token_id:
+        ids.add(im_end)
+    return {i for i in ids if i is not None}
+
+
+def render_prompts(generator: Generator, conversations: list[list[dict]]) -> list[str]:
+    return [
+        generator.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        for messages in conversations
+    ]
+
+
+def stream_batch(
+    generator: Generator, conversations: list[list[dict]], adapter_names: list[str], decode: DecodeSettings
+) -> Iterator[list[str]]:
+    """Generate one answer per conversation in a single ``generate`` call; yield all texts as they grow.
+
+    ``adapter_names[i]`` is a loaded adapter's name or ``BASE``. Rows are left-padded so every row's next
+    token sits at the same position.
+    """
+    import torch
+
+    if len(conversations) != len(adapter_names):
+        raise ValueError("one adapter name per conversation")
+    if not conversations:
+        return
+    tokenizer = generator.tokenizer
+    stops = stop_token_ids(generator)
+    streamer = BatchStreamer(tokenizer, len(conversations), stops)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with generator.lock, torch.inference_mode():
+                enc = tokenizer(
+                    render_prompts(generator, conversations),
+                    return_tensors="pt",
+                    padding=True,
+                    add_special_tokens=False,  # the chat template already has them
+                ).to(generator.device)
+                kwargs = dict(
+                    max_new_tokens=decode.max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=sorted(stops),
+                    streamer=streamer,
+                )
+                if decode.temperature > 0:
+                    torch.manual_seed(decode.seed)
+                    kwargs.update(do_sample=True, temperature=decode.temperature, top_p=0.95)
+                else:
+                    kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+                if generator.has_adapters:  # else peft would apply its active adapter to every row
+                    kwargs["adapter_names"] = adapter_names
+                elif any(name != BASE for name in adapter_names):
+                    raise ValueError(f"no adapter is loaded, cannot use {sorted(set(adapter_names) - {BASE})}")
+                generator.model.generate(**enc, **kwargs)
+        except BaseException as exc:  # surfaced to the caller's thread below
+            errors.append(exc)
+            streamer.end()
+
+    thread = threading.Thread(target=work, name="ragft-generate", daemon=True)
+    thread.start()
+    last: list[str] | None = None
+    for texts in streamer:
+        last = texts
+        yield texts
+    thread.join()
+    if errors:
+        raise errors[0]
+    if last is None:
+        yield streamer.texts()
+
+
+def generate_batch(
+    generator: Generator, conversations: list[list[dict]], adapter_names: list[str], decode: DecodeSettings
+) -> list[str]:
+    """The final texts of ``stream_batch``."""
+    texts: list[str] = [""] * len(conversations)
+    for texts in stream_batch(generator, conversations, adapter_names, decode):
+        pass
+    return [t.strip() for t in texts]

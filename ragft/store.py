@@ -1,0 +1,163 @@
+"""The Chroma collection of chunks: add (idempotent), list, inspect, delete, search.
+
+Chunk ids derive from a hash of the document's text, so the same file twice changes nothing; a changed file with
+the same name gets its new chunks first and only then loses its old ones, so a failure never leaves it half-gone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .documents import Document
+
+
+@dataclass(frozen=True)
+class DocInfo:
+    name: str
+    chunks: int
+    chars: int
+    size_bytes: int
+    content_hash: str
+    added: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk; ``score`` is the cosine similarity (1 = same direction)."""
+
+    source: str
+    chunk: int
+    score: float
+    text: str
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class AddResult:
+    name: str
+    status: str  # "added" | "replaced" | "unchanged" | "duplicate"
+    chunks: int
+    detail: str = ""
+
+
+def chunk_id(content_hash: str, index: int) -> str:
+    return f"{content_hash[:32]}-{index}"
+
+
+def make_client(chroma_dir: Path, host: str = "", port: int = 8000):
+    """A persistent on-disk client, or an HTTP client for a Chroma server when ``host`` is set."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if host:
+        return chromadb.HttpClient(host=host, port=port, settings=chroma_settings)
+    chroma_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(chroma_dir), settings=chroma_settings)
+
+
+class Store:
+    """Chunks of documents in one Chroma collection, embedded by ``embedder`` (anything with ``encode``).
+
+    Example:
+        >>> store = Store(make_client(Path("/tmp/ragft-doc")), embedder)          # doctest: +SKIP
+        >>> store.add(load_document(Path("notes.txt"))).status                      # doctest: +SKIP
+        'added'
+    """
+
+    def __init__(self, client, embedder, collection: str = "documents"):
+        self.client = client
+        self.embedder = embedder
+        # We pass embeddings ourselves (embedding_function=None) so the store and the retriever share one model.
+        self.collection = client.get_or_create_collection(
+            collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        vectors = self.embedder.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+        return vectors.tolist()
+
+    def _ids_of(self, name: str) -> list[str]:
+        return self.collection.get(where={"source": name}, include=[])["ids"]
+
+    def add(self, doc: Document, progress=None) -> AddResult:
+        """Store ``doc``'s chunks. ``progress(done, total)`` is called as batches are embedded."""
+        new_ids = [chunk_id(doc.content_hash, i) for i in range(len(doc.chunks))]
+        old_ids = self._ids_of(doc.name)
+        if old_ids and set(old_ids) == set(new_ids):
+            return AddResult(doc.name, "unchanged", len(new_ids), "already stored with the same content")
+        same = self.collection.get(ids=new_ids[:1], include=["metadatas"])
+        if same["ids"] and same["metadatas"][0]["source"] != doc.name:
+            other = same["metadatas"][0]["source"]
+            return AddResult(doc.name, "duplicate", 0, f"same content is already stored as {other}")
+
+        added = time.strftime("%Y-%m-%d %H:%M:%S")
+        batch = 32
+        for start in range(0, len(doc.chunks), batch):
+            texts = doc.chunks[start : start + batch]
+            self.collection.upsert(
+                ids=new_ids[start : start + batch],
+                documents=texts,
+                embeddings=self._embed(texts),
+                metadatas=[
+                    {
+                        "source": doc.name,
+                        "chunk": start + i,
+                        "content_hash": doc.content_hash,
+                        "doc_chars": doc.chars,
+                        "doc_bytes": doc.size_bytes,
+                        "added": added,
+                    }
+                    for i in range(len(texts))
+                ],
+            )
+            if progress:
+                progress(min(start + batch, len(doc.chunks)), len(doc.chunks))
+        stale = sorted(set(old_ids) - set(new_ids))
+        if stale:
+            self.collection.delete(ids=stale)
+        return AddResult(doc.name, "replaced" if old_ids else "added", len(new_ids))
+
+    def documents(self) -> list[DocInfo]:
+        metas = self.collection.get(include=["metadatas"])["metadatas"]
+        by_name: dict[str, DocInfo] = {}
+        counts: dict[str, int] = {}
+        for m in metas:
+            counts[m["source"]] = counts.get(m["source"], 0) + 1
+            by_name[m["source"]] = DocInfo(
+                m["source"], 0, m["doc_chars"], m["doc_bytes"], m["content_hash"], m["added"]
+            )
+        return [
+            DocInfo(d.name, counts[d.name], d.chars, d.size_bytes, d.content_hash, d.added)
+            for d in sorted(by_name.values(), key=lambda d: d.name.lower())
+        ]
+
+    def chunks(self, name: str) -> list[Hit]:
+        """All chunks of one document in order (score 1.0: nothing was compared)."""
+        got = self.collection.get(where={"source": name}, include=["documents", "metadatas"])
+        hits = [Hit(m["source"], m["chunk"], 1.0, t, i) for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])]
+        return sorted(hits, key=lambda h: h.chunk)
+
+    def delete(self, name: str) -> int:
+        ids = self._ids_of(name)
+        if ids:
+            self.collection.delete(ids=ids)
+        return len(ids)
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def search(self, query: str, k: int = 3) -> list[Hit]:
+        if not query.strip() or self.count() == 0:
+            return []
+        res = self.collection.query(
+            query_embeddings=self._embed([query]),
+            n_results=min(k, self.count()),
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            Hit(m["source"], m["chunk"], round(1.0 - d, 4), t, i)
+            for i, t, m, d in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])
+        ]
