@@ -35,7 +35,8 @@ class ChatState:
 
 @dataclass(frozen=True)
 class ChatResult:
-    """Answers so far, keyed by variant; ``sources`` only for retrieval variants; ``notices`` replace an answer."""
+    """Answers so far, keyed by variant; ``sources`` for the retrieval variants that ran; ``notices`` replace an
+    answer (a variant that could not run, such as fine-tuned with no adapter)."""
 
     answers: dict[str, str]
     sources: dict[str, list[Hit]]
@@ -86,7 +87,7 @@ def stream_answers(
     hits = retrieve(question, top_k) if RETRIEVES & set(variants) else []
     notices = {v: NO_ADAPTER_TEXT for v in variants if v in NEEDS_ADAPTER and not adapter}
     running = [v for v in variants if v not in notices]
-    sources = {v: hits for v in variants if v in RETRIEVES}
+    sources = {v: hits for v in running if v in RETRIEVES}
 
     conversations = [build_messages(question, hits if v in RETRIEVES else None, state.turns[v]) for v in running]
     names = [adapter if v in NEEDS_ADAPTER else BASE for v in running]

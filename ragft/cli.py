@@ -1,0 +1,159 @@
+"""Command line over the same engine as the UI.
+
+    python -m ragft ingest notes.md paper.pdf
+    python -m ragft docs
+    python -m ragft search "when was the glimmerphone invented?"
+    python -m ragft ask "when was the glimmerphone invented?" --mode all --sources
+    python -m ragft serve            # the web UI at http://127.0.0.1:7860
+
+Every command takes ``--json``. Errors print one line on stderr and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from .chat import LABELS, MODE_VARIANTS
+from .config import ConfigError
+from .documents import DocumentError
+from .models import ModelError, NoAdapterError
+
+
+class CLIError(Exception):
+    """A user mistake, printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + traceback-looking text
+        raise CLIError(f"{message} (see: python -m {self.prog} --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    p = _Parser(prog="ragft", description="RAG vs fine-tuning on your own documents.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("ingest", parents=[common], help="add files to the document store")
+    s.add_argument("files", nargs="+", type=Path)
+    sub.add_parser("docs", parents=[common], help="list stored documents")
+    s = sub.add_parser("delete", parents=[common], help="delete a stored document and its chunks")
+    s.add_argument("name")
+    s = sub.add_parser("search", parents=[common], help="top-k chunks for a query")
+    s.add_argument("query")
+    s.add_argument("-k", "--top-k", type=int, default=None)
+    s = sub.add_parser("ask", parents=[common], help="answer with plain, RAG, fine-tuned and/or combined")
+    s.add_argument("question")
+    s.add_argument("--mode", choices=list(MODE_VARIANTS), default="all")
+    s.add_argument("--adapter", default=None, help="adapter name (see the adapters folder); default: newest")
+    s.add_argument("--sources", action="store_true", help="also print the retrieved chunks")
+    s.add_argument("-k", "--top-k", type=int, default=None)
+    s.add_argument("--max-new-tokens", type=int, default=None)
+    s.add_argument("--temperature", type=float, default=None)
+    sub.add_parser("adapters", parents=[common], help="list saved adapters")
+    s = sub.add_parser("serve", help="start the web UI")
+    s.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    s.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    return p
+
+
+def _print(args, data, text: str) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
+
+
+def _check_range(name: str, value, lo, hi) -> None:
+    if value is not None and not lo <= value <= hi:
+        raise CLIError(f"{name} must be between {lo} and {hi}, got {value}")
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        from .ui import launch
+
+        launch(host=args.host, port=args.port)
+        return 0
+
+    from .engine import Engine
+    from .generation import DecodeSettings
+
+    engine = Engine()
+    if args.command == "ingest":
+        for f in args.files:
+            if not f.exists():
+                raise CLIError(f"{f}: no such file")
+        reports = engine.ingest([(f, f.name) for f in args.files])
+        _print(args, [asdict(r) for r in reports], "\n".join(("ok    " if r.ok else "error ") + r.message for r in reports))
+        return 0 if all(r.ok for r in reports) else 1
+    if args.command == "docs":
+        docs = engine.store.documents()
+        lines = [f"{d.name}\t{d.chunks} chunks\t{d.chars} chars\t{d.added}" for d in docs]
+        _print(args, [asdict(d) for d in docs], "\n".join(lines) or "no documents yet: python -m ragft ingest FILE")
+        return 0
+    if args.command == "delete":
+        n = engine.store.delete(args.name)
+        if not n:
+            raise CLIError(f"no document named {args.name!r}; see: python -m ragft docs")
+        _print(args, {"deleted": args.name, "chunks": n}, f"deleted {args.name} ({n} chunks)")
+        return 0
+    if args.command == "adapters":
+        names = engine.adapters()
+        _print(args, names, "\n".join(names) or "no adapters yet")
+        return 0
+    if args.command == "search":
+        _check_range("--top-k", args.top_k, 1, 50)
+        hits = engine.search(args.query, args.top_k)
+        text = "\n\n".join(f"{h.score:.3f}  {h.source} #{h.chunk}\n{h.text}" for h in hits) or "no documents stored"
+        _print(args, [asdict(h) for h in hits], text)
+        return 0
+
+    # ask
+    _check_range("--top-k", args.top_k, 1, 50)
+    _check_range("--max-new-tokens", args.max_new_tokens, 1, 2048)
+    _check_range("--temperature", args.temperature, 0.0, 5.0)
+    s = engine.settings
+    adapter = args.adapter
+    if adapter is None and args.mode in ("ft", "rag+ft", "all"):
+        adapter = next(iter(engine.adapters()), None)
+        if adapter is None and args.mode != "all":
+            raise CLIError("no adapter yet: train one first, or use --mode plain|rag")
+    decode = DecodeSettings(
+        args.max_new_tokens or s.max_new_tokens, s.temperature if args.temperature is None else args.temperature
+    )
+    result = None
+    for result in engine.ask(args.question, args.mode, adapter, decode, args.top_k):
+        pass
+    variants = MODE_VARIANTS[args.mode]
+    answers = {v: result.notices.get(v, result.answers.get(v, "")) for v in variants}
+    if args.json:
+        data = {"question": args.question, "adapter": adapter, "answers": answers}
+        if args.sources:
+            data["sources"] = {v: [asdict(h) for h in hs] for v, hs in result.sources.items()}
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    blocks = []
+    for v in variants:
+        head = f"== {LABELS[v]} ==\n" if len(variants) > 1 else ""
+        body = answers[v]
+        if args.sources and v in result.sources:
+            body += "\n" + "\n".join(f"  [{h.source} #{h.chunk} {h.score:.3f}] {h.text}" for h in result.sources[v])
+        blocks.append(head + body)
+    print("\n\n".join(blocks))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(argv)
+    except (CLIError, ConfigError, DocumentError, NoAdapterError, ModelError, ValueError) as exc:
+        print(f"ragft: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,45 @@
+"""The Gradio app: one builder per tab, wired to one shared engine."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from ..engine import Engine, get_engine
+from . import messages as M
+from .chat import create_chat_tab
+from .documents import create_documents_tab
+from .finetune import create_finetune_tab
+
+log = logging.getLogger(__name__)
+
+
+def create_ui(engine: Engine | None = None) -> gr.Blocks:
+    engine = engine or get_engine()
+    with gr.Blocks(title="ragft") as demo:
+        gr.Markdown(f"# {M.TITLE}")
+        with gr.Tabs():
+            with gr.Tab("Documents", id="documents"):
+                docs = create_documents_tab(engine)
+            with gr.Tab("Fine-tune", id="finetune"):
+                create_finetune_tab(engine)
+            with gr.Tab("Chat", id="chat") as chat_tab:
+                chat = create_chat_tab(engine)
+        demo.load(lambda: (*docs["refresh"](), chat["refresh"]()), None, [docs["table"], docs["picked"], chat["adapter"]])
+        chat_tab.select(chat["refresh"], chat["adapter"], chat["adapter"], queue=False)
+    return demo
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Load the models, then serve the UI (blocking). Prints the address to open."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    engine = get_engine()
+    print("ragft: loading models (first start takes a few seconds)…", flush=True)
+    engine.store  # embedder + store
+    engine.generator  # the one base model, before the first request rather than during it
+    demo = create_ui(engine)
+    print(f"ragft: open http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}", flush=True)
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=host, server_port=port, max_file_size=f"{engine.settings.max_upload_mb}mb", show_error=True
+    )

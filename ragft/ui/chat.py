@@ -1,0 +1,104 @@
+"""Chat tab: one textbox, four panes streaming side by side from one batched generate call."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..chat import LABELS, VARIANTS, ChatState
+from ..engine import Engine
+from ..generation import DecodeSettings
+from ..models import NoAdapterError
+from . import messages as M
+
+
+def adapter_choices(engine: Engine, keep: str | None = None):
+    names = engine.adapters()
+    value = keep if keep in names else (names[0] if names else M.NO_ADAPTER_CHOICE)
+    return gr.update(choices=[M.NO_ADAPTER_CHOICE, *names], value=value)
+
+
+def source_messages(hits) -> list[dict]:
+    """One collapsed 'thought' per retrieved chunk: title = file, chunk, score; body = the chunk text."""
+    return [
+        {
+            "role": "assistant",
+            "content": h.text,
+            "metadata": {"title": f"Source: {h.source} · chunk {h.chunk} · score {h.score:.2f}", "status": "done"},
+        }
+        for h in hits
+    ]
+
+
+def message_text(content) -> str:
+    """Gradio 6 hands message content back as a list of blocks ({"type": "text", "text": ...})."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return content.get("text", "")
+    return " ".join(message_text(part) for part in content or [])
+
+
+def create_chat_tab(engine: Engine) -> dict:
+    state = gr.State(None)  # this browser session's ChatState, made on its first question
+    with gr.Row():
+        adapter = gr.Dropdown(
+            label="Adapter",
+            choices=[M.NO_ADAPTER_CHOICE],
+            value=M.NO_ADAPTER_CHOICE,
+            info=M.ADAPTER_INFO.format(dir=engine.settings.adapters_dir),
+            elem_id="adapter-picked",
+            scale=3,
+        )
+        refresh_btn = gr.Button("↻ Refresh adapters", scale=1)
+    with gr.Row(equal_height=True):
+        panes = [
+            gr.Chatbot(label=LABELS[v], elem_id=f"pane-{v.replace('+', '-')}", height=460, min_width=220)
+            for v in VARIANTS
+        ]
+    with gr.Row():
+        question = gr.Textbox(
+            placeholder="Ask about your documents…", show_label=False, scale=5, elem_id="question", autofocus=True
+        )
+        send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+        clear = gr.Button("Clear", scale=1, elem_id="clear")
+    with gr.Accordion("Generation settings", open=False):
+        s = engine.settings
+        max_new = gr.Slider(8, 512, value=s.max_new_tokens, step=8, label="Max new tokens")
+        temperature = gr.Slider(0.0, 1.5, value=s.temperature, step=0.05, label="Temperature (0 = greedy)")
+        top_k = gr.Slider(1, 10, value=s.top_k, step=1, label="Retrieved chunks (top k) for RAG panes")
+
+    def add_user(text: str, *histories):
+        if not text.strip():
+            gr.Warning(M.EMPTY_QUESTION)
+            return ("", *histories)
+        return ("", *[h + [{"role": "user", "content": text.strip()}] for h in histories])
+
+    def respond(chat_state: ChatState, adapter_name, n_tokens, temp, k, *histories):
+        histories = [list(h) for h in histories]
+        if not histories[0] or histories[0][-1]["role"] != "user":
+            yield (chat_state, *histories)  # nothing asked (empty question was refused)
+            return
+        question_text = message_text(histories[0][-1]["content"])
+        chat_state = chat_state or ChatState()
+        adapter_name = None if adapter_name in (None, M.NO_ADAPTER_CHOICE) else adapter_name
+        decode = DecodeSettings(int(n_tokens), float(temp))
+        try:
+            for result in engine.ask(question_text, "all", adapter_name, decode, int(k), chat_state):
+                out = []
+                for v, hist in zip(VARIANTS, histories):
+                    text = result.notices.get(v) or result.answers.get(v) or "…"
+                    extra = source_messages(result.sources[v]) if result.done and v in result.sources else []
+                    out.append(hist + [{"role": "assistant", "content": text}] + extra)
+                yield (chat_state, *out)
+        except (NoAdapterError, ValueError) as exc:
+            gr.Warning(str(exc))
+            yield (chat_state, *[h + [{"role": "assistant", "content": f"⚠️ {exc}"}] for h in histories])
+
+    inputs = [state, adapter, max_new, temperature, top_k, *panes]
+    for trigger in (question.submit, send.click):
+        trigger(add_user, [question, *panes], [question, *panes], queue=False).then(
+            respond, inputs, [state, *panes], concurrency_id="generate"
+        )
+    clear.click(lambda: (None, *[[] for _ in panes]), None, [state, *panes], queue=False)
+    refresh_btn.click(lambda current: adapter_choices(engine, current), adapter, adapter, queue=False)
+    return {"adapter": adapter, "refresh": lambda current=None: adapter_choices(engine, current)}
