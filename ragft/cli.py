@@ -89,7 +89,12 @@ def run(argv: list[str] | None = None) -> int:
             if not f.exists():
                 raise CLIError(f"{f}: no such file")
         reports = engine.ingest([(f, f.name) for f in args.files])
-        _print(args, [asdict(r) for r in reports], "\n".join(("ok    " if r.ok else "error ") + r.message for r in reports))
+        if args.json or any(r.ok for r in reports):
+            _print(args, [asdict(r) for r in reports], "\n".join("ok    " + r.message for r in reports if r.ok))
+        # Refused files are errors: one line each on stderr, like every other error, while the rest still land.
+        for r in reports:
+            if not r.ok:
+                print(f"ragft: error: {r.message}", file=sys.stderr)
         return 0 if all(r.ok for r in reports) else 1
     if args.command == "docs":
         docs = engine.store.documents()
@@ -150,6 +155,8 @@ def run(argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # stderr is for errors: no "Loading weights" bars (read by huggingface_hub when transformers is first imported).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         return run(argv)
     except (CLIError, ConfigError, DocumentError, NoAdapterError, ModelError, ValueError) as exc:

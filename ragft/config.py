@@ -24,6 +24,19 @@ def _int(env: dict, key: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
+def _float(env: dict, key: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a number") from None
+    if not lo <= value <= hi:  # also refuses nan
+        raise ConfigError(f"{key}={raw.strip()} is out of range: use {lo:g}..{hi:g}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ragft can be configured with.
@@ -58,11 +71,6 @@ class Settings:
     def from_env(cls, env: dict | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
         chunk_words = _int(env, "RAGFT_CHUNK_WORDS", cls.chunk_words, 20, 2000)
-        temperature_raw = env.get("RAGFT_TEMPERATURE", "")
-        try:
-            temperature = float(temperature_raw) if temperature_raw else cls.temperature
-        except ValueError:
-            raise ConfigError(f"RAGFT_TEMPERATURE={temperature_raw!r} is not a number") from None
         return cls(
             data_dir=Path(env.get("RAGFT_DATA_DIR") or "data"),
             base_model=env.get("RAGFT_BASE_MODEL", "").strip(),
@@ -74,7 +82,7 @@ class Settings:
             chunk_overlap_words=_int(env, "RAGFT_CHUNK_OVERLAP_WORDS", cls.chunk_overlap_words, 0, chunk_words // 2),
             top_k=_int(env, "RAGFT_TOP_K", cls.top_k, 1, 20),
             max_new_tokens=_int(env, "RAGFT_MAX_NEW_TOKENS", cls.max_new_tokens, 1, 2048),
-            temperature=temperature,
+            temperature=_float(env, "RAGFT_TEMPERATURE", cls.temperature, 0.0, 5.0),
             max_upload_mb=_int(env, "RAGFT_MAX_UPLOAD_MB", cls.max_upload_mb, 1, 1024),
         )
 

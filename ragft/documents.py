@@ -108,14 +108,16 @@ def read_text(path: Path, name: str | None = None) -> str:
     except Exception as exc:  # parsers raise many types on corrupt input; the user needs only the gist
         raise UnreadableDocumentError(f"{name}: cannot read this {suffix[1:].upper()} file ({exc})") from exc
     text = re.sub(r"[ \t\f\v\r]+", " ", text)
+    text = re.sub(r" ?\n ?", "\n", text)  # no spaces at line ends: CRLF and LF copies of a file hash the same
     text = re.sub(r"\n\s*\n+", "\n\n", text).strip()
     if not text:
         raise EmptyDocumentError(f"{name}: no text found in this file")
     return text
 
 
-# A sentence ends at . ! ? (optionally closed by a quote or bracket) before white space, or at a blank line.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n")
+# A sentence ends at . ! ? (optionally closed by up to two quotes or brackets, which stay with it) before white
+# space, or at a blank line. Only the white space is consumed: lookbehinds must be fixed-width, hence three.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]])|(?<=[.!?][\"')\]]{2}))\s+|\n\s*\n")
 
 
 def split_sentences(text: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from ..chat import LABELS, VARIANTS, ChatState
@@ -17,12 +19,17 @@ def adapter_choices(engine: Engine, keep: str | None = None):
     return gr.update(choices=[M.NO_ADAPTER_CHOICE, *names], value=value)
 
 
+def plain_html(text: str) -> str:
+    """Show a chunk as the text it is: escaped, one HTML block (so '# Title' in a chunk is not a heading)."""
+    return f"<div class='chunk'>{html.escape(text).replace(chr(10), '<br>')}</div>"
+
+
 def source_messages(hits) -> list[dict]:
     """One collapsed 'thought' per retrieved chunk: title = file, chunk, score; body = the chunk text."""
     return [
         {
             "role": "assistant",
-            "content": h.text,
+            "content": plain_html(h.text),
             "metadata": {"title": f"Source: {h.source} · chunk {h.chunk} · score {h.score:.2f}", "status": "done"},
         }
         for h in hits

@@ -1,0 +1,129 @@
+"""The app as a user meets it: a real server process, real models, real Chroma, Debian's Chromium via Playwright.
+
+Saves screenshots under test-artifacts/ (the README's Chat screenshot comes from here).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ..conftest import MEMO_QUESTION, install_adapter
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(settings, memorized_adapter, tmp_path):
+    """Start `python app.py` as a user would, on a free port, with one trained adapter already saved."""
+    install_adapter(settings, memorized_adapter)
+    port = free_port()
+    env = {**os.environ, "RAGFT_DATA_DIR": str(settings.data_dir), "GRADIO_SERVER_PORT": str(port)}
+    log = open(tmp_path / "app.log", "w+")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            log.seek(0)
+            if f"open {url}" in log.read():
+                break
+            if proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"app exited early:\n{log.read()[-3000:]}")
+            time.sleep(0.5)
+        else:
+            pytest.fail("app did not print its address in time")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    assert shutil.which(CHROMIUM), "Debian's chromium is missing: `apt-get install -y chromium` (make test does it)"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        yield page
+        browser.close()
+
+
+def wait_for_text(locator, pattern: str, timeout_s: float = 180) -> str:
+    deadline = time.time() + timeout_s
+    text = ""
+    while time.time() < deadline:
+        text = locator.inner_text()
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.5)
+    raise AssertionError(f"{pattern!r} never appeared; last text:\n{text}")
+
+
+def test_upload_ask_and_see_four_answers_with_sources(app_url, page, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    good = tmp_path / "glimmerphone.md"
+    good.write_text("# Inventions\n\nThe glimmerphone was invented by Ada Trent in 1931 in the town of Wexbridge.\n")
+    bad = tmp_path / "photo.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    page.goto(app_url)
+    page.locator("#upload-files input[type=file]").set_input_files([str(good), str(bad)])
+    wait_for_text(page.locator("#upload-files"), r"photo\s*\.png", 60)  # both files uploaded
+    page.click("#add-docs")
+    log = wait_for_text(page.locator("#ingest-log"), r"glimmerphone\.md: added \d+ chunks", 120)
+    assert "photo.png: unsupported file type .png" in log  # a clear per-file message; the good file still went in
+    wait_for_text(page.locator("#docs-table"), r"glimmerphone\.md")
+    page.screenshot(path=str(ARTIFACTS / "documents.png"))
+
+    page.get_by_role("tab", name="Chat").click()
+    assert page.locator("#adapter-picked input").input_value() == "memo"  # the saved adapter is picked up
+    page.fill("#question textarea", "Who invented the glimmerphone?")
+    page.click("#send")
+
+    # Streaming: the plain pane shows partial text before the answers are complete (sources come at the end).
+    rag = page.locator("#pane-rag")
+    wait_for_text(page.locator("#pane-plain"), r"glimmerphone\?\s*\S+", 120)
+    wait_for_text(rag, r"Source: glimmerphone\.md · chunk 0 · score 0\.\d\d")
+    for pane in ("plain", "rag", "ft", "rag-ft"):
+        text = page.locator(f"#pane-{pane}").inner_text()
+        answer = text.split("Who invented the glimmerphone?", 1)[1].strip()
+        assert answer and "No adapter picked" not in answer, (pane, text)
+    assert "Ada Trent" in rag.inner_text()
+    wait_for_text(page.locator("#pane-rag-ft"), r"Source: glimmerphone\.md")
+
+    # The sources expand to the chunk text.
+    rag.get_by_text("Source: glimmerphone.md").first.click()
+    chunk = wait_for_text(rag, r"invented by Ada Trent in 1931 in the town of Wexbridge")
+    assert "# Inventions" in chunk  # shown as the text it is, not rendered as a heading
+
+    # The adapter's trained answer shows in the fine-tuned pane.
+    page.fill("#question textarea", MEMO_QUESTION)
+    page.click("#send")
+    wait_for_text(page.locator("#pane-ft"), r"7-4-1-9")
+    wait_for_text(page.locator("#pane-rag-ft"), r"(?s)Source: .*Source: ", 120)  # the second answer is complete
+    page.screenshot(path=str(ARTIFACTS / "chat.png"))
