@@ -1,0 +1,176 @@
+"""``python -m ragft`` as a user runs it: a real subprocess on this test's data dir (RAGFT_DATA_DIR, set by conftest).
+
+``ask`` with the model is covered elsewhere; here only its argument errors, which fail before any model loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ragft.documents import SUPPORTED_SUFFIXES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ragft(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python -m ragft ARGS`` in the repo root with the test's environment plus ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "ragft", *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, message: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [f"ragft: error: {message}"]
+
+
+@pytest.fixture
+def two_files(tmp_path) -> tuple[Path, Path]:
+    moon = tmp_path / "zorblax.txt"
+    moon.write_text("The moon of Zorblax is named Quib. Quib is small and grey.", encoding="utf-8")
+    cheese = tmp_path / "cheese.md"
+    cheese.write_text("# Snorvel\n\nSnorvel cheese is aged for nine years in volcanic caves.", encoding="utf-8")
+    return moon, cheese
+
+
+def test_ingest_docs_search_delete(two_files, data_dir):
+    moon, cheese = two_files
+
+    r = ragft("ingest", str(moon), str(cheese))
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.splitlines() == ["ok    zorblax.txt: added 1 chunks", "ok    cheese.md: added 1 chunks"]
+    assert (data_dir / "chroma" / "chroma.sqlite3").is_file()  # it went to this test's data dir
+
+    r = ragft("docs", "--json")
+    assert (r.returncode, r.stderr) == (0, "")
+    docs = json.loads(r.stdout)
+    assert [(d["name"], d["chunks"]) for d in docs] == [("cheese.md", 1), ("zorblax.txt", 1)]
+    assert [d["size_bytes"] for d in docs] == [cheese.stat().st_size, moon.stat().st_size]
+    assert set(docs[0]) == {"name", "chunks", "chars", "size_bytes", "content_hash", "added"}
+
+    r = ragft("search", "What is the name of the moon of Zorblax?", "--json", "-k", "2")
+    assert (r.returncode, r.stderr) == (0, "")
+    hits = json.loads(r.stdout)
+    assert [h["source"] for h in hits] == ["zorblax.txt", "cheese.md"]
+    assert hits[0]["text"] == "The moon of Zorblax is named Quib. Quib is small and grey."
+    assert hits[0]["chunk"] == 0
+    assert hits[0]["score"] > hits[1]["score"]
+
+    r = ragft("search", "How long is snorvel cheese aged?", "--json", "-k", "1")
+    assert [h["source"] for h in json.loads(r.stdout)] == ["cheese.md"]
+
+    # The same files again change nothing.
+    r = ragft("ingest", str(moon), "--json")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert json.loads(r.stdout) == [
+        {
+            "name": "zorblax.txt",
+            "ok": True,
+            "status": "unchanged",
+            "chunks": 1,
+            "message": "zorblax.txt: unchanged, already stored (1 chunks)",
+        }
+    ]
+
+    r = ragft("delete", "zorblax.txt", "--json")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert json.loads(r.stdout) == {"deleted": "zorblax.txt", "chunks": 1}
+
+    r = ragft("docs")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.startswith("cheese.md\t1 chunks\t")
+    assert len(r.stdout.splitlines()) == 1
+
+
+def test_docs_on_an_empty_store():
+    r = ragft("docs")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout == "no documents yet: python -m ragft ingest FILE\n"
+
+
+def test_ingest_with_one_bad_file_adds_the_good_one(two_files, tmp_path):
+    moon, _ = two_files
+    bad = tmp_path / "notes.xyz"
+    bad.write_text("text in an unknown format", encoding="utf-8")
+    r = ragft("ingest", str(moon), str(bad))
+    assert r.returncode == 1
+    assert r.stdout.splitlines() == ["ok    zorblax.txt: added 1 chunks"]
+    assert_one_error_line(r, f"notes.xyz: unsupported file type .xyz; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+    r = ragft("docs", "--json")
+    assert [d["name"] for d in json.loads(r.stdout)] == ["zorblax.txt"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["frobnicate"],
+            "argument command: invalid choice: 'frobnicate' (choose from 'ingest', 'docs', 'delete', 'search', "
+            "'ask', 'adapters', 'serve') (see: python -m ragft --help)",
+        ),
+        ([], "the following arguments are required: command (see: python -m ragft --help)"),
+        (["ask"], "the following arguments are required: question (see: python -m ragft ask --help)"),
+        (
+            ["ask", "why?", "--mode", "psychic"],
+            "argument --mode: invalid choice: 'psychic' (choose from 'plain', 'rag', 'ft', 'rag+ft', 'all') "
+            "(see: python -m ragft ask --help)",
+        ),
+        (["ask", "why?", "-k", "0"], "--top-k must be between 1 and 50, got 0"),
+        (["ask", "why?", "--temperature", "9"], "--temperature must be between 0.0 and 5.0, got 9.0"),
+        (["ask", "why?", "--max-new-tokens", "0"], "--max-new-tokens must be between 1 and 2048, got 0"),
+        (["search", "moons", "-k", "0"], "--top-k must be between 1 and 50, got 0"),
+        (["search", "moons", "-k", "many"], "argument -k/--top-k: invalid int value: 'many' (see: python -m ragft search --help)"),
+        (["search"], "the following arguments are required: query (see: python -m ragft search --help)"),
+        (["ingest"], "the following arguments are required: files (see: python -m ragft ingest --help)"),
+        (["ingest", "missing.txt"], "missing.txt: no such file"),
+        (["docs", "--bogus"], "unrecognized arguments: --bogus (see: python -m ragft --help)"),
+    ],
+)
+def test_argument_errors_are_one_line(args, message):
+    r = ragft(*args)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert_one_error_line(r, message)
+
+
+def test_ingest_unsupported_file_is_one_error_line(tmp_path):
+    f = tmp_path / "file.xyz"
+    f.write_text("hello", encoding="utf-8")
+    r = ragft("ingest", str(f))
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert_one_error_line(r, f"file.xyz: unsupported file type .xyz; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+
+
+def test_ingest_empty_file_is_one_error_line(tmp_path):
+    f = tmp_path / "empty.md"
+    f.write_bytes(b"")
+    r = ragft("ingest", str(f), "--json")
+    assert r.returncode == 1
+    assert json.loads(r.stdout)[0]["status"] == "refused"  # --json keeps stdout parseable
+    assert_one_error_line(r, "empty.md: the file is empty")
+
+
+def test_delete_unknown_document_is_one_error_line():
+    r = ragft("delete", "nosuch")
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert_one_error_line(r, "no document named 'nosuch'; see: python -m ragft docs")
+
+
+def test_bad_environment_is_one_error_line():
+    r = ragft("docs", RAGFT_TOP_K="lots")
+    assert r.returncode == 2
+    assert_one_error_line(r, "RAGFT_TOP_K='lots' is not a whole number")
