@@ -95,6 +95,7 @@ def list_adapters(adapters_dir: Path) -> list[str]:
         d
         for d in adapters_dir.iterdir()
         if d.is_dir()
+        and not d.name.startswith(".")  # ".name.partial": a run still writing
         and (d / "adapter_config.json").is_file()
         and any((d / w).is_file() for w in ("adapter_model.safetensors", "adapter_model.bin"))
     ]
