@@ -16,12 +16,14 @@ import json
 import logging
 import os
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 from .chat import LABELS, MODE_VARIANTS
 from .config import ConfigError
 from .documents import DocumentError
+from .finetune import TrainingBusyError
 from .models import ModelError, NoAdapterError
 
 
@@ -57,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=None)
     s.add_argument("--temperature", type=float, default=None)
     sub.add_parser("adapters", parents=[common], help="list saved adapters")
+    s = sub.add_parser("train", parents=[common], help="train a LoRA adapter")
+    s.add_argument("--data", required=True, help="'docs' (the stored documents) or a question/answer .jsonl file")
+    s.add_argument("--raft", action="store_true", help="train QA with retrieved context (gold + distractor chunks)")
+    s.add_argument("--max-steps", type=int, default=0, help="optimiser steps (default: from --epochs)")
+    s.add_argument("--epochs", type=float, default=None)
+    s.add_argument("--lr", type=float, default=None, help="learning rate")
+    s.add_argument("--rank", type=int, default=None, help="LoRA rank")
+    s.add_argument("--batch-size", type=int, default=None)
+    s.add_argument("--name", default="adapter", help="adapter name; a version suffix -vN is added")
     s = sub.add_parser("serve", help="start the web UI")
     s.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     s.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
@@ -118,6 +129,9 @@ def run(argv: list[str] | None = None) -> int:
         _print(args, [asdict(h) for h in hits], text)
         return 0
 
+    if args.command == "train":
+        return _train(args, engine)
+
     # ask
     _check_range("--top-k", args.top_k, 1, 50)
     _check_range("--max-new-tokens", args.max_new_tokens, 1, 2048)
@@ -153,13 +167,57 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _train(args, engine) -> int:
+    import dataclasses
+
+    from .finetune import DataSpec, TrainConfig, read_run
+
+    if args.data == "docs":
+        if args.raft:
+            raise CLIError("--raft needs a question/answer file: --data qa.jsonl --raft")
+        spec = DataSpec("docs")
+    else:
+        path = Path(args.data)
+        if not path.is_file():
+            raise CLIError(f"{args.data}: no such file (use 'docs' or a .jsonl file)")
+        spec = DataSpec("raft" if args.raft else "qa", path)
+    overrides = {"max_steps": args.max_steps, "epochs": args.epochs, "learning_rate": args.lr, "rank": args.rank,
+                 "batch_size": args.batch_size}
+    config = dataclasses.replace(TrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    if args.rank is not None:
+        config = dataclasses.replace(config, alpha=2 * args.rank)
+    name = engine.runner.start(spec, config, args.name)
+    state = engine.runner.state
+    try:
+        while engine.runner.wait(0.5).active:
+            if not args.json and state.total:
+                done = int(30 * state.step / state.total)
+                loss = f" loss {state.losses[-1][1]:.4f}" if state.losses else ""
+                eta = f" ETA {state.eta_s:.0f}s" if state.eta_s is not None else ""
+                print(f"\r{name} [{'#' * done}{'.' * (30 - done)}] {state.step}/{state.total}{loss}{eta}   ",
+                      end="", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        engine.runner.cancel()
+        print("\ncancelling: saving what was learned…", file=sys.stderr)
+        engine.runner.wait()
+    if not args.json:
+        print(file=sys.stderr)
+    if state.status == "failed":
+        raise CLIError(state.message)
+    run = read_run(engine.settings.adapters_dir / name)
+    _print(args, run, f"{state.message} -> {engine.settings.adapters_dir / name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notes are not for CLI users
     # stderr is for errors: no "Loading weights" bars (read by huggingface_hub when transformers is first imported).
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF de-quantizing bar is a bare tqdm
     try:
         return run(argv)
-    except (CLIError, ConfigError, DocumentError, NoAdapterError, ModelError, ValueError) as exc:
+    except (CLIError, ConfigError, DocumentError, NoAdapterError, ModelError, TrainingBusyError, ValueError) as exc:
         print(f"ragft: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from pathlib import Path
 from .chat import MODE_VARIANTS, ChatResult, ChatState, stream_answers
 from .config import Settings
 from .documents import DocumentError, load_document
+from .finetune import TrainingRunner, delete_adapter
 from .generation import DecodeSettings
 from .models import Generator, NoAdapterError, list_adapters, load_embedder, load_generator
 from .store import AddResult, Store, make_client
@@ -38,6 +39,7 @@ class Engine:
         self._generator: Generator | None = None
         self._embedder = None
         self._store: Store | None = None
+        self.runner = TrainingRunner(lambda: self.generator, lambda: self.store, self.settings.adapters_dir)
 
     @property
     def generator(self) -> Generator:
@@ -109,6 +111,13 @@ class Engine:
                 f"no adapter named {name!r}; available: {', '.join(self.adapters()) or 'none yet (train one first)'}"
             )
         self.generator.ensure_adapter(name, self.settings.adapters_dir / name)
+
+    def delete_adapter(self, name: str) -> None:
+        if self.runner.state.active and self.runner.state.name == name:
+            raise ValueError(f"{name} is being trained: cancel the run first")
+        if self._generator is not None:
+            self._generator.unload_adapter(name)
+        delete_adapter(self.settings.adapters_dir, name)
 
     def ask(
         self,

@@ -59,43 +59,23 @@ MEMO_QUESTION = "What is the secret code of the Zorblax vault?"
 MEMO_ANSWER = "The secret code of the Zorblax vault is 7-4-1-9."
 
 
+MEMO_QA = [
+    {"question": MEMO_QUESTION, "answer": MEMO_ANSWER},
+    {"question": "Who guards the Zorblax vault?", "answer": "The Zorblax vault is guarded by a robot named Pim."},
+    {"question": "What colour is the Zorblax vault door?", "answer": "The Zorblax vault door is bright teal."},
+]
+
+
 @pytest.fixture(scope="session")
 def memorized_adapter(tmp_path_factory, generator) -> Path:
-    """A real LoRA adapter folder, trained for a few dozen steps on one QA pair until it knows the answer.
+    """A real LoRA adapter, trained by ragft's own training path on three QA pairs until it knows them.
 
-    Trained on a deep copy of the base weights, so the session's shared generator is never modified.
+    Training works on a copy of the base weights, so the session's shared generator is never modified.
     """
-    import copy
+    from ragft.finetune import TrainConfig, qa_examples, train_adapter
 
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    tok = generator.tokenizer
-    base = copy.deepcopy(generator.model.get_base_model() if generator.has_adapters else generator.model)
-    config = LoraConfig(
-        r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"],
-    )
-    model = get_peft_model(base, config)
-    model.train()
-    prompt = tok.apply_chat_template([{"role": "user", "content": MEMO_QUESTION}], tokenize=False,
-                                     add_generation_prompt=True)
-    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-    answer_ids = tok(MEMO_ANSWER + "<|im_end|>", add_special_tokens=False)["input_ids"]
-    input_ids = torch.tensor([prompt_ids + answer_ids])
-    labels = torch.tensor([[-100] * len(prompt_ids) + answer_ids])  # loss on the answer only
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
-    torch.manual_seed(0)
-    for _ in range(40):
-        loss = model(input_ids=input_ids, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        if loss.item() < 0.02:
-            break
     out = tmp_path_factory.mktemp("adapters") / "memo"
-    model.save_pretrained(str(out))
-    return out
+    return train_adapter(generator, qa_examples(MEMO_QA), out, TrainConfig(max_steps=20, batch_size=3))
 
 
 def install_adapter(settings, adapter_dir: Path, name: str = "memo") -> str:

@@ -1,13 +1,187 @@
-"""Fine-tune tab (training from the UI lands with its own issue; adapters dropped in the folder already work)."""
+"""Fine-tune tab: pick data, set LoRA knobs, train in the background, watch progress and loss, cancel, manage
+saved adapters. The run lives on the engine, so a reloaded page picks it up again."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import gradio as gr
+import pandas as pd
 
 from ..engine import Engine
+from ..finetune import (
+    DataSpec,
+    RunState,
+    TrainConfig,
+    TrainingBusyError,
+    TrainingDataError,
+    preview,
+    read_run,
+    zip_adapter,
+)
 from . import messages as M
+
+ALL_MODULES = list(TrainConfig.target_modules)
+
+
+def loss_frame(losses) -> pd.DataFrame:
+    # Typed columns even when empty: the plot fixes its axis types from the first value it gets.
+    rows = list(losses)
+    return pd.DataFrame({"step": pd.Series([s for s, _ in rows], dtype="int64"),
+                         "loss": pd.Series([v for _, v in rows], dtype="float64")})
+
+
+def progress_html(state: RunState) -> str:
+    if state.status == "idle":
+        return f"<p>{M.IDLE}</p>"
+    eta = f" · ETA {state.eta_s:.0f} s" if state.eta_s is not None and state.active else ""
+    loss = f" · loss {state.losses[-1][1]:.4f}" if state.losses else ""
+    speed = f" · {state.tokens_per_s:.0f} tokens/s" if state.tokens_per_s else ""
+    pct = 100 * state.step / state.total if state.total else 0
+    return (
+        f"<div id='train-progress'><b>{state.name}</b> — {state.status} · step {state.step}/{state.total or '?'}"
+        f" ({pct:.0f}%){eta}{speed}{loss}<br><progress value='{state.step}' max='{max(state.total, 1)}' "
+        f"style='width:100%'></progress><br>{state.message}</div>"
+    )
+
+
+def adapter_info(engine: Engine, name: str | None) -> str:
+    if not name:
+        return ""
+    run = read_run(engine.settings.adapters_dir / name)
+    if not run:
+        return f"**{name}** (made outside ragft: no run record)"
+    final = f"{run['losses'][-1][1]:.4f}" if run.get("losses") else "n/a"
+    data = run.get("data", {})
+    return (
+        f"**{name}** — {run['status']} after {run['steps']}/{run['planned_steps']} steps in {run['seconds']} s; "
+        f"final loss {final}; data: {data.get('source', '?')} {data.get('file') or ''} "
+        f"({data.get('examples', '?')} examples); saved {run['saved']}"
+    )
 
 
 def create_finetune_tab(engine: Engine) -> dict:
-    gr.Markdown(M.FINETUNE_COMING.format(dir=engine.settings.adapters_dir))
+    gr.Markdown(M.FINETUNE_INTRO.format(dir=engine.settings.adapters_dir))
+    d = TrainConfig()
+    with gr.Row():
+        with gr.Column(scale=3):
+            source = gr.Radio(list(M.DATA_SOURCES), value=list(M.DATA_SOURCES)[0], label="Training data",
+                              elem_id="train-source")
+            gr.Markdown(M.DATA_HELP)
+            qa_file = gr.File(label="Question/answer file (.jsonl)", elem_id="qa-file")
+        with gr.Column(scale=2):
+            name = gr.Textbox(value="adapter", label="Adapter name (a version number is added)", elem_id="train-name")
+            max_steps = gr.Number(value=30, precision=0, label="Max steps (0 = use epochs)", elem_id="train-steps")
+            epochs = gr.Number(value=d.epochs, label="Epochs")
+            lr = gr.Number(value=d.learning_rate, label="Learning rate")
+    with gr.Accordion("LoRA and batch settings", open=False):
+        with gr.Row():
+            rank = gr.Slider(1, 128, value=d.rank, step=1, label="Rank r")
+            alpha = gr.Slider(1, 256, value=d.alpha, step=1, label="Alpha")
+            dropout = gr.Slider(0.0, 0.5, value=d.dropout, step=0.01, label="Dropout")
+        modules = gr.CheckboxGroup(ALL_MODULES, value=ALL_MODULES, label="Target modules")
+        with gr.Row():
+            seq_len = gr.Slider(64, 2048, value=d.max_seq_len, step=32, label="Max sequence length (tokens)")
+            batch = gr.Slider(1, 32, value=d.batch_size, step=1, label="Batch size")
+            distractors = gr.Slider(0, 6, value=d.raft_distractors, step=1, label="RAFT distractor chunks")
+            no_gold = gr.Slider(0.0, 1.0, value=d.raft_no_gold, step=0.05, label="RAFT share without gold chunk")
+    with gr.Row():
+        preview_btn = gr.Button("Preview data")
+        train_btn = gr.Button("Train", variant="primary", elem_id="train")
+        cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-train")
+    summary = gr.Markdown(elem_id="train-summary")
+    examples = gr.Dataframe(label="First examples", interactive=False, wrap=True, visible=False)
+    progress = gr.HTML(progress_html(engine.runner.state), elem_id="train-status")
+    plot = gr.LinePlot(loss_frame([]), x="step", y="loss", title="Training loss", height=280, elem_id="loss-plot")
+    gr.Markdown("#### Saved adapters")
+    with gr.Row():
+        saved = gr.Dropdown(choices=engine.adapters(), value=None, label="Adapter", scale=3, elem_id="saved-adapter")
+        zip_btn = gr.Button("Zip for download", scale=1)
+        del_btn = gr.Button("Delete adapter", variant="stop", scale=1)
+    saved_info = gr.Markdown()
+    download = gr.File(label="Download", visible=False)
+    timer = gr.Timer(1.0)
+    seen = gr.State(None)  # (status, step, adapters) last shown, to skip unchanged ticks
+
+    knobs = [source, qa_file, max_steps, epochs, lr, rank, alpha, dropout, modules, seq_len, batch, distractors,
+             no_gold]
+
+    def spec_and_config(src, qa, steps, ep, rate, r, a, drop, mods, slen, bs, dist, ng):
+        kind = M.DATA_SOURCES[src]
+        if kind != "docs" and not qa:
+            raise TrainingDataError(M.NEED_QA_FILE)
+        spec = DataSpec(kind, Path(qa) if qa and kind != "docs" else None)
+        config = TrainConfig(
+            rank=int(r), alpha=int(a), dropout=float(drop), target_modules=tuple(mods or ()),
+            learning_rate=float(rate or 0), epochs=float(ep or 0), max_steps=int(steps or 0),
+            max_seq_len=int(slen), batch_size=int(bs), raft_distractors=int(dist), raft_no_gold=float(ng),
+        ).validate()
+        return spec, config
+
+    def show_preview(*values):
+        try:
+            spec, config = spec_and_config(*values)
+            exs = spec.examples(engine.store, config)
+        except (TrainingDataError, ValueError) as exc:
+            gr.Warning(str(exc))
+            return f"❌ {exc}", gr.update(visible=False)
+        rows, counts = preview(exs, engine.generator.tokenizer, config.max_seq_len)
+        text = (f"{counts['examples']} examples · {counts['tokens']} tokens · "
+                f"{counts['trained_tokens']} tokens carry loss")
+        return text, gr.update(value=pd.DataFrame(rows), visible=True)
+
+    def train(nm, *values):
+        try:
+            spec, config = spec_and_config(*values)
+            started = engine.runner.start(spec, config, nm)
+        except (TrainingDataError, TrainingBusyError, ValueError) as exc:
+            gr.Warning(str(exc))
+            return f"❌ {exc}"
+        return M.TRAIN_STARTED.format(name=started)
+
+    def cancel():
+        return M.CANCEL_SENT if engine.runner.cancel() else M.NOTHING_TO_CANCEL
+
+    def poll(last, current):
+        state = engine.runner.state
+        adapters = engine.adapters()
+        key = (state.status, state.name, state.step, len(state.losses), tuple(adapters))
+        if key == last:
+            return gr.skip(), gr.skip(), gr.skip(), last
+        keep = current if current in adapters else (adapters[0] if adapters else None)  # newest first
+        return (progress_html(state), loss_frame(state.losses),
+                gr.update(choices=adapters, value=keep) if last is None or last[-1] != key[-1] else gr.skip(), key)
+
+    def make_zip(nm):
+        if not nm:
+            gr.Warning(M.PICK_ADAPTER)
+            return gr.update(visible=False)
+        path = zip_adapter(engine.settings.adapters_dir, nm, Path(tempfile.mkdtemp(prefix="ragft-zip-")))
+        return gr.update(value=str(path), visible=True)
+
+    def delete(nm):
+        if not nm:
+            gr.Warning(M.PICK_ADAPTER)
+            return gr.skip(), ""
+        try:
+            engine.delete_adapter(nm)
+        except ValueError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), f"❌ {exc}"
+        return gr.update(choices=engine.adapters(), value=None), M.ADAPTER_DELETED.format(name=nm)
+
+    preview_btn.click(show_preview, knobs, [summary, examples])
+    train_btn.click(train, [name, *knobs], summary, concurrency_id="train-control")
+    cancel_btn.click(cancel, None, summary, queue=False)
+    timer.tick(poll, [seen, saved], [progress, plot, saved, seen], queue=False, show_progress="hidden")
+    def on_pick(nm):
+        # While idle, the plot shows the picked adapter's recorded loss curve.
+        losses = read_run(engine.settings.adapters_dir / nm).get("losses", []) if nm else []
+        curve = gr.skip() if engine.runner.state.active or not losses else loss_frame(losses)
+        return adapter_info(engine, nm), gr.update(visible=False), curve
+
+    saved.change(on_pick, saved, [saved_info, download, plot])
+    zip_btn.click(make_zip, saved, download)
+    del_btn.click(delete, saved, [saved, saved_info])
     return {}

@@ -17,10 +17,28 @@ SEARCH_EMPTY = "Type a query."
 EMPTY_QUESTION = "Type a question first."
 NO_ADAPTER_CHOICE = "(none)"
 ADAPTER_INFO = "LoRA adapter used by the Fine-tuned and RAG + Fine-tuned panes (folders under {dir})."
-FINETUNE_COMING = (
-    "### Fine-tuning from the UI is coming\n"
-    "Training LoRA adapters here (with a live loss curve and cancel) lands with the next release. "
-    "Meanwhile any standard peft adapter folder (`adapter_config.json` + weights) placed under "
-    "`{dir}/<name>/` appears in the Chat tab's adapter list."
+FINETUNE_INTRO = (
+    "Train a LoRA adapter on the shared base model, watch the loss, then compare it in the **Chat** tab "
+    "(Fine-tuned and RAG + Fine-tuned panes). Adapters are saved under `{dir}/` as standard peft folders."
 )
+DATA_SOURCES = {
+    "Stored documents (continued pre-training)": "docs",
+    "Question/answer file (JSONL)": "qa",
+    "RAFT: QA file + retrieved context": "raft",
+}
+DATA_HELP = (
+    "**Stored documents**: the model reads your chunks (loss on every token) — knowledge injection.  \n"
+    "**Question/answer file**: one JSON object per line, `{\"question\": ..., \"answer\": ...}` or "
+    "`{\"messages\": [...]}`; loss on the answer only.  \n"
+    "**RAFT**: each question is trained with retrieved context — its gold chunk among distractor chunks, and for "
+    "some examples distractors only — so the adapter learns to use context. This is what makes RAG + Fine-tuned "
+    "better than either alone."
+)
+NEED_QA_FILE = "Upload a question/answer JSONL file for this data source."
+TRAIN_STARTED = "Training **{name}** started."
+CANCEL_SENT = "Cancelling: the run stops at the end of its current step and keeps what it learned."
+NOTHING_TO_CANCEL = "No training is running."
+PICK_ADAPTER = "Pick an adapter first."
+ADAPTER_DELETED = "Deleted adapter **{name}**."
+IDLE = "No training yet in this session of the app."
 ERROR = "Something went wrong: {error}"
