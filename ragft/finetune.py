@@ -340,7 +340,7 @@ def train_adapter(
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         lr_scheduler_type="constant_with_warmup",
-        warmup_steps=min(5, total // 10),
+        warmup_steps=min(5, total // 20),  # short runs: every step counts
         logging_steps=1,
         save_strategy="no",
         report_to=[],

@@ -5,6 +5,7 @@ Saves screenshots under test-artifacts/ (the README's Chat screenshot comes from
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import MEMO_QUESTION, install_adapter
+from ..conftest import MEMO_QA, MEMO_QUESTION, install_adapter
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -34,9 +35,8 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def app_url(settings, memorized_adapter, tmp_path):
-    """Start `python app.py` as a user would, on a free port, with one trained adapter already saved."""
-    install_adapter(settings, memorized_adapter)
+def app_url(settings, tmp_path):
+    """Start `python app.py` as a user would, on a free port, on this test's data dir."""
     port = free_port()
     env = {**os.environ, "RAGFT_DATA_DIR": str(settings.data_dir), "GRADIO_SERVER_PORT": str(port)}
     log = open(tmp_path / "app.log", "w+")
@@ -84,8 +84,9 @@ def wait_for_text(locator, pattern: str, timeout_s: float = 180) -> str:
     raise AssertionError(f"{pattern!r} never appeared; last text:\n{text}")
 
 
-def test_upload_ask_and_see_four_answers_with_sources(app_url, page, tmp_path):
+def test_upload_ask_and_see_four_answers_with_sources(app_url, page, tmp_path, settings, memorized_adapter):
     ARTIFACTS.mkdir(exist_ok=True)
+    install_adapter(settings, memorized_adapter)  # saved while the app runs: found without a restart
     good = tmp_path / "glimmerphone.md"
     good.write_text("# Inventions\n\nThe glimmerphone was invented by Ada Trent in 1931 in the town of Wexbridge.\n")
     bad = tmp_path / "photo.png"
@@ -133,3 +134,57 @@ def test_upload_ask_and_see_four_answers_with_sources(app_url, page, tmp_path):
     wait_for_text(page.locator("#pane-ft"), r"7-4-1-9")
     wait_for_text(page.locator("#pane-rag-ft"), r"(?s)Source: .*Source: ", 120)  # the second answer is complete
     page.screenshot(path=str(ARTIFACTS / "chat-adapter.png"))
+
+
+def test_train_from_the_ui_watch_the_loss_then_chat_with_the_new_adapter(app_url, page, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    qa = tmp_path / "vault-qa.jsonl"
+    qa.write_text("\n".join(json.dumps(r) for r in MEMO_QA))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "no answer here"}')
+
+    page.goto(app_url)
+    page.get_by_role("tab", name="Fine-tune").click()
+    page.get_by_text("Question/answer file (JSONL)").click()
+
+    # A bad file is refused with a message naming the line and the problem.
+    page.locator("#qa-file input[type=file]").set_input_files(str(bad))
+    wait_for_text(page.locator("#qa-file"), r"bad\s*\.jsonl", 60)
+    page.click("#train")
+    wait_for_text(page.locator("#train-summary"), r"bad\.jsonl line 1: missing or empty 'answer'", 60)
+
+    page.locator("#qa-file button[aria-label='Clear']").click()
+    page.locator("#qa-file input[type=file]").set_input_files(str(qa))
+    wait_for_text(page.locator("#qa-file"), r"vault-qa\s*\.jsonl", 60)
+    page.locator("#train-name").locator("input, textarea").fill("vault")
+    page.fill("#train-steps input", "12")
+    page.click("#train")
+    wait_for_text(page.locator("#train-summary"), r"Training vault-v1 started", 60)
+
+    # The progress and the loss plot keep updating while it trains.
+    status = page.locator("#train-status")
+    plots = set()
+    steps = set()
+    deadline = time.time() + 300
+    while "done" not in status.inner_text() and time.time() < deadline:
+        m = re.search(r"step (\d+)/12", status.inner_text())
+        if m:
+            steps.add(int(m.group(1)))
+        plots.add(page.locator("#loss-plot").inner_html())
+        time.sleep(0.5)
+    assert "vault-v1 — done · step 12/12" in status.inner_text()
+    assert len(steps) >= 3 and len(plots) >= 3, (steps, len(plots))
+    page.screenshot(path=str(ARTIFACTS / "finetune.png"), full_page=True)
+
+    # The Chat tab picks the new adapter up without a restart and the fine-tuned pane answers what it learned.
+    page.get_by_role("tab", name="Chat").click()
+    picked = page.locator("#adapter-picked input")
+    deadline = time.time() + 30
+    while picked.input_value() != "vault-v1" and time.time() < deadline:
+        time.sleep(0.3)
+    assert picked.input_value() == "vault-v1"
+    page.fill("#question textarea", MEMO_QA[1]["question"])
+    page.click("#send")
+    ft = wait_for_text(page.locator("#pane-ft"), r"robot named Pim", 180)
+    assert "No adapter picked" not in ft
+    wait_for_text(page.locator("#pane-rag-ft"), r"robot named Pim|\?\s*\S+", 120)
