@@ -299,7 +299,7 @@ def train_adapter(
         raise TrainingDataError("no trainable tokens: every example was empty after tokenizing")
     with generator.lock:  # not while a batch is being generated or an adapter loaded
         model = copy.deepcopy(generator.model)
-    if hasattr(model, "peft_config"):
+    if generator.has_adapters:
         model = model.unload()  # drop chat's adapters: train on the plain base weights
     if getattr(model, "hf_quantizer", None) is not None and model.hf_quantizer.__class__.__name__ == "GgufHfQuantizer":
         # transformers de-quantizes GGUF weights to float on load; only the flag remains, and it blocks Trainer.

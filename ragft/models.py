@@ -122,7 +122,9 @@ class Generator:
 
     @property
     def has_adapters(self) -> bool:
-        return hasattr(self.model, "peft_config")
+        from peft import PeftModel
+
+        return isinstance(self.model, PeftModel)
 
     @property
     def loaded_adapters(self) -> list[str]:
@@ -152,9 +154,14 @@ class Generator:
 
     def unload_adapter(self, name: str) -> None:
         with self.lock:
-            if name in self._adapter_paths:
+            if name not in self._adapter_paths:
+                return
+            del self._adapter_paths[name]
+            if self._adapter_paths:
                 self.model.delete_adapter(name)
-                del self._adapter_paths[name]
+                self.model.set_adapter(next(iter(self._adapter_paths)))  # never leave a deleted one active
+            else:
+                self.model = self.model.unload()  # the last one gone: back to the plain base model
 
 
 def load_generator(configured: str = "") -> Generator:

@@ -1,6 +1,6 @@
 """``python -m ragft`` as a user runs it: a real subprocess on this test's data dir (RAGFT_DATA_DIR, set by conftest).
 
-``ask`` with the model is covered elsewhere; here only its argument errors, which fail before any model loads.
+Most cases fail or finish before any model loads; ``ask`` and ``train`` load the real generator once each.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def test_ingest_with_one_bad_file_adds_the_good_one(two_files, tmp_path):
         (
             ["frobnicate"],
             "argument command: invalid choice: 'frobnicate' (choose from 'ingest', 'docs', 'delete', 'search', "
-            "'ask', 'adapters', 'serve') (see: python -m ragft --help)",
+            "'ask', 'adapters', 'train', 'serve') (see: python -m ragft --help)",
         ),
         ([], "the following arguments are required: command (see: python -m ragft --help)"),
         (["ask"], "the following arguments are required: question (see: python -m ragft ask --help)"),
@@ -174,3 +174,32 @@ def test_bad_environment_is_one_error_line():
     r = ragft("docs", RAGFT_TOP_K="lots")
     assert r.returncode == 2
     assert_one_error_line(r, "RAGFT_TOP_K='lots' is not a whole number")
+
+
+def test_ask_prints_answers_and_sources_as_json(two_files):
+    moon, _ = two_files
+    assert ragft("ingest", str(moon)).returncode == 0
+    r = ragft("ask", "What is the moon of Zorblax named?", "--mode", "rag", "--sources", "--json",
+              "--max-new-tokens", "16")
+    assert (r.returncode, r.stderr) == (0, "")
+    out = json.loads(r.stdout)
+    assert list(out["answers"]) == ["rag"] and "Quib" in out["answers"]["rag"]
+    assert out["sources"]["rag"][0]["source"] == "zorblax.txt" and "Quib" in out["sources"]["rag"][0]["text"]
+    plain = ragft("ask", "Say hi.", "--mode", "plain", "--max-new-tokens", "4")
+    assert plain.returncode == 0 and plain.stdout.strip() and "==" not in plain.stdout  # the answer only
+
+
+def test_train_then_ask_with_the_adapter(tmp_path):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "What is the vault code?", "answer": "The vault code is 7-4-1-9."}))
+    r = ragft("train", "--data", str(qa), "--max-steps", "3", "--name", "vault", "--json")
+    assert r.returncode == 0, r.stderr
+    run = json.loads(r.stdout)
+    assert (run["name"], run["status"], run["steps"]) == ("vault-v1", "done", 3)
+    assert ragft("adapters").stdout.split() == ["vault-v1"]
+    r = ragft("ask", "What is the vault code?", "--mode", "ft", "--max-new-tokens", "4")
+    assert r.returncode == 0 and r.stdout.strip()
+
+
+def test_ask_fine_tuned_without_adapter_says_so():
+    assert_one_error_line(ragft("ask", "hi", "--mode", "ft"), "no adapter yet: train one first, or use --mode plain|rag")

@@ -179,6 +179,8 @@ def test_one_run_at_a_time_and_cancel_keeps_a_usable_adapter(docs_engine):
     while runner.state.step < 2 and time.time() < deadline:
         time.sleep(0.2)
     assert docs_engine.adapters() == []  # nothing half-written is listed while it runs
+    chat = final(docs_engine.ask("Hi?", "plain", None, DecodeSettings(max_new_tokens=4)))
+    assert chat.answers["plain"] and runner.state.active  # chat keeps working while it trains
     asked = time.time()
     assert runner.cancel()
     state = runner.wait(60)
@@ -202,3 +204,6 @@ def test_adapters_zip_and_delete(engine, memorized_adapter, tmp_path):
     assert {"memo/adapter_config.json", f"memo/{RUN_FILE}"} <= set(zipfile.ZipFile(archive).namelist())
     engine.delete_adapter("memo")
     assert engine.adapters() == [] and "memo" not in engine.generator.loaded_adapters
+    # With no adapter left the model is the plain base again (other tests' adapters may share this session's model).
+    assert engine.generator.has_adapters == bool(engine.generator.loaded_adapters)
+    assert final(engine.ask("Hi?", "plain", None, DecodeSettings(max_new_tokens=4))).answers["plain"]

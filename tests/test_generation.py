@@ -58,3 +58,14 @@ def test_batched_equals_unbatched_for_each_variant(generator, memorized_adapter)
     alone = [generate_batch(generator, [c], [n], decode)[0] for c, n in zip(convs, names)]
     assert batched == alone
     assert batched[0] != batched[2]  # the adapter really acts on its rows
+
+
+def test_unloading_the_last_adapter_returns_to_the_plain_model(memorized_adapter):
+    from ragft.models import load_generator
+
+    g = load_generator()  # its own model: the session's shared one may hold other tests' adapters
+    plain = generate_batch(g, [build_messages("Hi?")], [BASE], DecodeSettings(max_new_tokens=6))
+    g.ensure_adapter("memo", memorized_adapter)
+    g.unload_adapter("memo")
+    assert not g.has_adapters and g.loaded_adapters == []
+    assert generate_batch(g, [build_messages("Hi?")], [BASE], DecodeSettings(max_new_tokens=6)) == plain

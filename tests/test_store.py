@@ -19,6 +19,8 @@ from ragft.documents import load_document
 from ragft.engine import Engine
 from ragft.store import Store, chunk_id, make_client
 
+from .test_documents import make_docx, make_pdf
+
 # One made-up fact per format, and a question only that fact answers.
 FACTS = {
     "zorblax.txt": (
@@ -49,24 +51,9 @@ def write_file(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     paragraphs = text.split("\n\n")
     if path.suffix == ".pdf":
-        from fpdf import FPDF
-
-        pdf = FPDF()
-        pdf.add_page()
-        pdf.set_font("Helvetica", size=12)
-        for p in paragraphs:
-            pdf.multi_cell(0, 8, p)
-            pdf.ln(8)
-        pdf.output(str(path))
-        return path
+        return make_pdf(path, paragraphs)
     if path.suffix == ".docx":
-        import docx
-
-        document = docx.Document()
-        for p in paragraphs:
-            document.add_paragraph(p)
-        document.save(str(path))
-        return path
+        return make_docx(path, paragraphs)
     if path.suffix == ".html":
         body = "".join(f"<p>{p}</p>" for p in paragraphs)
         path.write_text(
