@@ -7,6 +7,7 @@ the same name gets its new chunks first and only then loses its old ones, so a f
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,16 +123,11 @@ class Store:
 
     def documents(self) -> list[DocInfo]:
         metas = self.collection.get(include=["metadatas"])["metadatas"]
-        by_name: dict[str, DocInfo] = {}
-        counts: dict[str, int] = {}
-        for m in metas:
-            counts[m["source"]] = counts.get(m["source"], 0) + 1
-            by_name[m["source"]] = DocInfo(
-                m["source"], 0, m["doc_chars"], m["doc_bytes"], m["content_hash"], m["added"]
-            )
+        counts = Counter(m["source"] for m in metas)
+        first = {m["source"]: m for m in metas}  # every chunk of a document carries the same document fields
         return [
-            DocInfo(d.name, counts[d.name], d.chars, d.size_bytes, d.content_hash, d.added)
-            for d in sorted(by_name.values(), key=lambda d: d.name.lower())
+            DocInfo(name, counts[name], m["doc_chars"], m["doc_bytes"], m["content_hash"], m["added"])
+            for name, m in sorted(first.items(), key=lambda item: item[0].lower())
         ]
 
     def chunks(self, name: str) -> list[Hit]:
