@@ -4,6 +4,7 @@
     python -m ragft docs
     python -m ragft search "when was the glimmerphone invented?"
     python -m ragft ask "when was the glimmerphone invented?" --mode all --sources
+    python -m ragft eval --generate 20 --out results.json
     python -m ragft serve            # the web UI at http://127.0.0.1:7860
 
 Every command takes ``--json``. Errors print one line on stderr and exit non-zero.
@@ -25,6 +26,7 @@ from .config import ConfigError
 from .documents import DocumentError
 from .finetune import TrainingBusyError
 from .models import ModelError, NoAdapterError
+from .questions import QuestionSetError
 
 
 class CLIError(Exception):
@@ -68,6 +70,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--rank", type=int, default=None, help="LoRA rank")
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--name", default="adapter", help="adapter name; a version suffix -vN is added")
+    s = sub.add_parser("eval", parents=[common], help="score plain, RAG, fine-tuned and combined on a question set")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--questions", help="a question set: a .jsonl file, or the name of a set saved in the UI")
+    g.add_argument("--generate", type=int, metavar="N", help="make N fill-in-the-blank questions from the documents")
+    s.add_argument("--choices", type=int, default=0,
+                   help="with --generate: multiple choice with this many options, scored by log-likelihood")
+    s.add_argument("--save-set", metavar="NAME", help="with --generate: also save the questions as a named set")
+    s.add_argument("--adapter", default=None, help="adapter for the fine-tuned variants (default: newest; 'none')")
+    s.add_argument("--variants", default="all", help="comma-separated: plain,rag,ft,rag+ft (default: all)")
+    s.add_argument("-k", "--top-k", type=int, default=None)
+    s.add_argument("--max-new-tokens", type=int, default=None)
+    s.add_argument("--batch-size", type=int, default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", type=Path, help="write the results: .json (everything) or .csv (one row per answer)")
     s = sub.add_parser("serve", help="start the web UI")
     s.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     s.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
@@ -131,6 +147,8 @@ def run(argv: list[str] | None = None) -> int:
 
     if args.command == "train":
         return _train(args, engine)
+    if args.command == "eval":
+        return _eval(args, engine)
 
     # ask
     _check_range("--top-k", args.top_k, 1, 50)
@@ -209,6 +227,61 @@ def _train(args, engine) -> int:
     return 0
 
 
+def _eval(args, engine) -> int:
+    import dataclasses
+
+    from .chat import VARIANTS
+    from .evaluate import EvalConfig, format_table
+
+    variants = VARIANTS if args.variants == "all" else tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    config = dataclasses.replace(
+        EvalConfig(top_k=engine.settings.top_k), variants=variants, seed=args.seed,
+        **{k: v for k, v in {"top_k": args.top_k, "max_new_tokens": args.max_new_tokens,
+                             "batch_size": args.batch_size}.items() if v is not None},
+    ).validate()
+    if args.out and args.out.suffix.lower() not in (".json", ".csv"):
+        raise CLIError(f"--out {args.out}: use a .json or .csv file name")
+    if args.generate is not None:
+        _check_range("--choices", args.choices, 0, 8)
+        items, note = engine.generate_questions(args.generate, choices=args.choices)
+        set_name = args.save_set or "generated"
+        if args.save_set:
+            engine.save_question_set(args.save_set, items)
+        print(f"ragft: {note}", file=sys.stderr)
+    else:
+        if args.save_set or args.choices:
+            raise CLIError("--save-set and --choices go with --generate")
+        path = Path(args.questions)
+        if path.suffix.lower() == ".jsonl" or path.exists():
+            if not path.is_file():
+                raise CLIError(f"{args.questions}: no such file")
+            from .questions import load_set
+
+            items, set_name = load_set(path), path.stem
+        else:
+            items, set_name = engine.load_question_set(args.questions), args.questions
+    adapter = args.adapter
+    if adapter is None and {"ft", "rag+ft"} & set(variants):
+        adapter = next(iter(engine.adapters()), None)
+    adapter = None if adapter in (None, "none") else adapter
+    progress = None
+    for progress in engine.evaluate(items, adapter, config, set_name):
+        if not args.json:
+            print(f"\r[{progress.done}/{progress.total}] {progress.message}".ljust(78), end="", file=sys.stderr,
+                  flush=True)
+    if not args.json:
+        print(file=sys.stderr)
+    result = progress.result
+    if result.overlap_note:
+        print(f"ragft: note: {result.overlap_note}", file=sys.stderr)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        (result.write_answers_csv if args.out.suffix.lower() == ".csv" else result.write_json)(args.out)
+    head = f"{len(items)} questions from {set_name}; adapter: {adapter or 'none'}\n"
+    _print(args, result.to_json(), head + format_table(result.summary()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notes are not for CLI users
@@ -217,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF de-quantizing bar is a bare tqdm
     try:
         return run(argv)
-    except (CLIError, ConfigError, DocumentError, NoAdapterError, ModelError, TrainingBusyError, ValueError) as exc:
+    except (CLIError, ConfigError, DocumentError, NoAdapterError, ModelError, TrainingBusyError, QuestionSetError,
+            ValueError) as exc:
         print(f"ragft: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -94,5 +94,13 @@ class Settings:
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"
 
+    @property
+    def questions_dir(self) -> Path:
+        return self.data_dir / "questions"
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.data_dir / "evals"
+
     def describe(self) -> dict:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}

@@ -124,6 +124,17 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
+def _join(pieces: list[list[str]]) -> str:
+    # A piece without end punctuation (a heading, a list item) keeps its line break, so it stays apart from the
+    # sentence after it for readers of the chunk (and for the question generator's sentence splitter).
+    out = ""
+    for piece in pieces:
+        if out:
+            out += " " if re.search(r"[.!?][\"')\]]{0,2}$", out) else "\n"
+        out += " ".join(piece)
+    return out
+
+
 def chunk_text(text: str, chunk_words: int = 120, overlap_words: int = 20) -> list[str]:
     """Pack whole sentences into chunks of at most ``chunk_words`` words; each chunk repeats the last sentences of
     the one before, up to ``overlap_words`` words. A sentence longer than a chunk is cut into word windows.
@@ -144,7 +155,7 @@ def chunk_text(text: str, chunk_words: int = 120, overlap_words: int = 20) -> li
     size = 0
     for piece in pieces:
         if current and size + len(piece) > chunk_words:
-            chunks.append(" ".join(" ".join(p) for p in current))
+            chunks.append(_join(current))
             # Carry over trailing sentences that fit in the overlap and still leave room for this piece.
             carried: list[list[str]] = []
             carried_size = 0
@@ -157,7 +168,7 @@ def chunk_text(text: str, chunk_words: int = 120, overlap_words: int = 20) -> li
         current.append(piece)
         size += len(piece)
     if current:
-        chunks.append(" ".join(" ".join(p) for p in current))
+        chunks.append(_join(current))
     return chunks
 
 

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .chat import MODE_VARIANTS, ChatResult, ChatState, stream_answers
+from .chat import MODE_VARIANTS, ChatResult, ChatState, build_messages, stream_answers
 from .config import Settings
 from .documents import DocumentError, load_document
-from .finetune import TrainingRunner, delete_adapter
-from .generation import DecodeSettings
-from .models import Generator, NoAdapterError, list_adapters, load_embedder, load_generator
+from .evaluate import EvalConfig, EvalProgress, run_evaluation, training_overlap
+from .finetune import TrainingRunner, delete_adapter, read_run
+from .generation import DecodeSettings, generate_batch
+from .models import BASE, Generator, NoAdapterError, list_adapters, load_embedder, load_generator
+from .questions import (
+    QAItem,
+    QuestionSetError,
+    check_set_name,
+    generate_cloze,
+    list_sets,
+    llm_questions,
+    load_set,
+    save_set,
+    set_path,
+    split_set,
+)
 from .store import AddResult, Store, make_client
 
 log = logging.getLogger(__name__)
@@ -145,6 +159,87 @@ class Engine:
             top_k or s.top_k,
             state,
         )
+
+    # --- question sets and evaluation ------------------------------------------------------------------------
+    def question_sets(self) -> list[str]:
+        return list_sets(self.settings.questions_dir)
+
+    def load_question_set(self, name: str) -> list[QAItem]:
+        path = set_path(self.settings.questions_dir, check_set_name(name))
+        if not path.is_file():
+            raise QuestionSetError(
+                f"no question set named {name!r}; saved sets: {', '.join(self.question_sets()) or 'none yet'}"
+            )
+        return load_set(path)
+
+    def save_question_set(self, name: str, items: list[QAItem], split: str = "") -> list[str]:
+        """Save ``items`` as set ``name``; with ``split`` ("heldout" or "paraphrase") as ``name-train`` (for the
+        Fine-tune tab) and ``name-test`` (for Evaluate). Returns the names saved."""
+        name = check_set_name(name)
+        if not items:
+            raise QuestionSetError("nothing to save: the set has no questions")
+        d = self.settings.questions_dir
+        parts = dict(zip(("train", "test"), split_set(items, split))) if split else {"": items}
+        names = [f"{name}-{part}" if part else name for part in parts]
+        for full, part_items in zip(names, parts.values()):
+            save_set(part_items, set_path(d, full))
+        return names
+
+    def generate_questions(self, n: int, method: str = "cloze", choices: int = 0) -> tuple[list[QAItem], str]:
+        """Up to ``n`` questions grounded in the stored chunks, and a line saying what was made.
+
+        ``cloze`` needs no model (fill-in-the-blank on names, numbers and years); ``llm`` asks the base model to
+        write questions and keeps only those whose answer is found in their chunk.
+        """
+        if not 1 <= n <= 2000:
+            raise QuestionSetError("the number of questions must be 1..2000")
+        chunks = [h for d in self.store.documents() for h in self.store.chunks(d.name)]
+        if not chunks:
+            raise QuestionSetError("the document store is empty: add documents in the Documents tab first")
+        if method == "cloze":
+            items = generate_cloze(chunks, n, choices=choices)
+            note = f"{len(items)} fill-in-the-blank questions from {len(chunks)} chunks"
+        elif method == "llm":
+            items, dropped = llm_questions(chunks, self._complete, n)
+            note = (f"{len(items)} questions written by {self.generator.source.description}; {dropped} replies "
+                    "dropped (answer not found in the chunk, or not in Question/Answer form)")
+        else:
+            raise QuestionSetError(f"unknown method {method!r}; use cloze or llm")
+        if not items:
+            raise QuestionSetError(f"no questions could be made from the stored documents ({note})")
+        return items, note
+
+    def _complete(self, prompts: list[str]) -> list[str]:
+        conversations = [build_messages(p) for p in prompts]
+        return generate_batch(self.generator, conversations, [BASE] * len(prompts), DecodeSettings(80))
+
+    def training_overlap(self, items: list[QAItem], adapter: str | None) -> tuple[list[str], str]:
+        """Which questions ``adapter`` was trained on (see ``evaluate.training_overlap``), and a note."""
+        if not adapter or not items:
+            return [""] * len(items), ""
+        return training_overlap(items, read_run(self.settings.adapters_dir / adapter))
+
+    def evaluate(
+        self,
+        items: list[QAItem],
+        adapter: str | None = None,
+        config: EvalConfig | None = None,
+        set_name: str = "",
+        cancel: threading.Event | None = None,
+    ) -> Iterator[EvalProgress]:
+        """Run ``run_evaluation`` on the shared model and store; the finished result is written under
+        ``<data>/evals/<time>-<set>/`` (``result.files``)."""
+        config = config or EvalConfig(top_k=self.settings.top_k)
+        if adapter:
+            self.use_adapter(adapter)
+        run = read_run(self.settings.adapters_dir / adapter) if adapter else {}
+        for progress in run_evaluation(
+            self.generator, self.store.search, items, adapter or None, config, cancel, set_name, run
+        ):
+            if progress.finished:
+                out = self.settings.evals_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{set_name or 'questions'}"
+                progress.result.files = progress.result.write(out)
+            yield progress
 
 
 _engine: Engine | None = None

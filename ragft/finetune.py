@@ -99,6 +99,10 @@ class Example:
     messages: tuple[dict, ...] = ()
     answer: str = ""
     text: str = ""
+    # Where it came from, kept in the run record so Evaluate can warn about train/test overlap.
+    question: str = ""
+    fact: str = ""
+    source: str = ""
 
 
 # --- data ----------------------------------------------------------------------------------------------------
@@ -145,8 +149,9 @@ def load_qa_file(path: Path) -> list[dict]:
                 )
             question, answer = str(obj["question"]), str(obj["answer"])
         record = {"question": question.strip(), "answer": answer.strip()}
-        if obj.get("source"):
-            record["source"] = str(obj["source"])
+        for key in ("source", "fact"):  # fact: question sets saved by the Evaluate tab
+            if obj.get(key):
+                record[key] = str(obj[key])
         records.append(record)
     if not records:
         raise TrainingDataError(f"{name}: no records; expected JSON Lines with question/answer pairs")
@@ -157,14 +162,17 @@ def document_examples(store: Store) -> list[Example]:
     """Every stored chunk as raw text: continued pre-training on the user's documents."""
     examples = []
     for doc in store.documents():
-        examples += [Example(text=h.text) for h in store.chunks(doc.name)]
+        examples += [Example(text=h.text, source=doc.name) for h in store.chunks(doc.name)]
     if not examples:
         raise TrainingDataError("the document store is empty: add documents in the Documents tab first")
     return examples
 
 
 def qa_examples(records: list[dict]) -> list[Example]:
-    return [Example(tuple(build_messages(r["question"])), r["answer"]) for r in records]
+    return [
+        Example(tuple(build_messages(r["question"])), r["answer"], question=r["question"], fact=r.get("fact", ""))
+        for r in records
+    ]
 
 
 def raft_examples(records: list[dict], store: Store, config: TrainConfig) -> list[Example]:
@@ -188,7 +196,8 @@ def raft_examples(records: list[dict], store: Store, config: TrainConfig) -> lis
         context = list(distractors)
         if gold is not None and rng.random() >= config.raft_no_gold:
             context.insert(rng.randrange(len(context) + 1), gold)
-        examples.append(Example(tuple(build_messages(r["question"], context)), r["answer"]))
+        examples.append(Example(tuple(build_messages(r["question"], context)), r["answer"], question=r["question"],
+                                fact=r.get("fact", "")))
     return examples
 
 
@@ -368,6 +377,9 @@ def train_adapter(
         "config": asdict(config),
         "data": data_summary or {"examples": len(data)},
         "losses": state.losses,
+        "questions": sorted({ex.question for ex in examples if ex.question}),
+        "facts": sorted({ex.fact for ex in examples if ex.fact}),
+        "documents": sorted({ex.source for ex in examples if ex.source}),
         "seconds": round(time.time() - state.started, 1),
         "base_model": generator.source.description,
         "saved": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -325,7 +325,7 @@ def test_split_sentences(text, sentences):
         # Several short sentences can be carried.
         ("A. B. C. D. E.", 3, 2, ["A. B. C.", "B. C. D.", "C. D. E."]),
         # Paragraphs without a full stop still split at the blank line, then pack together.
-        ("Title\n\nBody text here.", 120, 20, ["Title Body text here."]),
+        ("Title\n\nBody text here.", 120, 20, ["Title\nBody text here."]),
         ("", 10, 2, []),
     ],
 )

@@ -10,6 +10,7 @@ from ..engine import Engine, get_engine
 from . import messages as M
 from .chat import create_chat_tab
 from .documents import create_documents_tab
+from .evaluate import create_evaluate_tab
 from .finetune import create_finetune_tab
 
 log = logging.getLogger(__name__)
@@ -22,12 +23,17 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Documents", id="documents"):
                 docs = create_documents_tab(engine)
-            with gr.Tab("Fine-tune", id="finetune"):
-                create_finetune_tab(engine)
+            with gr.Tab("Fine-tune", id="finetune") as finetune_tab:
+                finetune = create_finetune_tab(engine)
             with gr.Tab("Chat", id="chat") as chat_tab:
                 chat = create_chat_tab(engine)
+            with gr.Tab("Evaluate", id="evaluate") as eval_tab:
+                evaluation = create_evaluate_tab(engine)
         demo.load(lambda: (*docs["refresh"](), chat["refresh"]()), None, [docs["table"], docs["picked"], chat["adapter"]])
         chat_tab.select(chat["refresh"], chat["adapter"], chat["adapter"], queue=False)
+        finetune_tab.select(finetune["refresh_sets"], finetune["sets"], finetune["sets"], queue=False)
+        eval_tab.select(lambda current: (evaluation["refresh"](current), evaluation["refresh_sets"]()),
+                        evaluation["adapter"], [evaluation["adapter"], evaluation["saved"]], queue=False)
     return demo
 
 

@@ -20,6 +20,7 @@ from ..finetune import (
     read_run,
     zip_adapter,
 )
+from ..questions import set_path
 from . import messages as M
 
 ALL_MODULES = list(TrainConfig.target_modules)
@@ -70,6 +71,8 @@ def create_finetune_tab(engine: Engine) -> dict:
                               elem_id="train-source")
             gr.Markdown(M.DATA_HELP)
             qa_file = gr.File(label="Question/answer file (.jsonl)", elem_id="qa-file")
+            qa_set = gr.Dropdown(choices=engine.question_sets(), value=None, elem_id="qa-set",
+                                 label="…or a question set saved in the Evaluate tab (e.g. NAME-train)")
         with gr.Column(scale=2):
             name = gr.Textbox(value="adapter", label="Adapter name (a version number is added)", elem_id="train-name")
             max_steps = gr.Number(value=30, precision=0, label="Max steps (0 = use epochs)", elem_id="train-steps")
@@ -104,11 +107,13 @@ def create_finetune_tab(engine: Engine) -> dict:
     timer = gr.Timer(1.0)
     seen = gr.State(None)  # (status, step, adapters) last shown, to skip unchanged ticks
 
-    knobs = [source, qa_file, max_steps, epochs, lr, rank, alpha, dropout, modules, seq_len, batch, distractors,
+    knobs = [source, qa_file, qa_set, max_steps, epochs, lr, rank, alpha, dropout, modules, seq_len, batch, distractors,
              no_gold]
 
-    def spec_and_config(src, qa, steps, ep, rate, r, a, drop, mods, slen, bs, dist, ng):
+    def spec_and_config(src, qa, qset, steps, ep, rate, r, a, drop, mods, slen, bs, dist, ng):
         kind = M.DATA_SOURCES[src]
+        if not qa and qset:
+            qa = str(set_path(engine.settings.questions_dir, qset))
         if kind != "docs" and not qa:
             raise TrainingDataError(M.NEED_QA_FILE)
         spec = DataSpec(kind, Path(qa) if qa and kind != "docs" else None)
@@ -184,4 +189,4 @@ def create_finetune_tab(engine: Engine) -> dict:
     saved.change(on_pick, saved, [saved_info, download, plot])
     zip_btn.click(make_zip, saved, download)
     del_btn.click(delete, saved, [saved, saved_info])
-    return {}
+    return {"refresh_sets": lambda current: gr.update(choices=engine.question_sets(), value=current), "sets": qa_set}

@@ -34,7 +34,7 @@ DATA_HELP = (
     "some examples distractors only — so the adapter learns to use context. This is what makes RAG + Fine-tuned "
     "better than either alone."
 )
-NEED_QA_FILE = "Upload a question/answer JSONL file for this data source."
+NEED_QA_FILE = "Upload a question/answer JSONL file, or pick a saved question set, for this data source."
 TRAIN_STARTED = "Training **{name}** started."
 CANCEL_SENT = "Cancelling: the run stops at the end of its current step and keeps what it learned."
 NOTHING_TO_CANCEL = "No training is running."
@@ -42,3 +42,35 @@ PICK_ADAPTER = "Pick an adapter first."
 ADAPTER_DELETED = "Deleted adapter **{name}**."
 IDLE = "No training yet in this session of the app."
 ERROR = "Something went wrong: {error}"
+EVAL_INTRO = (
+    "Score the four variants on questions about **your** documents — same questions, same decoding, same seed, "
+    "batched through the one model. Make a question set (generate, upload, or pick a saved one), review it, then "
+    "press **Run evaluation**."
+)
+QGEN_METHODS = {
+    "Fill-in-the-blank from sentences (no model; names, numbers, years)": "cloze",
+    "Written by the base model (needs a capable model; the embedded 135M one writes few usable questions)": "llm",
+}
+QFORMATS = {"Open answer (generated, then compared)": 0, "Multiple choice, 4 options (log-likelihood)": 4}
+SPLITS = {
+    "Save as one set": "",
+    "Held-out facts: NAME-train (for Fine-tune) and NAME-test (for Evaluate)": "heldout",
+    "Paraphrase: train on two wordings of each fact, test on a third (Ovadia et al. 2023)": "paraphrase",
+}
+QSET_HELP = (
+    "Upload JSON Lines: one `{\"question\": ..., \"answer\": ...}` per line; optional `source` (document name) "
+    "and `chunk` (its chunk number) or `context` (the passage) for recall@k, and `choices` (a list holding the "
+    "answer) for multiple choice. Edit cells below to fix a pair; untick **keep** to drop it."
+)
+METRICS_HELP = (
+    "**How scores are computed.** Answers and expected answers are normalised (lower case, punctuation and "
+    "a/an/the removed). **Correct / accuracy**: the expected answer appears in the answer; for multiple choice, "
+    "the option with the highest mean log-probability per token (as the continuation of the variant's prompt) is "
+    "the expected one. **Exact match**: normalised texts equal. **Token F1**: overlap of the two bags of words. "
+    "**Contains**: the expected answer appears as whole words. **Recall@k** (RAG variants): the question's source "
+    "chunk is among the k retrieved. **s/answer**: generation time divided by answers (batched). **tokens/s**: "
+    "generated tokens per second of generation."
+)
+NO_QUESTIONS = "No questions yet: generate, upload or pick a set first."
+NEED_SET_NAME = "Type a name for the set."
+EVAL_IDLE = "Not run yet."

@@ -1,0 +1,407 @@
+"""Score plain, RAG, fine-tuned and RAG + fine-tuned on one question set — the same questions, decoding and seed
+for every variant, batched through the one base model.
+
+Open questions are answered by greedy (or seeded) generation and compared to the expected answer
+(``metrics``: exact match, token F1, contains). Multiple-choice questions are answered by log-likelihood, as in
+Ovadia et al. 2023: each option is scored as the continuation of the variant's prompt (mean log-probability per
+token) and the best one is the answer. Retrieval variants also get recall@k against the question's source chunk.
+
+Run from a shell:
+    python -m ragft eval --generate 20
+    python -m ragft eval --questions my-set.jsonl --adapter support-bot-v1 --out results.json
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import metrics
+from .chat import LABELS, NEEDS_ADAPTER, RETRIEVES, VARIANTS, build_messages
+from .generation import DecodeSettings, generate_batch, render_prompts
+from .models import BASE, Generator
+from .questions import QAItem
+from .store import Hit
+
+CORRECT_RULE = (
+    "open question: the expected answer appears in the answer after normalisation (contains); "
+    "multiple choice: the option with the highest mean log-probability per token is the expected one"
+)
+SCORE_ROWS = 16  # (question, option) rows per log-likelihood forward pass: bounds the logits' memory
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How to run an evaluation. Every variant gets the same decoding, so they differ only by prompt and adapter.
+
+    Args:
+        variants: which of plain, rag, ft, rag+ft to score.
+        top_k: chunks retrieved per question for the retrieval variants (and recall@k's k).
+        max_new_tokens / temperature / seed: decoding; temperature 0 is greedy.
+        batch_size: questions per ``generate`` call.
+    """
+
+    variants: tuple[str, ...] = VARIANTS
+    top_k: int = 3
+    max_new_tokens: int = 48
+    temperature: float = 0.0
+    seed: int = 0
+    batch_size: int = 8
+
+    def validate(self) -> "EvalConfig":
+        unknown = set(self.variants) - set(VARIANTS)
+        checks = [
+            (bool(self.variants) and not unknown, f"variants must be some of {', '.join(VARIANTS)}"),
+            (1 <= self.top_k <= 20, "top k must be 1..20"),
+            (1 <= self.max_new_tokens <= 1024, "max new tokens must be 1..1024"),
+            (0.0 <= self.temperature <= 5.0, "temperature must be in [0, 5]"),
+            (1 <= self.batch_size <= 64, "batch size must be 1..64"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
+
+
+@dataclass
+class Answer:
+    """One variant's answer to one question, judged."""
+
+    text: str
+    correct: bool
+    exact: float
+    f1: float
+    contains: float
+    recall: float | None = None  # retrieval variants with a known source only
+    sources: list[Hit] = field(default_factory=list)
+    option_scores: list[float] = field(default_factory=list)  # multiple choice: one per option
+    tokens: int = 0
+
+
+@dataclass
+class QuestionResult:
+    item: QAItem
+    answers: dict[str, Answer] = field(default_factory=dict)
+    overlap: str = ""  # "trained" | "paraphrase" | "document" | "" (see `training_overlap`)
+
+
+@dataclass
+class VariantTiming:
+    seconds: float = 0.0
+    answers: int = 0
+    tokens: int = 0
+
+
+@dataclass
+class EvalResult:
+    """Everything one run produced; ``summary()`` is the table, ``write()`` the downloads."""
+
+    questions: list[QuestionResult]
+    config: EvalConfig
+    adapter: str | None = None
+    set_name: str = ""
+    notices: dict[str, str] = field(default_factory=dict)  # variant -> why it did not run
+    timings: dict[str, VariantTiming] = field(default_factory=dict)
+    overlap_note: str = ""
+    started: str = ""
+    seconds: float = 0.0
+    cancelled: bool = False
+    files: list[Path] = field(default_factory=list)  # the downloads, once written
+
+    def summary(self) -> list[dict]:
+        """One row per variant: accuracy metrics (0..1), recall@k, seconds per answer and tokens/s."""
+        rows = []
+        for v in self.config.variants:
+            answers = [q.answers[v] for q in self.questions if v in q.answers]
+            t = self.timings.get(v, VariantTiming())
+            rows.append({
+                "variant": LABELS[v],
+                "answered": len(answers),
+                "accuracy": metrics.mean(float(a.correct) for a in answers),
+                "exact_match": metrics.mean(a.exact for a in answers),
+                "token_f1": metrics.mean(a.f1 for a in answers),
+                "contains": metrics.mean(a.contains for a in answers),
+                f"recall@{self.config.top_k}": metrics.mean(a.recall for a in answers) if v in RETRIEVES else None,
+                "s_per_answer": t.seconds / t.answers if t.answers else None,
+                "tokens_per_s": t.tokens / t.seconds if t.tokens and t.seconds else None,
+                "note": self.notices.get(v, ""),
+            })
+        return rows
+
+    def to_json(self) -> dict:
+        return {
+            "set": self.set_name,
+            "adapter": self.adapter,
+            "started": self.started,
+            "seconds": round(self.seconds, 1),
+            "cancelled": self.cancelled,
+            "config": asdict(self.config),
+            "correct_rule": CORRECT_RULE,
+            "overlap": self.overlap_note,
+            "summary": self.summary(),
+            "questions": [
+                {
+                    **q.item.to_json(),
+                    "overlap": q.overlap,
+                    "answers": {
+                        v: {
+                            "text": a.text, "correct": a.correct, "exact_match": a.exact, "token_f1": a.f1,
+                            "contains": a.contains, "recall": a.recall, "tokens": a.tokens,
+                            "option_scores": a.option_scores,
+                            "sources": [{"source": h.source, "chunk": h.chunk, "score": h.score} for h in a.sources],
+                        }
+                        for v, a in q.answers.items()
+                    },
+                }
+                for q in self.questions
+            ],
+        }
+
+    def write(self, out_dir: Path) -> list[Path]:
+        """``results.json`` (everything), ``summary.csv`` (the table) and ``answers.csv`` (one row per answer)."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = [out_dir / "results.json", out_dir / "summary.csv", out_dir / "answers.csv"]
+        self.write_json(paths[0])
+        self.write_summary_csv(paths[1])
+        self.write_answers_csv(paths[2])
+        return paths
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False))
+
+    def write_summary_csv(self, path: Path) -> None:
+        summary = self.summary()
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(summary[0]))
+            w.writeheader()
+            w.writerows(summary)
+
+    def write_answers_csv(self, path: Path) -> None:
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["question", "expected", "source", "chunk", "variant", "answer", "correct", "exact_match",
+                        "token_f1", "contains", "recall", "overlap"])
+            for q in self.questions:
+                for v, a in q.answers.items():
+                    w.writerow([q.item.question, q.item.answer, q.item.source, q.item.chunk, LABELS[v], a.text,
+                                int(a.correct), a.exact, round(a.f1, 4), a.contains, a.recall, q.overlap])
+
+
+def format_table(rows: list[dict]) -> str:
+    """The summary as aligned text: rates as percentages, n/a where a metric does not apply."""
+    def cell(key: str, value) -> str:
+        if value is None:
+            return "n/a"
+        if key in ("accuracy", "exact_match", "token_f1", "contains") or key.startswith("recall@"):
+            return f"{100 * value:.0f}%"
+        if key == "s_per_answer":
+            return f"{value:.2f}"
+        if key == "tokens_per_s":
+            return f"{value:.1f}"
+        return str(value)
+
+    keys = [k for k in rows[0] if k != "note"]
+    table = [keys] + [[cell(k, r[k]) for k in keys] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in table]
+    notes = [f"{r['variant']}: {r['note']}" for r in rows if r["note"]]
+    return "\n".join(lines + notes)
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    """Yielded as the run goes: ``done`` of ``total`` steps, and the result so far (complete when ``finished``)."""
+
+    done: int
+    total: int
+    message: str
+    result: EvalResult
+    finished: bool = False
+
+
+# --- judging ---------------------------------------------------------------------------------------------------
+def gold_matcher(item: QAItem) -> Callable[[Hit], bool] | None:
+    """How to recognise the question's source among retrieved chunks: its (document, chunk), else its context
+    passage, else its document; None when the question names no source."""
+    if item.source and item.chunk is not None:
+        return lambda h: h.source == item.source and h.chunk == item.chunk
+    if item.context.strip():
+        gold = metrics.normalize(item.context)
+        return lambda h: gold in metrics.normalize(h.text) or metrics.normalize(h.text) in gold
+    if item.source:
+        return lambda h: h.source == item.source
+    return None
+
+
+def judge(text: str, item: QAItem, hits: list[Hit] | None, option_scores: list[float] = ()) -> Answer:
+    correct = text == item.answer if item.choices else bool(metrics.contains(text, item.answer))
+    recall = metrics.recall_at_k(hits, gold_matcher(item)) if hits is not None else None
+    return Answer(
+        text=text, correct=correct, exact=metrics.exact_match(text, item.answer),
+        f1=metrics.token_f1(text, item.answer), contains=metrics.contains(text, item.answer),
+        recall=recall, sources=list(hits or []), option_scores=list(option_scores),
+    )
+
+
+# --- train/test overlap ------------------------------------------------------------------------------------------
+def training_overlap(items: list[QAItem], run: dict) -> tuple[list[str], str]:
+    """Per question: "trained" (the adapter was trained on this very question), "paraphrase" (on another phrasing
+    of its fact), "document" (on the document holding its answer) or "". Plus a note for the user."""
+    if not run:
+        return [""] * len(items), ""
+    data = run.get("data", {})
+    if "questions" not in run and data.get("source") in ("qa", "raft"):
+        return [""] * len(items), (
+            f"Adapter {run.get('name', '')} has no record of its training questions (trained by an older ragft): "
+            "cannot check whether these questions were in its training data."
+        )
+    questions = {metrics.normalize(q) for q in run.get("questions", [])}
+    facts, docs = set(run.get("facts", [])), set(run.get("documents", []))
+    marks = [
+        "trained" if metrics.normalize(it.question) in questions
+        else "paraphrase" if it.fact and it.fact in facts
+        else "document" if it.source and it.source in docs
+        else ""
+        for it in items
+    ]
+    n, name, notes = len(items), run.get("name", "the adapter"), []
+    if k := marks.count("trained"):
+        notes.append(
+            f"⚠️ {k} of {n} questions are in {name}'s training data: its scores on them measure memorisation, not "
+            "knowledge. Evaluate on a held-out or paraphrase split (Question sets → Save with split)."
+        )
+    if k := marks.count("paraphrase"):
+        notes.append(f"{k} of {n} questions rephrase facts {name} was trained on (another wording): a fair test "
+                     "of whether the fact, not the sentence, was learned.")
+    if k := marks.count("document"):
+        notes.append(f"{name} read the documents holding {k} of {n} answers (continued pre-training): knowledge "
+                     "injection, as intended.")
+    return marks, "  \n".join(notes)
+
+
+# --- running -------------------------------------------------------------------------------------------------------
+def option_logprobs(
+    generator: Generator, conversations: list[list[dict]], continuations: list[str], adapter_names: list[str]
+) -> list[float]:
+    """Mean log-probability per token of each continuation after its conversation's assistant prompt.
+
+    Rows are left-padded (with explicit position ids) so every continuation ends at the right edge; only the last
+    positions' logits are computed (``logits_to_keep``), which keeps memory small for a 49k-token vocabulary.
+    """
+    import torch
+
+    tok = generator.tokenizer
+    prompts = render_prompts(generator, conversations)
+    scores: list[float] = []
+    for start in range(0, len(prompts), SCORE_ROWS):
+        rows = [
+            (tok(p, add_special_tokens=False)["input_ids"], tok(c, add_special_tokens=False)["input_ids"] or [tok.eos_token_id])
+            for p, c in zip(prompts[start:start + SCORE_ROWS], continuations[start:start + SCORE_ROWS])
+        ]
+        width = max(len(p) + len(c) for p, c in rows)
+        keep = max(len(c) for _, c in rows) + 1
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(p) - len(c)) + p + c for p, c in rows])
+        mask = torch.tensor([[0] * (width - len(p) - len(c)) + [1] * (len(p) + len(c)) for p, c in rows])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        kwargs = {"adapter_names": adapter_names[start:start + SCORE_ROWS]} if generator.has_adapters else {}
+        with generator.lock, torch.inference_mode():
+            device = generator.device
+            logits = generator.model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                logits_to_keep=keep, **kwargs,
+            ).logits.float()
+        logp = torch.log_softmax(logits, dim=-1).cpu()  # (rows, keep, vocab)
+        for r, (_, c) in enumerate(rows):
+            # the token at window position keep-len(c)+t is predicted by the logits one position earlier
+            predicted = [logp[r, keep - len(c) + t - 1, c[t]].item() for t in range(len(c))]
+            scores.append(sum(predicted) / len(predicted))
+    return scores
+
+
+def _count_tokens(generator: Generator, text: str) -> int:
+    return len(generator.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+
+def run_evaluation(
+    generator: Generator,
+    retrieve: Callable[[str, int], list[Hit]],
+    items: list[QAItem],
+    adapter: str | None,
+    config: EvalConfig = EvalConfig(),
+    cancel: threading.Event | None = None,
+    set_name: str = "",
+    run_record: dict | None = None,
+) -> Iterator[EvalProgress]:
+    """Score ``config.variants`` on ``items``; yields progress after each (batch, variant) step.
+
+    ``adapter`` must already be loaded on ``generator``; without one the fine-tuned variants are listed with a
+    notice instead of scores. ``run_record`` (the adapter's ``ragft_run.json``) enables the train/test overlap
+    check. Setting ``cancel`` stops after the current step, keeping the scores so far.
+    """
+    config.validate()
+    if not items:
+        raise ValueError("the question set is empty")
+    cancel = cancel or threading.Event()
+    notices = {v: "no adapter picked" for v in config.variants if v in NEEDS_ADAPTER and not adapter}
+    running = [v for v in config.variants if v not in notices]
+    marks, note = training_overlap(items, run_record or {}) if adapter else ([""] * len(items), "")
+    result = EvalResult(
+        [QuestionResult(it, overlap=m) for it, m in zip(items, marks)], config, adapter, set_name, notices,
+        {v: VariantTiming() for v in running}, note, time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    started = time.perf_counter()
+    batches = [list(range(i, min(i + config.batch_size, len(items)))) for i in range(0, len(items), config.batch_size)]
+    total = 1 + len(batches) * len(running)
+    yield EvalProgress(0, total, f"retrieving top {config.top_k} chunks for {len(items)} questions", result)
+
+    hits = [retrieve(it.question, config.top_k) for it in items] if RETRIEVES & set(running) else [[]] * len(items)
+    decode = DecodeSettings(config.max_new_tokens, config.temperature, config.seed)
+    done = 1
+    for b, batch in enumerate(batches):
+        for v in running:
+            if cancel.is_set():
+                result.cancelled = True
+                result.seconds = time.perf_counter() - started
+                yield EvalProgress(done, total, "cancelled: scores so far are kept", result, finished=True)
+                return
+            yield EvalProgress(done, total, f"{LABELS[v]}: questions {batch[0] + 1}–{batch[-1] + 1} of {len(items)}",
+                               result)
+            _score_batch(generator, v, adapter, [items[i] for i in batch], [hits[i] for i in batch], decode,
+                         [result.questions[i] for i in batch], result.timings[v])
+            done += 1
+    result.seconds = time.perf_counter() - started
+    yield EvalProgress(total, total, f"done: {len(items)} questions × {len(running)} variants in "
+                       f"{result.seconds:.0f} s", result, finished=True)
+
+
+def _score_batch(generator, variant, adapter, items, hits, decode, out: list[QuestionResult], timing: VariantTiming):
+    retrieves = variant in RETRIEVES
+    name = adapter if variant in NEEDS_ADAPTER else BASE
+    conversations = [build_messages(it.question, h if retrieves else None) for it, h in zip(items, hits)]
+    t0 = time.perf_counter()
+    open_rows = [i for i, it in enumerate(items) if not it.choices]
+    texts = generate_batch(generator, [conversations[i] for i in open_rows], [name] * len(open_rows), decode) \
+        if open_rows else []
+    answers: dict[int, Answer] = {}
+    for i, text in zip(open_rows, texts):
+        answers[i] = judge(text, items[i], hits[i] if retrieves else None)
+        answers[i].tokens = _count_tokens(generator, text)
+    mc_rows = [i for i, it in enumerate(items) if it.choices]
+    if mc_rows:
+        pairs = [(i, option) for i in mc_rows for option in items[i].choices]
+        scores = option_logprobs(generator, [conversations[i] for i, _ in pairs], [o for _, o in pairs],
+                                 [name] * len(pairs))
+        for i in mc_rows:
+            mine = [s for (j, _), s in zip(pairs, scores) if j == i]
+            best = items[i].choices[max(range(len(mine)), key=mine.__getitem__)]
+            answers[i] = judge(best, items[i], hits[i] if retrieves else None, mine)
+    timing.seconds += time.perf_counter() - t0
+    timing.answers += len(items)
+    timing.tokens += sum(a.tokens for a in answers.values())
+    for i, q in enumerate(out):
+        q.answers[variant] = answers[i]

@@ -1,0 +1,333 @@
+"""Evaluate tab: make or pick a question set, run the four variants on it, read the table, the chart and each
+question's four answers, download the results. ``/evaluate_set`` runs a saved set for ``gradio_client``."""
+
+from __future__ import annotations
+
+import html
+import threading
+from dataclasses import replace
+
+import gradio as gr
+import pandas as pd
+
+from ..chat import LABELS, VARIANTS
+from ..engine import Engine
+from ..evaluate import EvalConfig, EvalProgress
+from ..questions import QAItem, QuestionSetError, load_set
+from . import messages as M
+
+SET_COLUMNS = ["keep", "question", "answer", "choices", "source", "chunk"]
+CHART_METRICS = {"accuracy": "accuracy", "token_f1": "token F1", "recall": "recall@k"}
+
+
+# --- question set <-> table ----------------------------------------------------------------------------------------
+def items_frame(items: list[QAItem]) -> pd.DataFrame:
+    rows = [[True, it.question, it.answer, " | ".join(it.choices), it.source,
+             "" if it.chunk is None else str(it.chunk)] for it in items]
+    return pd.DataFrame(rows, columns=SET_COLUMNS)
+
+
+def items_from_frame(frame: pd.DataFrame | None, base: list[dict] | None) -> list[QAItem]:
+    """The kept rows, with the user's edits applied to the items they came from (rows added by hand are new)."""
+    if frame is None or len(frame) == 0:
+        return []
+    base = base or []
+    items = []
+    for i, row in enumerate(frame.itertuples(index=False)):
+        keep, question, answer, choices, source, chunk = (row + ("",) * len(SET_COLUMNS))[: len(SET_COLUMNS)]
+        question, answer = str(question or "").strip(), str(answer or "").strip()
+        if keep in (False, "false", "False", 0) or not question or not answer:
+            continue
+        item = QAItem(**base[i]) if i < len(base) else QAItem(question, answer)
+        options = tuple(c.strip() for c in str(choices or "").split("|") if c.strip())
+        chunk_text = str(chunk).strip()
+        items.append(replace(
+            item, question=question, answer=answer, choices=options, source=str(source or "").strip(),
+            chunk=int(float(chunk_text)) if chunk_text not in ("", "nan", "None") else None,
+        ))
+    return items
+
+
+def as_state(items: list[QAItem]) -> list[dict]:
+    return [{**it.to_json(), "choices": tuple(it.choices)} for it in items]
+
+
+# --- results -> components -------------------------------------------------------------------------------------------
+def pct(value) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
+
+def summary_frame(rows: list[dict]) -> pd.DataFrame:
+    recall_key = next(k for k in rows[0] if k.startswith("recall@"))
+    return pd.DataFrame([{
+        "variant": r["variant"], "answered": r["answered"], "accuracy %": pct(r["accuracy"]),
+        "exact match %": pct(r["exact_match"]), "token F1 %": pct(r["token_f1"]), "contains %": pct(r["contains"]),
+        f"{recall_key} %": pct(r[recall_key]),
+        "s/answer": None if r["s_per_answer"] is None else round(r["s_per_answer"], 2),
+        "tokens/s": None if r["tokens_per_s"] is None else round(r["tokens_per_s"], 1),
+        "note": r["note"],
+    } for r in rows])
+
+
+def chart_frame(rows: list[dict]) -> pd.DataFrame:
+    """Long format, one bar per (variant, metric); the x label carries both so bars sit side by side."""
+    recall_key = next((k for k in rows[0] if k.startswith("recall@")), "recall") if rows else "recall"
+    bars = []
+    for r in rows:
+        for key, name in CHART_METRICS.items():
+            value = r.get(recall_key if key == "recall" else key)
+            if value is not None:
+                label = recall_key if key == "recall" else name
+                bars.append({"bar": f"{r['variant']} · {label}", "metric": label, "score %": round(100 * value, 1)})
+    return pd.DataFrame({"bar": pd.Series([b["bar"] for b in bars], dtype="str"),
+                         "metric": pd.Series([b["metric"] for b in bars], dtype="str"),
+                         "score %": pd.Series([b["score %"] for b in bars], dtype="float64")})
+
+
+def questions_frame(data: dict) -> pd.DataFrame:
+    rows = []
+    for n, q in enumerate(data["questions"], 1):
+        row = {"#": n, "question": q["question"], "expected": q["answer"]}
+        for v in VARIANTS:
+            a = q["answers"].get(v)
+            if v in data["config"]["variants"]:
+                row[LABELS[v]] = "" if a is None else f"{'✓' if a['correct'] else '✗'} {a['text'][:80]}"
+        row["trained on it"] = {"trained": "⚠️ yes", "paraphrase": "other wording", "document": "its document"}.get(
+            q["overlap"], "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def detail_html(data: dict | None, number) -> str:
+    """Question ``number`` (1-based): expected answer, the four answers judged, and what retrieval found."""
+    if not data or not data["questions"]:
+        return ""
+    n = min(max(int(number or 1), 1), len(data["questions"]))
+    q = data["questions"][n - 1]
+    esc = html.escape
+    head = (f"<h4>Question {n}</h4><p>{esc(q['question'])}</p><p><b>Expected:</b> {esc(q['answer'])}"
+            + (f" <i>(from {esc(q['source'])}, chunk {q['chunk']})</i>" if q.get("source") and "chunk" in q else "")
+            + "</p>")
+    if q.get("choices"):
+        head += f"<p><b>Options:</b> {' | '.join(esc(c) for c in q['choices'])}</p>"
+    cards = []
+    for v in VARIANTS:
+        a = q["answers"].get(v)
+        if a is None:
+            continue
+        mark = "✓ correct" if a["correct"] else "✗ wrong"
+        sources = "".join(
+            f"<li>{esc(s['source'])} · chunk {s['chunk']} · score {s['score']:.2f}</li>" for s in a["sources"]
+        )
+        recall = "" if a["recall"] is None else f" · source chunk {'found' if a['recall'] else 'missed'}"
+        cards.append(
+            f"<div class='eval-card' style='flex:1;min-width:14em;border:1px solid #ccc;border-radius:6px;"
+            f"padding:6px'><b>{LABELS[v]}</b> — {mark} · F1 {100 * a['token_f1']:.0f}%{recall}"
+            f"<p style='white-space:pre-wrap'>{esc(a['text']) or '<i>(empty)</i>'}</p>"
+            + (f"<details><summary>Retrieved chunks</summary><ul>{sources}</ul></details>" if sources else "")
+            + "</div>"
+        )
+    return f"<div id='eval-detail-body'>{head}<div style='display:flex;gap:8px;flex-wrap:wrap'>{''.join(cards)}</div></div>"
+
+
+def progress_html(p: EvalProgress) -> str:
+    return (f"<div id='eval-progress-body'>{html.escape(p.message)}<br><progress value='{p.done}' "
+            f"max='{max(p.total, 1)}' style='width:100%'></progress> {p.done}/{p.total}</div>")
+
+
+def create_evaluate_tab(engine: Engine) -> dict:
+    gr.Markdown(M.EVAL_INTRO)
+    items_state = gr.State([])  # the set's items as dicts: fields the table does not show (context, fact, …)
+    result_state = gr.State(None)  # the last run's results JSON, for the per-question view
+
+    gr.Markdown("### 1. Question set")
+    with gr.Row():
+        with gr.Column():
+            saved = gr.Dropdown(choices=engine.question_sets(), value=None, label="Saved question sets",
+                                elem_id="eval-saved")
+            upload = gr.File(label="…or upload a JSONL question set", file_types=[".jsonl"], elem_id="eval-upload")
+        with gr.Column():
+            method = gr.Radio(list(M.QGEN_METHODS), value=list(M.QGEN_METHODS)[0], label="…or generate from the "
+                              "stored documents")
+            qformat = gr.Radio(list(M.QFORMATS), value=list(M.QFORMATS)[0], label="Question format")
+            with gr.Row():
+                count = gr.Number(value=12, precision=0, label="How many", elem_id="eval-count", minimum=1,
+                                  maximum=2000)
+                gen_btn = gr.Button("Generate questions", elem_id="eval-generate")
+    gr.Markdown(M.QSET_HELP)
+    table = gr.Dataframe(
+        items_frame([]), headers=SET_COLUMNS, datatype=["bool", "str", "str", "str", "str", "str"],
+        interactive=True, wrap=True, max_height=360, label="Questions (edit cells; untick keep to drop)",
+        elem_id="eval-set",
+    )
+    with gr.Row():
+        set_name = gr.Textbox(label="Set name", placeholder="e.g. handbook-facts", elem_id="eval-set-name", scale=2)
+        split = gr.Dropdown(list(M.SPLITS), value=list(M.SPLITS)[0], label="Save as", scale=3)
+        save_btn = gr.Button("Save set", scale=1, elem_id="eval-save")
+    set_status = gr.Markdown(elem_id="eval-set-status")
+
+    gr.Markdown("### 2. Run")
+    with gr.Row():
+        adapter = gr.Dropdown(choices=[M.NO_ADAPTER_CHOICE, *engine.adapters()], value=M.NO_ADAPTER_CHOICE,
+                              label="Adapter for Fine-tuned and RAG + Fine-tuned", elem_id="eval-adapter", scale=2)
+        variants = gr.CheckboxGroup([LABELS[v] for v in VARIANTS], value=[LABELS[v] for v in VARIANTS],
+                                    label="Variants", elem_id="eval-variants", scale=3)
+    d = EvalConfig(top_k=engine.settings.top_k)
+    with gr.Accordion("Decoding and retrieval", open=False):
+        with gr.Row():
+            top_k = gr.Slider(1, 10, value=d.top_k, step=1, label="Retrieved chunks (k)")
+            max_new = gr.Slider(8, 256, value=d.max_new_tokens, step=8, label="Max new tokens per answer")
+            batch = gr.Slider(1, 32, value=d.batch_size, step=1, label="Questions per batch")
+            seed = gr.Number(value=d.seed, precision=0, label="Seed")
+    overlap = gr.Markdown(elem_id="eval-overlap")
+    with gr.Row():
+        run_btn = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
+        stop_btn = gr.Button("Stop", variant="stop", elem_id="eval-stop")
+    progress = gr.HTML(f"<p>{M.EVAL_IDLE}</p>", elem_id="eval-progress")
+
+    gr.Markdown("### 3. Results")
+    summary = gr.Dataframe(label="Scores by variant", interactive=False, elem_id="eval-table")
+    chart = gr.BarPlot(chart_frame([]), x="bar", y="score %", color="metric", y_lim=[0, 100], x_label_angle=-35,
+                       sort=None, title="Scores by variant", height=320, elem_id="eval-chart")
+    gr.Markdown(M.METRICS_HELP)
+    per_question = gr.Dataframe(label="Per question (click a row for details)", interactive=False, wrap=True,
+                                max_height=400, elem_id="eval-questions")
+    picked = gr.Number(value=1, precision=0, label="Question #", minimum=1, elem_id="eval-qnum")
+    detail = gr.HTML(elem_id="eval-detail")
+    files = gr.File(label="Download results (JSON, CSV)", file_count="multiple", interactive=False,
+                    elem_id="eval-files")
+    cancels: dict[str, threading.Event] = {}
+
+    def adapter_arg(name: str | None) -> str | None:
+        return None if not name or name == M.NO_ADAPTER_CHOICE else name
+
+    def overlap_text(table_value, base, name) -> str:
+        note = engine.training_overlap(items_from_frame(table_value, base), adapter_arg(name))[1]
+        return note
+
+    def show_set(items: list[QAItem], note: str, name_value=gr.skip()):
+        return items_frame(items), as_state(items), note, name_value
+
+    def pick_saved(name):
+        if not name:
+            return gr.skip(), gr.skip(), "", gr.skip()
+        try:
+            items = engine.load_question_set(name)
+        except QuestionSetError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), gr.skip(), f"❌ {exc}", gr.skip()
+        return show_set(items, f"Loaded **{name}**: {len(items)} questions.", name)
+
+    def load_upload(path):
+        if not path:
+            return gr.skip(), gr.skip(), "", gr.skip()
+        try:
+            items = load_set(path)
+        except QuestionSetError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), gr.skip(), f"❌ {exc}", gr.skip()
+        stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return show_set(items, f"Read {len(items)} questions from the upload. Save them to reuse them.", stem)
+
+    def generate(n, how, fmt):
+        try:
+            items, note = engine.generate_questions(int(n or 0), M.QGEN_METHODS[how], M.QFORMATS[fmt])
+        except QuestionSetError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), gr.skip(), f"❌ {exc}", gr.skip()
+        return show_set(items, f"{note}. Review them, then save or run.", "generated")
+
+    def save(table_value, base, name, how):
+        items = items_from_frame(table_value, base)
+        if not items:
+            gr.Warning(M.NO_QUESTIONS)
+            return gr.skip(), f"❌ {M.NO_QUESTIONS}", gr.skip(), gr.skip()
+        if not (name or "").strip():
+            gr.Warning(M.NEED_SET_NAME)
+            return gr.skip(), f"❌ {M.NEED_SET_NAME}", gr.skip(), gr.skip()
+        try:
+            names = engine.save_question_set(name.strip(), items, M.SPLITS[how])
+        except QuestionSetError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), f"❌ {exc}", gr.skip(), gr.skip()
+        shown = names[-1]  # the test part, ready to run
+        loaded = engine.load_question_set(shown)
+        sizes = ", ".join(f"**{n}** ({len(engine.load_question_set(n))} questions)" for n in names)
+        text = f"Saved {sizes} under `{engine.settings.questions_dir}`."
+        if len(names) == 2:
+            text += (f" Train an adapter on **{names[0]}** in the Fine-tune tab (question/answer or RAFT data), "
+                     f"then evaluate it here on **{names[1]}** (loaded below).")
+        return gr.update(choices=engine.question_sets(), value=shown), text, items_frame(loaded), as_state(loaded)
+
+    def run(table_value, base, name, adapter_name, picked_variants, k, new_tokens, bs, sd,
+            request: gr.Request):
+        empty = (gr.skip(),) * 7
+        items = items_from_frame(table_value, base)
+        if not items:
+            gr.Warning(M.NO_QUESTIONS)
+            yield f"<p>❌ {M.NO_QUESTIONS}</p>", *empty
+            return
+        try:
+            config = EvalConfig(
+                variants=tuple(v for v in VARIANTS if LABELS[v] in (picked_variants or [])), top_k=int(k),
+                max_new_tokens=int(new_tokens), batch_size=int(bs), seed=int(sd or 0),
+            ).validate()
+        except ValueError as exc:
+            gr.Warning(str(exc))
+            yield f"<p>❌ {exc}</p>", *empty
+            return
+        cancel = cancels[request.session_hash] = threading.Event()
+        try:
+            for p in engine.evaluate(items, adapter_arg(adapter_name), config, (name or "").strip(), cancel):
+                rows = p.result.summary()
+                data = p.result.to_json()
+                yield (
+                    progress_html(p), summary_frame(rows), chart_frame(rows), questions_frame(data),
+                    p.result.overlap_note, [str(f) for f in p.result.files] if p.finished else gr.skip(),
+                    data, detail_html(data, 1) if p.finished else gr.skip(),
+                )
+        except (QuestionSetError, ValueError, LookupError) as exc:
+            gr.Warning(str(exc))
+            yield f"<p>❌ {exc}</p>", *empty
+        finally:
+            cancels.pop(request.session_hash, None)
+
+    def stop(request: gr.Request):
+        event = cancels.get(request.session_hash)
+        if event:
+            event.set()
+
+    def pick_row(evt: gr.SelectData):
+        return evt.index[0] + 1
+
+    def refresh_adapters(current):
+        names = [M.NO_ADAPTER_CHOICE, *engine.adapters()]
+        return gr.update(choices=names, value=current if current in names else M.NO_ADAPTER_CHOICE)
+
+    set_outputs = [table, items_state, set_status, set_name]
+    saved.input(pick_saved, saved, set_outputs)
+    upload.upload(load_upload, upload, set_outputs)
+    gen_btn.click(generate, [count, method, qformat], set_outputs)
+    save_btn.click(save, [table, items_state, set_name, split], [saved, set_status, table, items_state])
+    for trigger in (table.change, adapter.change):
+        trigger(overlap_text, [table, items_state, adapter], overlap, show_progress="hidden")
+    run_btn.click(
+        run, [table, items_state, set_name, adapter, variants, top_k, max_new, batch, seed],
+        [progress, summary, chart, per_question, overlap, files, result_state, detail], api_name="run_evaluation",
+    ).then(lambda: 1, None, picked)
+    stop_btn.click(stop, None, None, queue=False)
+    per_question.select(pick_row, None, picked)
+    picked.change(detail_html, [result_state, picked], detail, show_progress="hidden")
+
+    @gr.api(api_name="evaluate_set")
+    def evaluate_set(set_name: str, adapter: str = "", variants: str = "plain,rag,ft,rag+ft") -> dict:
+        """Run a saved question set on the chosen variants (comma-separated); returns the full results."""
+        config = EvalConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
+                            top_k=engine.settings.top_k).validate()
+        p = None
+        for p in engine.evaluate(engine.load_question_set(set_name), adapter or None, config, set_name):
+            pass
+        return p.result.to_json()
+
+    return {"adapter": adapter, "refresh": refresh_adapters, "saved": saved,
+            "refresh_sets": lambda: gr.update(choices=engine.question_sets())}
