@@ -25,12 +25,13 @@ from . import metrics
 from .chat import LABELS, NEEDS_ADAPTER, RETRIEVES, VARIANTS, build_messages
 from .generation import DecodeSettings, generate_batch, render_prompts
 from .models import BASE, Generator
-from .questions import QAItem
+from .questions import BLANK, QAItem
 from .store import Hit
 
 CORRECT_RULE = (
     "open question: the expected answer appears in the answer after normalisation (contains); "
-    "multiple choice: the option with the highest mean log-probability per token is the expected one"
+    "multiple choice: the option whose reply has the highest log-probability is the expected one (for a "
+    "fill-in-the-blank question the reply is the sentence completed with the option)"
 )
 SCORE_ROWS = 16  # (question, option) rows per log-likelihood forward pass: bounds the logits' memory
 
@@ -288,7 +289,7 @@ def training_overlap(items: list[QAItem], run: dict) -> tuple[list[str], str]:
 def option_logprobs(
     generator: Generator, conversations: list[list[dict]], continuations: list[str], adapter_names: list[str]
 ) -> list[float]:
-    """Mean log-probability per token of each continuation after its conversation's assistant prompt.
+    """Total log-probability of each continuation as the assistant's reply to its conversation.
 
     Rows are left-padded (with explicit position ids) so every continuation ends at the right edge; only the last
     positions' logits are computed (``logits_to_keep``), which keeps memory small for a 49k-token vocabulary.
@@ -319,8 +320,14 @@ def option_logprobs(
         for r, (_, c) in enumerate(rows):
             # the token at window position keep-len(c)+t is predicted by the logits one position earlier
             predicted = [logp[r, keep - len(c) + t - 1, c[t]].item() for t in range(len(c))]
-            scores.append(sum(predicted) / len(predicted))
+            scores.append(sum(predicted))
     return scores
+
+
+def option_reply(item: QAItem, option: str) -> str:
+    """The reply scored for one option: a fill-in-the-blank sentence completed with it (a natural sentence for a
+    small model to judge), else the option alone. Options differ only in their own words, so totals compare."""
+    return item.cloze.replace(BLANK, option, 1) if BLANK in item.cloze else option
 
 
 def _count_tokens(generator: Generator, text: str) -> int:
@@ -394,8 +401,8 @@ def _score_batch(generator, variant, adapter, items, hits, decode, out: list[Que
     mc_rows = [i for i, it in enumerate(items) if it.choices]
     if mc_rows:
         pairs = [(i, option) for i in mc_rows for option in items[i].choices]
-        scores = option_logprobs(generator, [conversations[i] for i, _ in pairs], [o for _, o in pairs],
-                                 [name] * len(pairs))
+        scores = option_logprobs(generator, [conversations[i] for i, _ in pairs],
+                                 [option_reply(items[i], o) for i, o in pairs], [name] * len(pairs))
         for i in mc_rows:
             mine = [s for (j, _), s in zip(pairs, scores) if j == i]
             best = items[i].choices[max(range(len(mine)), key=mine.__getitem__)]

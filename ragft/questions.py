@@ -388,10 +388,18 @@ Answer: ...
 Passage:
 {passage}"""
 
+# Small models often stop after writing "Answer:"; such a question gets a second, extractive prompt.
+ANSWER_PROMPT = """Passage:
+{passage}
+
+Question: {question}
+Answer with a few words copied from the passage."""
+
 _LINE = re.compile(r"^[\s*#>-]*(question|answer|q|a)[\s*]*[:：]\s*(.*)$", re.I)
 
 
 def _parse_reply(reply: str) -> tuple[str, str] | None:
+    """(question, answer) from a reply; answer "" when only the question was written; None without a question."""
     question = answer = None
     for line in reply.splitlines():
         m = _LINE.match(line)
@@ -402,7 +410,7 @@ def _parse_reply(reply: str) -> tuple[str, str] | None:
             question = value
         elif m.group(1).lower()[0] == "a" and question is not None and answer is None:
             answer = value
-    return (question, answer) if question and answer else None
+    return (question, answer or "") if question else None
 
 
 def _grounded(question: str, answer: str, passage: str) -> bool:
@@ -442,10 +450,15 @@ def llm_questions(
         if len(items) >= n:
             break
         batch = prompts[start : start + LLM_BATCH]
-        for (hit, _), reply in zip(batch, complete([p for _, p in batch])):
+        pairs = [_parse_reply(reply or "") for reply in complete([p for _, p in batch])]
+        unanswered = [i for i, pair in enumerate(pairs) if pair and not pair[1]]
+        if unanswered:
+            replies = complete([ANSWER_PROMPT.format(passage=batch[i][0].text, question=pairs[i][0]) for i in unanswered])
+            for i, reply in zip(unanswered, replies):
+                pairs[i] = (pairs[i][0], (reply or "").strip().removeprefix("Answer:").strip())
+        for (hit, _), pair in zip(batch, pairs):
             if len(items) >= n:
                 break
-            pair = _parse_reply(reply or "")
             if not pair or not _grounded(*pair, hit.text) or normalize(pair[0]) in asked:
                 dropped += 1
                 continue

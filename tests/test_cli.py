@@ -118,7 +118,7 @@ def test_ingest_with_one_bad_file_adds_the_good_one(two_files, tmp_path):
         (
             ["frobnicate"],
             "argument command: invalid choice: 'frobnicate' (choose from 'ingest', 'docs', 'delete', 'search', "
-            "'ask', 'adapters', 'train', 'serve') (see: python -m ragft --help)",
+            "'ask', 'adapters', 'train', 'eval', 'serve') (see: python -m ragft --help)",
         ),
         ([], "the following arguments are required: command (see: python -m ragft --help)"),
         (["ask"], "the following arguments are required: question (see: python -m ragft ask --help)"),
@@ -136,6 +136,12 @@ def test_ingest_with_one_bad_file_adds_the_good_one(two_files, tmp_path):
         (["ingest"], "the following arguments are required: files (see: python -m ragft ingest --help)"),
         (["ingest", "missing.txt"], "missing.txt: no such file"),
         (["docs", "--bogus"], "unrecognized arguments: --bogus (see: python -m ragft --help)"),
+        (["eval"], "one of the arguments --questions --generate is required (see: python -m ragft eval --help)"),
+        (["eval", "--questions", "missing.jsonl"], "missing.jsonl: no such file"),
+        (["eval", "--questions", "no-such-set"], "no question set named 'no-such-set'; saved sets: none yet"),
+        (["eval", "--generate", "3", "--out", "r.txt"], "--out r.txt: use a .json or .csv file name"),
+        (["eval", "--generate", "3", "--variants", "plain,psychic"], "variants must be some of plain, rag, ft, rag+ft"),
+        (["eval", "--questions", "x.jsonl", "--choices", "4"], "--save-set and --choices go with --generate"),
     ],
 )
 def test_argument_errors_are_one_line(args, message):
@@ -203,3 +209,37 @@ def test_train_then_ask_with_the_adapter(tmp_path):
 
 def test_ask_fine_tuned_without_adapter_says_so():
     assert_one_error_line(ragft("ask", "hi", "--mode", "ft"), "no adapter yet: train one first, or use --mode plain|rag")
+
+
+def test_eval_bad_question_file_is_one_error_line(tmp_path):
+    bad = tmp_path / "set.jsonl"
+    bad.write_text('{"question": "Why?", "answer": "Because."}\n{"question": "How?"}\n')
+    r = ragft("eval", "--questions", str(bad))
+    assert_one_error_line(r, "set.jsonl line 2: missing or empty 'answer'; each line needs "
+                             '{"question": "...", "answer": "..."} (non-empty text) or {"messages": [...]}')
+
+
+def test_eval_generate_on_an_empty_store_says_what_to_do():
+    assert_one_error_line(ragft("eval", "--generate", "3"),
+                          "the document store is empty: add documents in the Documents tab first")
+
+
+def test_eval_generates_questions_prints_the_table_and_writes_results(tmp_path):
+    facts = sorted((REPO / "tests" / "fixtures" / "facts").glob("*.md"))
+    assert ragft("ingest", *map(str, facts)).returncode == 0
+    out = tmp_path / "answers.csv"
+    r = ragft("eval", "--generate", "4", "--variants", "plain,rag", "--save-set", "facts", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "4 questions from facts; adapter: none"
+    assert lines[1].split() == ["variant", "answered", "accuracy", "exact_match", "token_f1", "contains", "recall@3",
+                                "s_per_answer", "tokens_per_s"]
+    assert [line.split()[0] for line in lines[2:]] == ["Plain", "RAG"]
+    assert lines[3].split()[6] == "100%"  # RAG's recall@3
+    assert "4 fill-in-the-blank questions from 3 chunks" in r.stderr
+    with out.open() as f:
+        assert len(f.readlines()) == 1 + 4 * 2  # header + one row per answer
+    # The saved set runs again by name, now as JSON.
+    r = ragft("eval", "--questions", "facts", "--variants", "rag", "--max-new-tokens", "8", "--json")
+    data = json.loads(r.stdout)
+    assert (data["set"], len(data["questions"]), data["summary"][0]["variant"]) == ("facts", 4, "RAG")

@@ -404,3 +404,19 @@ def test_llm_questions_skip_empty_chunks_and_ask_nothing_when_none_are_left():
     model = FakeModel(REPLIES)
     assert llm_questions([hit("a.txt", 0, "  \n ")], model, n=5, per_chunk=2) == ([], 0)
     assert model.batches == []
+
+
+def test_llm_question_without_answer_gets_an_extractive_follow_up():
+    # The 135M model writes "Question: …\nAnswer:" and stops; a second prompt asks for the answer alone.
+    chunks = [hit("vault.txt", 0, "The Zorblax vault was built in 1887 by Marta Vell."),
+              hit("moon.txt", 0, "The moon of Zorblax is named Quib.")]
+    model = FakeModel({
+        "Question: When was": "1887",  # the follow-up shows the question: checked first
+        "Question: What is the moon": "Answer: Luna",  # follow-up answer not in the passage: dropped
+        "built in 1887": "Question: When was the Zorblax vault built?\nAnswer:",
+        "named Quib": "Question: What is the moon of Zorblax called?\n",
+    })
+    items, dropped = llm_questions(chunks, model, n=5)
+    assert [(i.question, i.answer) for i in items] == [("When was the Zorblax vault built?", "1887")]
+    assert dropped == 1
+    assert model.batches == [2, 2]  # one batch of questions, one of follow-ups
