@@ -17,7 +17,7 @@ from ..questions import QAItem, QuestionSetError, load_set
 from . import messages as M
 
 SET_COLUMNS = ["keep", "question", "answer", "choices", "source", "chunk"]
-CHART_METRICS = {"accuracy": "accuracy", "token_f1": "token F1", "recall": "recall@k"}
+CHART_METRICS = {"accuracy": "accuracy", "token_f1": "token F1", "recall": "recall@k"}  # summary key -> label
 
 
 # --- question set <-> table ----------------------------------------------------------------------------------------
@@ -71,17 +71,22 @@ def summary_frame(rows: list[dict]) -> pd.DataFrame:
 
 def chart_frame(rows: list[dict]) -> pd.DataFrame:
     """Long format, one bar per (variant, metric); the x label carries both so bars sit side by side."""
-    recall_key = next((k for k in rows[0] if k.startswith("recall@")), "recall") if rows else "recall"
     bars = []
     for r in rows:
-        for key, name in CHART_METRICS.items():
-            value = r.get(recall_key if key == "recall" else key)
+        recall_key = next(k for k in r if k.startswith("recall@"))
+        for key, metric in CHART_METRICS.items():
+            value = r[recall_key if key == "recall" else key]
             if value is not None:
-                label = recall_key if key == "recall" else name
-                bars.append({"bar": f"{r['variant']} · {label}", "metric": label, "score %": round(100 * value, 1)})
-    return pd.DataFrame({"bar": pd.Series([b["bar"] for b in bars], dtype="str"),
-                         "metric": pd.Series([b["metric"] for b in bars], dtype="str"),
-                         "score %": pd.Series([b["score %"] for b in bars], dtype="float64")})
+                bars.append((f"{r['variant']} · {metric}", metric, round(100 * value, 1)))
+    return pd.DataFrame({"bar": pd.Series([b[0] for b in bars], dtype="str"),
+                         "metric": pd.Series([b[1] for b in bars], dtype="str"),
+                         "score %": pd.Series([b[2] for b in bars], dtype="float64")})
+
+
+# Every bar the chart can show, in reading order; Gradio fixes the colours and order from the first value.
+ALL_BARS = [f"{LABELS[v]} · {m}" for v in VARIANTS for m in CHART_METRICS.values()]
+PLACEHOLDER = chart_frame([{"variant": LABELS[v], "accuracy": 0.0, "token_f1": 0.0, "recall@k": 0.0}
+                           for v in VARIANTS])
 
 
 def questions_frame(data: dict) -> pd.DataFrame:
@@ -187,8 +192,8 @@ def create_evaluate_tab(engine: Engine) -> dict:
 
     gr.Markdown("### 3. Results")
     summary = gr.Dataframe(label="Scores by variant", interactive=False, elem_id="eval-table")
-    chart = gr.BarPlot(chart_frame([]), x="bar", y="score %", color="metric", y_lim=[0, 100], x_label_angle=-35,
-                       sort=None, title="Scores by variant", height=320, elem_id="eval-chart")
+    chart = gr.BarPlot(PLACEHOLDER, x="bar", y="score %", color="metric", y_lim=[0, 100], x_label_angle=-35,
+                       sort=ALL_BARS, title="Scores by variant (%)", height=340, elem_id="eval-chart")
     gr.Markdown(M.METRICS_HELP)
     per_question = gr.Dataframe(label="Per question (click a row for details)", interactive=False, wrap=True,
                                 max_height=400, elem_id="eval-questions")

@@ -65,8 +65,8 @@ QSET_HELP = (
 METRICS_HELP = (
     "**How scores are computed.** Answers and expected answers are normalised (lower case, punctuation and "
     "a/an/the removed). **Correct / accuracy**: the expected answer appears in the answer; for multiple choice, "
-    "the option with the highest mean log-probability per token (as the continuation of the variant's prompt) is "
-    "the expected one. **Exact match**: normalised texts equal. **Token F1**: overlap of the two bags of words. "
+    "each option is scored as the variant's reply by log-probability (for a fill-in-the-blank question, the "
+    "sentence completed with the option) and the most likely option must be the expected one. **Exact match**: normalised texts equal. **Token F1**: overlap of the two bags of words. "
     "**Contains**: the expected answer appears as whole words. **Recall@k** (RAG variants): the question's source "
     "chunk is among the k retrieved. **s/answer**: generation time divided by answers (batched). **tokens/s**: "
     "generated tokens per second of generation."

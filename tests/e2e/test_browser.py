@@ -188,3 +188,70 @@ def test_train_from_the_ui_watch_the_loss_then_chat_with_the_new_adapter(app_url
     ft = wait_for_text(page.locator("#pane-ft"), r"robot named Pim", 180)
     assert "No adapter picked" not in ft
     wait_for_text(page.locator("#pane-rag-ft"), r"robot named Pim|\?\s*\S+", 120)
+
+
+def test_evaluate_generated_questions_and_read_table_chart_and_answers(app_url, page, tmp_path, settings,
+                                                                       memorized_adapter):
+    ARTIFACTS.mkdir(exist_ok=True)
+    install_adapter(settings, memorized_adapter)
+    facts = sorted((ROOT / "tests" / "fixtures" / "facts").glob("*.md"))
+    memo = tmp_path / "memo-questions.jsonl"
+    memo.write_text("\n".join(json.dumps(r) for r in MEMO_QA))
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"question": "Where?", "answer": "Here."}\nnot json\n')
+
+    page.goto(app_url)
+    page.locator("#upload-files input[type=file]").set_input_files([str(f) for f in facts])
+    wait_for_text(page.locator("#upload-files"), r"zorblax\s*\.md", 60)
+    page.click("#add-docs")
+    wait_for_text(page.locator("#ingest-log"), r"(?s)(added \d+ chunks.*){3}", 120)
+
+    page.get_by_role("tab", name="Evaluate").click()
+    # A broken upload is refused with the line and the problem; nothing is loaded.
+    page.locator("#eval-upload input[type=file]").set_input_files(str(bad))
+    wait_for_text(page.locator("#eval-set-status"), r"broken\.jsonl line 2: not valid JSON", 60)
+
+    page.fill("#eval-count input", "6")
+    page.click("#eval-generate")
+    wait_for_text(page.locator("#eval-set-status"), r"6 fill-in-the-blank questions from 3 chunks", 60)
+    wait_for_text(page.locator("#eval-set"), r"Fill in the blank: The secret code of the vault is ____\.")
+    page.locator("#eval-set-name").locator("input, textarea").fill("facts")
+    page.click("#eval-save")
+    wait_for_text(page.locator("#eval-set-status"), r"Saved facts \(6 questions\)")
+
+    chart = page.locator("#eval-chart")
+    empty_chart = chart.inner_html()
+    page.locator("#eval-adapter input").click()
+    page.get_by_role("option", name="memo").click()
+    page.click("#eval-run")
+    progress = page.locator("#eval-progress")
+    wait_for_text(progress, r"(Plain|RAG|Fine-tuned).*questions 1–6 of 6", 120)
+    wait_for_text(progress, r"done: 6 questions × 4 variants", 300)
+
+    table = wait_for_text(page.locator("#eval-table"), r"RAG \+ Fine-tuned")
+    for variant in ("Plain", "RAG", "Fine-tuned"):
+        assert variant in table
+    assert "recall@3 %" in table and "100" in table  # every source chunk was retrieved
+    wait_for_text(chart, r"RAG \+ Fine-tuned · recall@k", 30)
+    assert chart.locator("canvas, svg").count() > 0 and chart.inner_html() != empty_chart  # redrawn with scores
+    wait_for_text(page.locator("#eval-questions"), r"[✓✗]")
+    detail = wait_for_text(page.locator("#eval-detail"), r"Question 1")
+    assert "Expected:" in detail and "RAG + Fine-tuned" in detail
+    page.fill("#eval-qnum input", "6")
+    page.locator("#eval-qnum input").press("Enter")
+    wait_for_text(page.locator("#eval-detail"), r"(?s)Question 6.*secret code of the vault", 30)
+    wait_for_text(page.locator("#eval-files"), r"(?s)results\s*\.json.*summary\s*\.csv.*answers\s*\.csv", 30)
+    page.screenshot(path=str(ARTIFACTS / "evaluate.png"), full_page=True)
+
+    # Questions the adapter was trained on are flagged before anything runs.
+    page.locator("#eval-upload button[aria-label='Clear']").click()
+    page.locator("#eval-upload input[type=file]").set_input_files(str(memo))
+    wait_for_text(page.locator("#eval-set-status"), r"Read 3 questions from the upload", 60)
+    wait_for_text(page.locator("#eval-overlap"), r"3 of 3 questions are in memo's training data", 30)
+
+    # The same evaluation is an API endpoint for gradio_client.
+    from gradio_client import Client
+
+    result = Client(app_url, verbose=False).predict("facts", "", "plain,rag", api_name="/evaluate_set")
+    assert [row["variant"] for row in result["summary"]] == ["Plain", "RAG"]
+    assert result["summary"][1]["recall@3"] == 1.0 and len(result["questions"]) == 6
