@@ -193,7 +193,7 @@ class Engine:
         """
         if not 1 <= n <= 2000:
             raise QuestionSetError("the number of questions must be 1..2000")
-        chunks = [h for d in self.store.documents() for h in self.store.chunks(d.name)]
+        chunks = self.store.all_chunks()
         if not chunks:
             raise QuestionSetError("the document store is empty: add documents in the Documents tab first")
         if method == "cloze":

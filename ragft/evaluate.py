@@ -300,8 +300,9 @@ def option_logprobs(
     prompts = render_prompts(generator, conversations)
     scores: list[float] = []
     for start in range(0, len(prompts), SCORE_ROWS):
+        ids_of = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
         rows = [
-            (tok(p, add_special_tokens=False)["input_ids"], tok(c, add_special_tokens=False)["input_ids"] or [tok.eos_token_id])
+            (ids_of(p), ids_of(c) or [tok.eos_token_id])
             for p, c in zip(prompts[start:start + SCORE_ROWS], continuations[start:start + SCORE_ROWS])
         ]
         width = max(len(p) + len(c) for p, c in rows)

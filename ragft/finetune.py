@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .chat import build_messages
 from .models import Generator
+from .questions import QuestionSetError, load_set
 from .store import Hit, Store
 
 log = logging.getLogger(__name__)
@@ -107,62 +108,22 @@ class Example:
 
 # --- data ----------------------------------------------------------------------------------------------------
 def load_qa_file(path: Path) -> list[dict]:
-    """Read a JSONL file of ``{"question", "answer"}`` or ``{"messages": [...]}`` records.
+    """Read a JSONL file of ``{"question", "answer"}`` or ``{"messages": [...]}`` records (a question set, see
+    ``questions.load_set``) as ``{"question", "answer", "source"?, "fact"?}`` dicts.
 
-    Returns records as ``{"question", "answer", "source"?}`` (the last user turn and the assistant reply of a
-    ``messages`` record). Raises `TrainingDataError` naming the line of the first problem.
+    Raises `TrainingDataError` naming the line of the first problem.
     """
-    path = Path(path)
-    name = path.name
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TrainingDataError(f"{name}: cannot read the file ({exc})") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise TrainingDataError(f"{name}: not a UTF-8 text file; expected JSON Lines") from None
-    records = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TrainingDataError(f"{name} line {n}: not valid JSON ({exc.msg}); expected one object per line") from None
-        if not isinstance(obj, dict):
-            raise TrainingDataError(f"{name} line {n}: expected a JSON object, got {type(obj).__name__}")
-        if "messages" in obj:
-            msgs = obj["messages"]
-            if not isinstance(msgs, list) or not all(isinstance(m, dict) and "role" in m and "content" in m for m in msgs):
-                raise TrainingDataError(f"{name} line {n}: 'messages' must be a list of {{role, content}} objects")
-            users = [m for m in msgs if m["role"] == "user"]
-            if not users or msgs[-1]["role"] != "assistant":
-                raise TrainingDataError(f"{name} line {n}: 'messages' must have a user turn and end with the assistant")
-            question, answer = str(users[-1]["content"]), str(msgs[-1]["content"])
-        else:
-            missing = [k for k in ("question", "answer") if not str(obj.get(k, "")).strip()]
-            if missing:
-                raise TrainingDataError(
-                    f"{name} line {n}: missing or empty {' and '.join(repr(k) for k in missing)}; "
-                    'each line needs {"question": ..., "answer": ...} or {"messages": [...]}'
-                )
-            question, answer = str(obj["question"]), str(obj["answer"])
-        record = {"question": question.strip(), "answer": answer.strip()}
-        for key in ("source", "fact"):  # fact: question sets saved by the Evaluate tab
-            if obj.get(key):
-                record[key] = str(obj[key])
-        records.append(record)
-    if not records:
-        raise TrainingDataError(f"{name}: no records; expected JSON Lines with question/answer pairs")
-    return records
+        items = load_set(path)
+    except QuestionSetError as exc:
+        raise TrainingDataError(str(exc)) from None
+    keep = ("question", "answer", "source", "fact")  # fact: sets saved by the Evaluate tab (overlap check)
+    return [{k: v for k, v in it.to_json().items() if k in keep} for it in items]
 
 
 def document_examples(store: Store) -> list[Example]:
     """Every stored chunk as raw text: continued pre-training on the user's documents."""
-    examples = []
-    for doc in store.documents():
-        examples += [Example(text=h.text, source=doc.name) for h in store.chunks(doc.name)]
+    examples = [Example(text=h.text, source=h.source) for h in store.all_chunks()]
     if not examples:
         raise TrainingDataError("the document store is empty: add documents in the Documents tab first")
     return examples
@@ -181,7 +142,7 @@ def raft_examples(records: list[dict], store: Store, config: TrainConfig) -> lis
     if store.count() == 0:
         raise TrainingDataError("RAFT needs stored documents for its context: add documents first")
     rng = random.Random(config.seed)
-    all_chunks = [h for d in store.documents() for h in store.chunks(d.name)]
+    all_chunks = store.all_chunks()
     examples = []
     for r in records:
         gold: Hit | None = None

@@ -453,7 +453,9 @@ def llm_questions(
         pairs = [_parse_reply(reply or "") for reply in complete([p for _, p in batch])]
         unanswered = [i for i, pair in enumerate(pairs) if pair and not pair[1]]
         if unanswered:
-            replies = complete([ANSWER_PROMPT.format(passage=batch[i][0].text, question=pairs[i][0]) for i in unanswered])
+            replies = complete(
+                [ANSWER_PROMPT.format(passage=batch[i][0].text, question=pairs[i][0]) for i in unanswered]
+            )
             for i, reply in zip(unanswered, replies):
                 pairs[i] = (pairs[i][0], (reply or "").strip().removeprefix("Answer:").strip())
         for (hit, _), pair in zip(batch, pairs):

@@ -136,6 +136,10 @@ class Store:
         hits = [Hit(m["source"], m["chunk"], 1.0, t, i) for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])]
         return sorted(hits, key=lambda h: h.chunk)
 
+    def all_chunks(self) -> list[Hit]:
+        """Every chunk, document by document, in order."""
+        return [h for d in self.documents() for h in self.chunks(d.name)]
+
     def delete(self, name: str) -> int:
         ids = self._ids_of(name)
         if ids:

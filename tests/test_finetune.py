@@ -57,7 +57,7 @@ def test_qa_file_reads_both_formats(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("", "qa.jsonl: no records"),
+        ("", "qa.jsonl: no questions"),
         ('{"question": "q", "answer": "a"}\nnot json', "qa.jsonl line 2: not valid JSON"),
         ('["q", "a"]', "qa.jsonl line 1: expected a JSON object, got list"),
         ('{"question": "q"}', "qa.jsonl line 1: missing or empty 'answer'"),

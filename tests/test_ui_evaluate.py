@@ -3,7 +3,15 @@
 import pandas as pd
 
 from ragft.questions import QAItem
-from ragft.ui.evaluate import ALL_BARS, as_state, chart_frame, detail_html, items_frame, items_from_frame, questions_frame
+from ragft.ui.evaluate import (
+    ALL_BARS,
+    as_state,
+    chart_frame,
+    detail_html,
+    items_frame,
+    items_from_frame,
+    questions_frame,
+)
 
 from .test_evaluate import hand_made_result
 

@@ -132,7 +132,8 @@ def detail_html(data: dict | None, number) -> str:
             + (f"<details><summary>Retrieved chunks</summary><ul>{sources}</ul></details>" if sources else "")
             + "</div>"
         )
-    return f"<div id='eval-detail-body'>{head}<div style='display:flex;gap:8px;flex-wrap:wrap'>{''.join(cards)}</div></div>"
+    row = f"<div style='display:flex;gap:8px;flex-wrap:wrap'>{''.join(cards)}</div>"
+    return f"<div id='eval-detail-body'>{head}{row}</div>"
 
 
 def progress_html(p: EvalProgress) -> str:
