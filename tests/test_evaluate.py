@@ -185,6 +185,12 @@ def test_memorised_adapter_beats_plain_on_its_training_questions(engine, memoriz
     assert [q.overlap for q in result.questions] == ["trained"] * 3
     assert result.overlap_note.startswith("⚠️ 3 of 3 questions are in memo's training data")
 
+    # As multiple choice (log-likelihood through peft's per-row adapters), the adapter picks what it learned.
+    answers = tuple(r["answer"] for r in MEMO_QA)
+    mc = [QAItem(r["question"], r["answer"], choices=answers) for r in MEMO_QA]
+    rows = by_variant(run(engine, mc, name, variants=("plain", "ft")))
+    assert rows["Fine-tuned"]["accuracy"] == 1.0
+
 
 def test_fine_tuned_variants_without_adapter_are_listed_not_run(facts_engine):
     items, _ = facts_engine.generate_questions(2)
