@@ -33,6 +33,13 @@ def test_edited_table_rows_keep_the_fields_it_does_not_show():
     ]
     assert items_from_frame(None, []) == [] and items_from_frame(pd.DataFrame(), []) == []
 
+    # Sorted rows still find their items; an edited question keeps its item's hidden fields.
+    frame = items_frame(items).iloc[::-1].reset_index(drop=True)
+    frame.loc[2, "question"] = "Q1 reworded?"
+    got = items_from_frame(frame, as_state(items))
+    assert got[0] == items[2] and got[1] == items[1]
+    assert got[2] == QAItem("Q1 reworded?", "a", "d.md", 0, context="ctx", fact="f1")
+
 
 def test_chart_has_one_bar_per_variant_and_metric_in_reading_order():
     rows = hand_made_result().summary()

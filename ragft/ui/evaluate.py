@@ -31,14 +31,19 @@ def items_from_frame(frame: pd.DataFrame | None, base: list[dict] | None) -> lis
     """The kept rows, with the user's edits applied to the items they came from (rows added by hand are new)."""
     if frame is None or len(frame) == 0:
         return []
-    base = base or []
+    base_items = [QAItem(**b) for b in base or []]
+    rows = [(row + ("",) * len(SET_COLUMNS))[: len(SET_COLUMNS)] for row in frame.itertuples(index=False)]
+    # Each row's item: the one with its question (rows may have been sorted); rows whose question was edited take
+    # the unclaimed items in order; rows beyond those were typed in by hand and start empty.
+    shown = {str(r[1] or "").strip() for r in rows}
+    unclaimed = iter([it for it in base_items if it.question not in shown])
+    by_question = {it.question: it for it in base_items}
     items = []
-    for i, row in enumerate(frame.itertuples(index=False)):
-        keep, question, answer, choices, source, chunk = (row + ("",) * len(SET_COLUMNS))[: len(SET_COLUMNS)]
+    for keep, question, answer, choices, source, chunk in rows:
         question, answer = str(question or "").strip(), str(answer or "").strip()
+        item = by_question.get(question) or next(unclaimed, None) or QAItem(question, answer)
         if keep in (False, "false", "False", 0) or not question or not answer:
             continue
-        item = QAItem(**base[i]) if i < len(base) else QAItem(question, answer)
         options = tuple(c.strip() for c in str(choices or "").split("|") if c.strip())
         chunk_text = str(chunk).strip()
         items.append(replace(
