@@ -217,7 +217,9 @@ def _train(args, engine) -> int:
     except KeyboardInterrupt:
         engine.runner.cancel()
         print("\ncancelling: saving what was learned…", file=sys.stderr)
-        engine.runner.wait()
+    # The run reports "done" just before its thread ends; exiting while that thread still frees the model's
+    # tensors aborts the interpreter ("terminate called without an active exception"), so join it first.
+    engine.runner.wait()
     if not args.json:
         print(file=sys.stderr)
     if state.status == "failed":
@@ -285,6 +287,8 @@ def _eval(args, engine) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notes are not for CLI users
+    # peft looks for a config.json beside the base model to check the vocabulary; a GGUF file has none.
+    warnings.filterwarnings("ignore", message="Could not find a config file")
     # stderr is for errors: no "Loading weights" bars (read by huggingface_hub when transformers is first imported).
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF de-quantizing bar is a bare tqdm
