@@ -261,9 +261,10 @@ def create_evaluate_tab(engine: Engine) -> dict:
         except QuestionSetError as exc:
             gr.Warning(str(exc))
             return gr.skip(), f"❌ {exc}", gr.skip(), gr.skip()
+        saved_sets = {n: engine.load_question_set(n) for n in names}  # each file read back once
         shown = names[-1]  # the test part, ready to run
-        loaded = engine.load_question_set(shown)
-        sizes = ", ".join(f"**{n}** ({len(engine.load_question_set(n))} questions)" for n in names)
+        loaded = saved_sets[shown]
+        sizes = ", ".join(f"**{n}** ({len(got)} questions)" for n, got in saved_sets.items())
         text = f"Saved {sizes} under `{engine.settings.questions_dir}`."
         if len(names) == 2:
             text += (f" Train an adapter on **{names[0]}** in the Fine-tune tab (question/answer or RAFT data), "
