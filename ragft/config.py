@@ -102,5 +102,9 @@ class Settings:
     def evals_dir(self) -> Path:
         return self.data_dir / "evals"
 
+    @property
+    def experiments_dir(self) -> Path:
+        return self.data_dir / "experiments"
+
     def describe(self) -> dict:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}

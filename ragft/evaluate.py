@@ -29,7 +29,9 @@ from .questions import BLANK, QAItem
 from .store import Hit
 
 CORRECT_RULE = (
-    "open question: the expected answer appears in the answer after normalisation (contains); "
+    f"open question: the expected answer appears in the answer after normalisation, and the answer is at most "
+    f"{metrics.EXTRA_WORDS} words longer than the expected one (a long reply that happens to contain it is not "
+    "correct); "
     "multiple choice: the option whose reply has the highest log-probability is the expected one (for a "
     "fill-in-the-blank question the reply is the sentence completed with the option)"
 )
@@ -79,6 +81,7 @@ class Answer:
     f1: float
     contains: float
     recall: float | None = None  # retrieval variants with a known source only
+    in_context: float | None = None  # retrieval variants: the expected answer is in a retrieved chunk
     sources: list[Hit] = field(default_factory=list)
     option_scores: list[float] = field(default_factory=list)  # multiple choice: one per option
     tokens: int = 0
@@ -128,6 +131,7 @@ class EvalResult:
                 "token_f1": metrics.mean(a.f1 for a in answers),
                 "contains": metrics.mean(a.contains for a in answers),
                 f"recall@{self.config.top_k}": metrics.mean(a.recall for a in answers) if v in RETRIEVES else None,
+                "answer_in_chunks": metrics.mean(a.in_context for a in answers) if v in RETRIEVES else None,
                 "s_per_answer": t.seconds / t.answers if t.answers else None,
                 "tokens_per_s": t.tokens / t.seconds if t.tokens and t.seconds else None,
                 "note": self.notices.get(v, ""),
@@ -152,7 +156,8 @@ class EvalResult:
                     "answers": {
                         v: {
                             "text": a.text, "correct": a.correct, "exact_match": a.exact, "token_f1": a.f1,
-                            "contains": a.contains, "recall": a.recall, "tokens": a.tokens,
+                            "contains": a.contains, "recall": a.recall, "in_context": a.in_context,
+                            "tokens": a.tokens,
                             "option_scores": a.option_scores,
                             "sources": [{"source": h.source, "chunk": h.chunk, "score": h.score} for h in a.sources],
                         }
@@ -198,7 +203,7 @@ def format_table(rows: list[dict]) -> str:
     def cell(key: str, value) -> str:
         if value is None:
             return "n/a"
-        if key in ("accuracy", "exact_match", "token_f1", "contains") or key.startswith("recall@"):
+        if key in ("accuracy", "exact_match", "token_f1", "contains", "answer_in_chunks") or key.startswith("recall@"):
             return f"{100 * value:.0f}%"
         if key == "s_per_answer":
             return f"{value:.2f}"
@@ -240,12 +245,13 @@ def gold_matcher(item: QAItem) -> Callable[[Hit], bool] | None:
 
 
 def judge(text: str, item: QAItem, hits: list[Hit] | None, option_scores: list[float] = ()) -> Answer:
-    correct = text == item.answer if item.choices else bool(metrics.contains(text, item.answer))
+    correct = text == item.answer if item.choices else bool(metrics.correct(text, item.answer))
     recall = metrics.recall_at_k(hits, gold_matcher(item)) if hits is not None else None
+    in_context = metrics.in_context([h.text for h in hits], item.answer) if hits is not None else None
     return Answer(
         text=text, correct=correct, exact=metrics.exact_match(text, item.answer),
         f1=metrics.token_f1(text, item.answer), contains=metrics.contains(text, item.answer),
-        recall=recall, sources=list(hits or []), option_scores=list(option_scores),
+        recall=recall, in_context=in_context, sources=list(hits or []), option_scores=list(option_scores),
     )
 
 

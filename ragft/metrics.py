@@ -6,7 +6,10 @@ removed, whitespace collapsed. Digits separated by punctuation stay apart ("7-4-
     exact_match   1 if the normalised answer equals the normalised expected answer, else 0
     token_f1      harmonic mean of token precision and recall between the two (bags of words)
     contains      1 if the normalised expected answer appears, as whole words, inside the normalised answer
+    correct       contains, in an answer at most EXTRA_WORDS words longer than the expected one: the headline
+                  rate, which a long rambling reply that happens to include the answer does not earn
     recall_at_k   1 if the question's source chunk is among the k retrieved chunks, else 0
+    in_context    1 if the expected answer appears in one of the retrieved chunks (retrieval at answer level)
 """
 
 from __future__ import annotations
@@ -45,6 +48,20 @@ def contains(prediction: str, expected: str) -> float:
     if not gold:
         return 0.0
     return float(f" {gold} " in f" {normalize(prediction)} ")
+
+
+EXTRA_WORDS = 12  # "The glimmerphone was invented in 1931 by Tamsin Greaves." passes; a paragraph does not
+
+
+def correct(prediction: str, expected: str) -> float:
+    if len(normalize(prediction).split()) > len(normalize(expected).split()) + EXTRA_WORDS:
+        return 0.0
+    return contains(prediction, expected)
+
+
+def in_context(texts: list[str], expected: str) -> float:
+    """1.0 if any of ``texts`` (retrieved chunks) contains the expected answer, as ``contains`` judges it."""
+    return float(any(contains(t, expected) for t in texts))
 
 
 def recall_at_k(retrieved: list, gold) -> float | None:

@@ -326,17 +326,59 @@ def generate_cloze(chunks: list[Hit], n: int, choices: int = 0, per_chunk: int =
     return out
 
 
+_AUX = set("is are was were has have had will can could would should may might must".split())
+
+
+def _echo(item: QAItem) -> str:
+    """The sentence asked as a question in place: "It plays music with how many glass bells?"."""
+    before, _, after = item.cloze.rstrip(" .!?").partition(BLANK)
+    if item.kind == "year":
+        what = "what year"
+    elif item.kind == "number" and re.match(r"\s+[a-z]", after):
+        what = "how many"  # a count of something: "with ____ glass bells"
+    elif not before.strip():
+        what = "who" if item.kind == "name" else "what"  # the blank is the subject: mostly a person
+    else:
+        what = "what"
+    question = f"{before}{what}{after}?"
+    return question[0].upper() + question[1:]
+
+
+def _fronted(item: QAItem) -> str | None:
+    """The question word first, as people ask: "When was the glimmerphone invented by Ada Trent?" (a year after
+    "in", with an auxiliary to invert) or "How many metres tall is the largest one?" (a count right after an
+    auxiliary). None when the sentence has no such shape."""
+    before, _, after = item.cloze.rstrip(" .!?").partition(BLANK)
+    words = before.split()
+
+    def subject(ws: list[str]) -> str:
+        text = " ".join(ws)
+        return text[0].lower() + text[1:] if ws and ws[0] in _STARTERS else text
+
+    if item.kind == "year" and words[-1:] == ["in"]:
+        aux = next((i for i, w in enumerate(words[:-1]) if i > 0 and w.lower() in _AUX), None)
+        if aux is not None:
+            verb = " ".join(words[aux + 1 : -1])
+            return " ".join(f"When {words[aux].lower()} {subject(words[:aux])} {verb}{after}?".split())
+    if item.kind == "number" and len(words) >= 2 and words[-1].lower() in _AUX and re.match(r"\s+[a-z]", after):
+        after = re.split(r",|;| (?:and|but|which|while|where) ", after)[0]  # the count's own clause only
+        return " ".join(f"How many{after} {words[-1].lower()} {subject(words[:-1])}?".split())
+    return None
+
+
 def phrasings(item: QAItem) -> list[str]:
-    """Ways to ask the same fact: [fill in the blank, complete the sentence, echo question]; one for hand-written."""
+    """Ways to ask the same fact: [fill in the blank, complete the sentence, the sentence as a question, and — when
+    the sentence allows — the question word first]; one for hand-written items. The third is the one a paraphrase
+    split tests on; the others are trained on."""
     if not item.cloze:
         return [item.question]
-    what = {"year": "what year", "number": "what number"}.get(item.kind, "what")
-    echo = item.cloze.replace(BLANK, what, 1).rstrip(" .!?") + "?"
-    return [
+    forms = [
         f"Fill in the blank: {item.cloze}",
         f"Complete the sentence with the missing word or number: {item.cloze}",
-        echo[0].upper() + echo[1:],
+        _echo(item),
     ]
+    fronted = _fronted(item)
+    return forms + [fronted] if fronted and normalize(fronted) != normalize(forms[2]) else forms
 
 
 # --- train/test splits ------------------------------------------------------------------------------------------
@@ -344,7 +386,7 @@ def split_set(
     items: list[QAItem], mode: str, test_share: float = 0.5, seed: int = 0
 ) -> tuple[list[QAItem], list[QAItem]]:
     """(train, test). ``heldout``: about ``test_share`` of facts go to test, all of a fact's items together.
-    ``paraphrase``: every fact on both sides; train asks phrasings [0] and [1], test asks [2] (see `phrasings`).
+    ``paraphrase``: every fact on both sides; test asks phrasing [2], train all the others (see `phrasings`).
 
     Deterministic for the same items and seed; train never holds a question (normalised) that test asks.
     """
@@ -371,7 +413,7 @@ def split_set(
         train, test = [], []
         for item in items:
             p = phrasings(item)
-            train += [replace(item, question=p[0]), replace(item, question=p[1])]
+            train += [replace(item, question=q) for n, q in enumerate(p) if n != 2]
             test.append(replace(item, question=p[2]))
     else:
         raise QuestionSetError(f"unknown split {mode!r}; choose one of: {', '.join(SPLIT_MODES)}")

@@ -289,9 +289,17 @@ def test_phrasings_of_a_cloze_item():
         "Fill in the blank: The glimmerphone was invented by Ada Trent in ____.",
         "Complete the sentence with the missing word or number: The glimmerphone was invented by Ada Trent in ____.",
         "The glimmerphone was invented by Ada Trent in what year?",
+        "When was the glimmerphone invented by Ada Trent?",
     ]
-    assert phrasings(NAME)[2] == "What moved to New Harbor in the spring?"
-    assert phrasings(NUMBER)[2] == "Quib orbits the planet every what number days?"
+    assert phrasings(NAME) == phrasings(NAME)[:3] and phrasings(NAME)[2] == "Who moved to New Harbor in the spring?"
+    assert phrasings(NUMBER)[2] == "Quib orbits the planet every how many days?"
+    assert phrasings(QAItem("q", "318", cloze="The Quillon river is ____ kilometres long and flows into the bay.",
+                            kind="number"))[2:] == [
+        "The Quillon river is how many kilometres long and flows into the bay?",
+        "How many kilometres long is the Quillon river?",
+    ]
+    assert phrasings(QAItem("q", "Pim", cloze="The vault is guarded by ____.", kind="name"))[2:] == [
+        "The vault is guarded by what?"]
     assert phrasings(QAItem("Who built it?", "Marta Vell")) == ["Who built it?"]
 
 
@@ -322,8 +330,8 @@ def test_heldout_split_of_hand_written_questions_uses_the_question():
 def test_paraphrase_split_asks_each_fact_differently_on_each_side():
     items = generate_cloze(CORPUS, 50, choices=3)
     train, test = split_set(items, "paraphrase")
-    assert len(train) == 20 and len(test) == 10
-    assert sorted(i.fact for i in train) == sorted(2 * [i.fact for i in test])
+    assert len(test) == 10 and len(train) == sum(len(phrasings(i)) - 1 for i in items) >= 20
+    assert {i.fact for i in train} == {i.fact for i in test}
     assert not {normalize(i.question) for i in train} & {normalize(i.question) for i in test}
     assert [i.question for i in test] == [phrasings(i)[2] for i in items]
     assert [(i.answer, i.choices) for i in test] == [(i.answer, i.choices) for i in items]

@@ -1,0 +1,267 @@
+"""Experiment tab: "RAG, fine-tuning, or both?" in one run — pick documents and a preset, see the plan and its time
+estimate, press Run, watch the stages, read the verdict, the causes and the costs; reopen past reports.
+
+The run is the engine's background job: a timer shows it, so a reloaded page picks it up again. Everything shown
+comes from one report dict (``ExperimentReport.to_json()``), live or reopened from disk.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from ..experiment import PRESETS, RECIPES, ExperimentConfig, ExperimentError, format_duration
+from ..experiment_report import chart_svg
+from ..jobs import JobBusyError, JobState
+from ..questions import SPLIT_MODES, QuestionSetError
+from . import messages as M
+from .finetune import loss_frame
+
+GENERATE = "(generate from the documents)"
+
+
+def progress_html(state: JobState) -> str:
+    eta = f" · about {format_duration(state.eta_s)} left" if state.eta_s is not None and state.active else ""
+    return (f"<div id='exp-progress-body'><b>{html.escape(state.name)}</b> — {state.status}"
+            f"{' · ' + html.escape(state.stage) if state.stage else ''}{eta}<br><progress value='{state.step}' "
+            f"max='{max(state.total, 1)}' style='width:100%'></progress><br>{html.escape(state.message)}</div>")
+
+
+def verdict_md(data: dict) -> str:
+    return (f"### {data['headline']}\n\n**{data['recommendation']}**\n\n"
+            f"{data['test_questions']} test questions, {data['train_questions']} training questions · split "
+            f"{data['config']['split']} · preset {data['config']['preset']} · {format_duration(data['seconds'])}"
+            + (" · **cancelled**" if data["cancelled"] else ""))
+
+
+def summary_frame(data: dict) -> pd.DataFrame:
+    def pct(v):
+        return None if v is None else round(100 * v, 1)
+
+    return pd.DataFrame([{
+        "variant": r["variant"], "correct [95% CI]": r["accuracy_ci"], "exact match %": pct(r["exact_match"]),
+        "token F1 %": pct(r["token_f1"]), "answer in chunks %": pct(r["answer_in_chunks"]),
+        "recall@k %": pct(r["recall"]), "s/answer": None if r["s_per_answer"] is None else round(r["s_per_answer"], 2),
+        "why wrong": ", ".join(f"{c} {n}" for c, n in r["causes"].items()),
+    } for r in data["summary"]])
+
+
+def comparisons_md(data: dict) -> str:
+    lines = [f"- {c['sentence']} ({c['only_a']} questions only {c['a']} got right, {c['only_b']} only {c['b']})"
+             for c in data["comparisons"]]
+    checks = [f"- {k} on the wordings it was trained on: {v['accuracy_ci']} of {v['n']} facts"
+              for k, v in data["trained_wordings"].items()]
+    return "\n".join(["**Paired comparisons** (same questions; exact McNemar test):", *lines, "",
+                      "**Memorisation check:**", *checks])
+
+
+def costs_frame(data: dict) -> pd.DataFrame:
+    per_answer = data["costs"]["s_per_answer"]
+    return pd.DataFrame([{
+        "adapter": a["adapter"], "recipe": a["recipe"], "steps": a["steps"],
+        "training time": format_duration(a["train_seconds"]), "tokens trained": a["tokens_seen"],
+        "adapter size MB": round(a["size_bytes"] / 1e6, 1),
+        "s/answer (fine-tuned)": next((round(v, 2) for k, v in per_answer.items()
+                                       if v is not None and k.startswith("Fine-tuned") and
+                                       (a["recipe"] in k or len(data["costs"]["adapters"]) == 1)), None),
+    } for a in data["costs"]["adapters"]])
+
+
+def questions_frame(data: dict) -> pd.DataFrame:
+    labels = [r["variant"] for r in data["summary"]]
+    rows = []
+    for n, q in enumerate(data["questions"], 1):
+        row = {"#": n, "question": q["question"], "expected": q["answer"]}
+        for label in labels:
+            a = q["answers"][label]
+            row[label] = "✓" if a["correct"] else f"✗ {a['cause']}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def detail_html(data: dict | None, number) -> str:
+    if not data or not data["questions"]:
+        return ""
+    n = min(max(int(number or 1), 1), len(data["questions"]))
+    q, esc = data["questions"][n - 1], html.escape
+    cards = []
+    for label, a in q["answers"].items():
+        mark = "✓ correct" if a["correct"] else f"✗ {esc(a['cause'])}"
+        chunks = "".join(f"<li>{esc(s['source'])} · chunk {s['chunk']} · {s['score']:.2f}</li>" for s in a["sources"])
+        cards.append(f"<div style='flex:1;min-width:13em;border:1px solid #ccc;border-radius:6px;padding:6px'>"
+                     f"<b>{esc(label)}</b> — {mark} · F1 {100 * a['token_f1']:.0f}%"
+                     f"<p style='white-space:pre-wrap'>{esc(a['text']) or '<i>(empty)</i>'}</p>"
+                     + (f"<details><summary>Retrieved chunks</summary><ul>{chunks}</ul></details>" if chunks else "")
+                     + "</div>")
+    return (f"<div id='exp-detail-body'><h4>Question {n}</h4><p>{esc(q['question'])}</p><p><b>Expected:</b> "
+            f"{esc(q['answer'])}</p><div style='display:flex;gap:8px;flex-wrap:wrap'>{''.join(cards)}</div></div>")
+
+
+def report_outputs(data: dict, files: list[str]) -> tuple:
+    """Everything the results area shows for one report."""
+    return (verdict_md(data), chart_svg(data["summary"]), summary_frame(data), comparisons_md(data),
+            costs_frame(data), questions_frame(data), detail_html(data, 1), files, data)
+
+
+def create_experiment_tab(engine) -> dict:
+    gr.Markdown(M.EXPERIMENT_INTRO)
+    with gr.Row():
+        with gr.Column(scale=3):
+            documents = gr.Dropdown(choices=[], value=[], multiselect=True, elem_id="exp-docs",
+                                    label="Documents to ask about (none picked = all stored)")
+            preset = gr.Radio(list(PRESETS), value="quick", label="Preset", info=M.PRESET_HELP, elem_id="exp-preset")
+        with gr.Column(scale=2):
+            qset = gr.Dropdown(choices=[GENERATE, *engine.question_sets()], value=GENERATE, elem_id="exp-set",
+                               label="Questions")
+            name = gr.Textbox(value="experiment", label="Name (prefix of its adapters and report)",
+                              elem_id="exp-name")
+    with gr.Accordion("Questions, split and training", open=False):
+        with gr.Row():
+            n_questions = gr.Number(value=0, precision=0, minimum=0, maximum=500, elem_id="exp-questions",
+                                    label="Facts to generate (0 = preset's)")
+            split = gr.Dropdown(["", *SPLIT_MODES], value="", label="Split ('' = preset's: paraphrase)")
+            recipes = gr.CheckboxGroup(list(RECIPES), value=["qa", "raft"], label="Adapters to train",
+                                       elem_id="exp-recipes")
+            steps = gr.Number(value=0, precision=0, minimum=0, maximum=10000, elem_id="exp-steps",
+                              label="Steps per adapter (0 = preset's epochs)")
+    plan_md = gr.Markdown(elem_id="exp-plan")
+    with gr.Row():
+        estimate_btn = gr.Button("Estimate time", elem_id="exp-estimate")
+        run_btn = gr.Button("Run experiment", variant="primary", elem_id="exp-run")
+        cancel_btn = gr.Button("Cancel", variant="stop", elem_id="exp-cancel")
+    progress = gr.HTML(f"<p>{M.EXP_IDLE}</p>", elem_id="exp-progress")
+    losses = gr.LinePlot(loss_frame([]), x="step", y="loss", title="Training loss (current adapter)", height=220,
+                         elem_id="exp-loss")
+
+    gr.Markdown("### Verdict")
+    with gr.Row():
+        past = gr.Dropdown(choices=[], value=None, label="Reopen a saved experiment", elem_id="exp-past", scale=3)
+        files = gr.File(label="Report (HTML, JSON, CSV)", file_count="multiple", interactive=False,
+                        elem_id="exp-files", scale=2)
+    verdict = gr.Markdown(elem_id="exp-verdict")
+    chart = gr.HTML(elem_id="exp-chart")
+    summary = gr.Dataframe(label="Scores on the test questions", interactive=False, wrap=True, elem_id="exp-table")
+    comparisons = gr.Markdown(elem_id="exp-comparisons")
+    gr.Markdown(M.CAUSES_HELP)
+    costs = gr.Dataframe(label="Costs", interactive=False, elem_id="exp-costs")
+    per_question = gr.Dataframe(label="Per question (click a row for its answers)", interactive=False, wrap=True,
+                                max_height=420, elem_id="exp-questions-table")
+    picked = gr.Number(value=1, precision=0, minimum=1, label="Question #", elem_id="exp-qnum")
+    detail = gr.HTML(elem_id="exp-detail")
+    report_state = gr.State(None)
+    seen = gr.State(None)
+    timer = gr.Timer(1.0)
+    results = [verdict, chart, summary, comparisons, costs, per_question, detail, files, report_state]
+
+    def plan_of(docs, pre, qname, qs, sp, recs, st, nm):
+        if not recs:
+            raise ExperimentError(M.NEED_RECIPE)
+        config = ExperimentConfig(
+            name=(nm or "").strip() or "experiment", preset=pre, questions=int(qs or 0), split=sp or "",
+            train=tuple(recs), steps=int(st or 0), documents=tuple(docs or ()), top_k=engine.settings.top_k,
+        )
+        items = engine.read_questions(qname) if qname and qname != GENERATE else None
+        return engine.plan_experiment(config, items)
+
+    def estimate(*values):
+        try:
+            return plan_of(*values).describe().replace("\n", "  \n")
+        except (ExperimentError, QuestionSetError, ValueError) as exc:
+            return f"❌ {exc}"
+
+    def run(*values):
+        try:
+            plan = plan_of(*values)
+            state = engine.start_experiment(plan)
+        except JobBusyError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), f"❌ {exc}"
+        except (ExperimentError, QuestionSetError, ValueError) as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), f"❌ {exc}"
+        return progress_html(state), plan.describe().replace("\n", "  \n")
+
+    def cancel():
+        if engine.jobs.cancel("experiment"):
+            gr.Info(M.EXP_CANCEL_SENT)
+        else:
+            gr.Warning(M.NOTHING_TO_CANCEL_EXP)
+
+    def poll(last):
+        job, state = engine.jobs.state, engine.jobs.latest("experiment")
+        other = (job.kind, job.name, job.status) if job.active and job.kind != "experiment" else None
+        mine = (id(state), state.status, state.step, len(state.losses)) if state else None
+        key = (mine, other)
+        skip = (gr.skip(),) * (len(results) + 2)
+        if key == last:
+            return gr.skip(), *skip, last
+        if other:
+            line = f"<p id='exp-busy'>{M.BUSY.format(job=job.describe(), status=job.status, what='an experiment')}</p>"
+        else:
+            line = progress_html(state) if state else f"<p>{M.EXP_IDLE}</p>"
+        curve = loss_frame(state.losses) if state and state.losses else gr.skip()
+        report = state.result if state and not state.active else None
+        shown_before = last is not None and last[0] is not None and last[0][:2] == (mine or (None,))[:2]
+        if report is None or shown_before:
+            return line, curve, *(gr.skip(),) * (len(results) + 1), key
+        data = report.to_json()
+        paths = [str(p) for p in sorted(report.folder.iterdir())] if report.folder else []
+        reports = engine.experiments()
+        past_update = gr.update(choices=[(f"{r['folder']} — {r['headline'][:80]}", r["folder"]) for r in reports],
+                                value=report.folder.name if report.folder else None)
+        return line, curve, *report_outputs(data, paths), past_update, key
+
+    def reopen(folder):
+        if not folder:
+            return (gr.skip(),) * len(results)
+        try:
+            data = engine.experiment_report(folder)
+        except FileNotFoundError as exc:
+            gr.Warning(str(exc))
+            return (gr.skip(),) * len(results)
+        d = engine.settings.experiments_dir / Path(folder).name
+        return report_outputs(data, [str(p) for p in sorted(d.iterdir())])
+
+    def refresh():
+        docs = [d.name for d in engine.store.documents()]
+        reports = engine.experiments()
+        return (gr.update(choices=docs), gr.update(choices=[GENERATE, *engine.question_sets()]),
+                gr.update(choices=[(f"{r['folder']} — {r['headline'][:80]}", r["folder"]) for r in reports]))
+
+    knobs = [documents, preset, qset, n_questions, split, recipes, steps, name]
+    estimate_btn.click(estimate, knobs, plan_md)
+    run_btn.click(run, knobs, [progress, plan_md], api_name="start_experiment")
+    cancel_btn.click(cancel, None, None, concurrency_limit=None)
+    timer.tick(poll, seen, [progress, losses, *results, past, seen], queue=False, show_progress="hidden")
+    past.input(reopen, past, results)
+    def pick_row(evt: gr.SelectData):
+        return evt.index[0] + 1
+
+    per_question.select(pick_row, None, picked)
+    picked.change(detail_html, [report_state, picked], detail, show_progress="hidden")
+
+    @gr.api(api_name="run_experiment")
+    def run_experiment_api(preset: str = "quick", questions: int = 0, split: str = "", train: str = "qa,raft",
+                           steps: int = 0, question_set: str = "", name: str = "experiment") -> dict:
+        """Run an experiment to the end (as the app's background job) and return its report: verdict, per-variant
+        scores with 95% intervals, paired tests, causes of misses, costs and the adapters' names."""
+        try:
+            config = ExperimentConfig(name=name, preset=preset, questions=int(questions), split=split,
+                                      train=tuple(t.strip() for t in train.split(",") if t.strip()), steps=int(steps),
+                                      top_k=engine.settings.top_k)
+            items = engine.read_questions(question_set) if question_set else None
+            state = engine.start_experiment(engine.plan_experiment(config, items))
+        except (JobBusyError, ExperimentError, QuestionSetError, ValueError) as exc:
+            raise gr.Error(str(exc)) from None
+        while state.active:
+            engine.jobs.wait(1.0)
+        if state.status == "failed":
+            raise gr.Error(state.message)
+        report = state.result
+        return {**report.to_json(), "adapters": [a["adapter"] for a in report.adapters],
+                "folder": str(report.folder)}
+
+    return {"refresh": refresh, "outputs": [documents, qset, past]}

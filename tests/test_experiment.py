@@ -1,0 +1,230 @@
+"""Experiment: causes of misses, the report (verdict, intervals, causes, costs, writers) and freshness on hand-made
+cases; then the whole run, end to end, on the fixture corpus with the real models and the quick preset."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ragft.adapters import stale_note, staleness, trained_on
+from ragft.evaluate import Answer, EvalConfig, EvalResult, QuestionResult, VariantTiming
+from ragft.experiment import AdapterRun, ExperimentConfig, ExperimentError, Plan, cause_of_miss
+from ragft.experiment_report import build_report, format_text, list_reports, load_report, recommend
+from ragft.finetune import TrainConfig
+from ragft.questions import QAItem
+from ragft.store import DocInfo, Hit
+
+FACTS = Path(__file__).parent / "fixtures" / "facts"
+
+
+def answer(correct: bool, contains: float | None = None, in_context: float | None = None, text: str = "x") -> Answer:
+    contains = float(correct) if contains is None else contains
+    return Answer(text, correct, float(correct), float(correct), contains, in_context=in_context)
+
+
+# --- causes ----------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant, ans, trained, cause", [
+    ("rag", answer(True, in_context=1.0), None, ""),
+    ("rag", answer(False, in_context=0.0), None, "retrieval miss"),
+    ("rag", answer(False, in_context=1.0), None, "context ignored"),
+    ("rag+ft", answer(False, in_context=1.0), True, "context ignored"),  # context first: the answer was there
+    ("rag+ft", answer(False, in_context=0.0), False, "retrieval miss"),
+    ("rag", answer(False, contains=1.0, in_context=1.0), None, "buried"),  # right words, lost in a long reply
+    ("ft", answer(False), False, "not learned"),
+    ("ft", answer(False), True, "did not generalise"),
+    ("ft", answer(False), None, "not trained"),
+    ("ft", answer(False, contains=1.0), True, "buried"),
+    ("plain", answer(False), None, "not known"),
+    ("plain", answer(True), None, ""),
+])
+def test_cause_of_each_miss(variant, ans, trained, cause):
+    assert cause_of_miss(variant, ans, trained) == cause
+
+
+# --- the report on a hand-made run -------------------------------------------------------------------------------------
+def hand_made(tmp_path, n=20):
+    """n test questions; plain never right, RAG right on 60%, the qa adapter on 30%, both on 90%."""
+    items = [QAItem(f"Q{i}?", f"a{i}", "doc.md", i, fact=f"f{i}", cloze=f"S ____ {i}.", kind="number")
+             for i in range(n)]
+    hit = Hit("doc.md", 0, 0.9, "text")
+    plan = Plan(ExperimentConfig(name="hand", split="paraphrase", train=("qa",)), [hit], items,
+                [QAItem(f"Fill {i}?", f"a{i}", fact=f"f{i}") for i in range(n)], items, [],
+                {"qa": TrainConfig(max_steps=3)}, EvalConfig(), "hand-made")
+
+    def result(variants, right: dict[str, int]) -> EvalResult:
+        questions = []
+        for i, it in enumerate(items):
+            answers = {}
+            for v in variants:
+                ok = i < right[v]
+                answers[v] = Answer(f"a{i}" if ok else "no", ok, float(ok), float(ok), float(ok),
+                                    recall=1.0 if v in ("rag", "rag+ft") else None,
+                                    in_context=(1.0 if i < 18 else 0.0) if v in ("rag", "rag+ft") else None,
+                                    sources=[hit] if v in ("rag", "rag+ft") else [])
+            questions.append(QuestionResult(it, answers))
+        timings = {v: VariantTiming(2.0, n, 10 * n) for v in variants}
+        return EvalResult(questions, EvalConfig(variants=variants), "hand-qa-v1", "", {}, timings)
+
+    test = result(("plain", "rag", "ft", "rag+ft"), {"plain": 0, "rag": 12, "ft": 6, "rag+ft": int(0.9 * n)})
+    check = EvalResult([QuestionResult(QAItem(f"Fill {i}?", f"a{i}", fact=f"f{i}"),
+                                       {"ft": answer(i < n // 2)}) for i in range(n)], EvalConfig(variants=("ft",)))
+    adapter_dir = tmp_path / "adapters" / "hand-qa-v1"
+    adapter_dir.mkdir(parents=True)
+    (adapter_dir / "adapter_model.safetensors").write_bytes(b"0" * 1000)
+    (adapter_dir / "ragft_run.json").write_text(json.dumps({
+        "status": "done", "steps": 3, "seconds": 12.5, "tokens_seen": 900, "trained_tokens": 40,
+        "data": {"examples": 20}, "losses": [[1, 2.0], [3, 0.5]]}))
+    run = AdapterRun("qa", "hand-qa-v1", adapter_dir, test, check)
+    return plan, build_report(plan, [run], test, cancelled=False, seconds=65.0)
+
+
+def test_report_verdict_intervals_causes_and_costs(tmp_path):
+    plan, report = hand_made(tmp_path)
+    rows = {r["variant"]: r for r in report.summary()}
+    assert list(rows) == ["Plain", "RAG", "Fine-tuned", "RAG + Fine-tuned"]
+    assert [rows[v]["accuracy"] for v in rows] == [0.0, 0.6, 0.3, 0.9]
+    both = rows["RAG + Fine-tuned"]
+    assert both["accuracy_low"] < 0.9 < both["accuracy_high"] and both["accuracy_ci"].startswith("90% [")
+    # RAG + FT (18 right) vs RAG (12 right): 6 discordant pairs, all one way: exact McNemar p = 2/64
+    assert report.headline.startswith("Best: RAG + Fine-tuned — 90% [")
+    assert "(p = 0.031)" in report.headline
+    assert report.recommendation.startswith("Use RAG + Fine-tuned")
+    cmp = {(c.a, c.b): c for c in report.comparisons}
+    assert cmp[("RAG + Fine-tuned", "RAG")].only_a == 6 and cmp[("RAG + Fine-tuned", "RAG")].only_b == 0
+    # Causes: RAG misses 12..19: 12..17 had the answer in a chunk (ignored), 18, 19 did not (retrieval miss).
+    assert rows["RAG"]["causes"] == {"context ignored": 6, "retrieval miss": 2}
+    # FT misses 6..19; the qa adapter got facts 0..9 right on their trained wording: 6..9 did not generalise.
+    assert rows["Fine-tuned"]["causes"] == {"did not generalise": 4, "not learned": 10}
+    assert rows["Plain"]["causes"] == {"not known": 20}
+    assert report.checks == {"Fine-tuned": {"adapter": "hand-qa-v1", "n": 20, "accuracy": 0.5,
+                                            "accuracy_ci": report.checks["Fine-tuned"]["accuracy_ci"]}}
+    assert report.adapters[0] | {"size_bytes": 0} == {
+        "adapter": "hand-qa-v1", "recipe": "qa", "status": "done", "steps": 3, "train_seconds": 12.5,
+        "tokens_seen": 900, "trained_tokens": 40, "examples": 20, "final_loss": 0.5, "size_bytes": 0}
+    assert report.adapters[0]["size_bytes"] > 1000
+    assert rows["RAG"]["s_per_answer"] == 0.1 and rows["RAG"]["answer_in_chunks"] == 0.9
+
+
+def test_report_files_and_reopening(tmp_path):
+    _, report = hand_made(tmp_path)
+    out = tmp_path / "experiments" / "20261126-120000-hand"
+    paths = report.write(out)
+    assert [p.name for p in paths] == ["report.json", "summary.csv", "answers.csv", "report.html"]
+    data = json.loads(paths[0].read_text())
+    assert data["headline"] == report.headline and data["test_questions"] == 20
+    assert data["questions"][19]["answers"]["RAG"] == {
+        "text": "no", "correct": False, "token_f1": 0.0, "cause": "retrieval miss", "in_context": 0.0,
+        "sources": [{"source": "doc.md", "chunk": 0, "score": 0.9}]}
+    summary = list(csv.DictReader(paths[1].open()))
+    assert [r["variant"] for r in summary] == ["Plain", "RAG", "Fine-tuned", "RAG + Fine-tuned"]
+    assert summary[1]["causes"] == "context ignored: 6; retrieval miss: 2"
+    assert len(list(csv.reader(paths[2].open()))) == 1 + 20 * 4
+    page = paths[3].read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page
+    assert "src=" not in page and "<link" not in page and "<script" not in page  # self-contained
+    assert "Best: RAG + Fine-tuned" in page and "retrieval miss" in page and "hand-qa-v1" in page
+    assert list_reports(tmp_path / "experiments") == [
+        {"folder": "20261126-120000-hand", "name": "hand", "started": report.started, "headline": report.headline}]
+    assert load_report(tmp_path / "experiments", "20261126-120000-hand") == data
+    with pytest.raises(FileNotFoundError, match="no experiment report named '../x'"):
+        load_report(tmp_path / "experiments", "../x")
+    text = format_text(data)
+    assert text.splitlines()[0] == report.headline and "why answers were wrong:" in text
+    assert "  RAG: context ignored 6, retrieval miss 2" in text
+
+
+@pytest.mark.parametrize("scores, advice", [
+    ({"Plain": [False] * 10, "RAG": [True] * 10}, "Use RAG: it answers the most questions"),
+    ({"Plain": [False] * 10, "RAG": [True] * 8 + [False] * 2, "RAG + Fine-tuned": [True] * 9 + [False]},
+     "RAG + Fine-tuned scores highest, but RAG is within the noise of it: the simplest, RAG, is the safe choice"),
+    ({"RAG": [True, False], "Fine-tuned": [True, False]},
+     "RAG is both the best and the simplest of RAG, Fine-tuned, which are too close to tell apart: use RAG."),
+    ({}, ""),
+])
+def test_recommendation_prefers_the_simplest_of_the_tied(scores, advice):
+    assert recommend(scores).startswith(advice)
+
+
+def test_config_errors_say_what_is_allowed():
+    with pytest.raises(ExperimentError, match="preset must be one of quick, thorough"):
+        ExperimentConfig(preset="slow").validate()
+    with pytest.raises(ExperimentError, match="training recipes must be some of qa, raft, docs"):
+        ExperimentConfig(train=("magic",)).validate()
+    with pytest.raises(ExperimentError, match="split must be one of heldout, paraphrase"):
+        ExperimentConfig(split="random").validate()
+    with pytest.raises(ExperimentError, match="experiment name"):
+        ExperimentConfig(name="../x").validate()
+
+
+# --- freshness -------------------------------------------------------------------------------------------------------
+def doc(name: str, digest: str) -> DocInfo:
+    return DocInfo(name, 1, 10, 10, digest, "2026-11-26 12:00:00")
+
+
+def test_staleness_names_changed_and_deleted_documents():
+    docs = [doc("a.md", "h1"), doc("b.md", "h2")]
+    run = {"document_hashes": trained_on(docs)}
+    assert run["document_hashes"] == {"a.md": "h1", "b.md": "h2"}
+    assert trained_on(docs, ["b.md"]) == {"b.md": "h2"}
+    assert staleness(run, docs) == []
+    assert staleness(run, [doc("a.md", "h9"), doc("c.md", "h3")]) == ["a.md has changed", "b.md was deleted"]
+    assert staleness({}, docs) == []  # an adapter made elsewhere: nothing known, nothing claimed
+    assert stale_note("memo-v1", ["a.md has changed"]).startswith(
+        "Adapter memo-v1 is stale: since it was trained, a.md has changed.")
+    assert stale_note("memo-v1", []) == ""
+
+
+# --- end to end, real models ------------------------------------------------------------------------------------------
+@pytest.fixture
+def facts_engine(engine):
+    reports = engine.ingest([(p, p.name) for p in sorted(FACTS.glob("*.md"))])
+    assert all(r.ok for r in reports)
+    return engine
+
+
+def test_training_marks_the_adapter_stale_when_its_document_changes(facts_engine, tmp_path):
+    from ragft.finetune import DataSpec
+
+    name = facts_engine.start_training(DataSpec("docs"), TrainConfig(max_steps=1, batch_size=2), "fresh")
+    assert facts_engine.jobs.wait().status == "done"
+    assert facts_engine.adapter_staleness(name) == ""
+    changed = tmp_path / "glimmer.md"
+    shutil.copy(FACTS / "glimmer.md", changed)
+    changed.write_text(changed.read_text().replace("1931", "1932"))
+    assert facts_engine.ingest([(changed, "glimmer.md")])[0].status == "replaced"
+    note = facts_engine.adapter_staleness(name)
+    assert note.startswith(f"Adapter {name} is stale: since it was trained, glimmer.md has changed.")
+    facts_engine.store.delete("quill.md")
+    assert "quill.md was deleted" in facts_engine.adapter_staleness(name)
+
+
+def test_quick_experiment_end_to_end(facts_engine):
+    """The quick preset on the fixture corpus: questions, paraphrase split, qa + raft adapters, four variants,
+    verdict with intervals and causes, report on disk; the adapters learned the facts they were trained on."""
+    engine = facts_engine
+    plan = engine.plan_experiment(ExperimentConfig(name="facts"))
+    assert plan.seconds > 0 and "Estimated time on this machine: about" in plan.describe()
+    assert len(plan.test) >= 4 and not {i.question for i in plan.test} & {i.question for i in plan.train}
+    state = engine.start_experiment(plan)
+    assert engine.jobs.wait().status == "done", state.message
+    report = state.result
+    data = json.loads((report.folder / "report.json").read_text())
+    rows = {r["variant"]: r for r in data["summary"]}
+    assert list(rows) == ["Plain", "RAG", "Fine-tuned (qa)", "RAG + Fine-tuned (qa)", "Fine-tuned (raft)",
+                          "RAG + Fine-tuned (raft)"]
+    assert all(r["answered"] == len(plan.test) and "[" in r["accuracy_ci"] for r in rows.values())
+    assert data["headline"] and data["recommendation"] and len(data["comparisons"]) == 3
+    wrong = sum(not a["correct"] for q in data["questions"] for a in q["answers"].values())
+    assert sum(n for r in rows.values() for n in r["causes"].values()) == wrong
+    assert rows["Plain"]["accuracy"] == 0.0  # invented facts: nobody knows them without the documents
+    assert rows["RAG"]["accuracy"] > rows["Plain"]["accuracy"]
+    # The adapters learned the facts they were trained on: on the trained wordings they beat plain.
+    assert data["trained_wordings"]["Fine-tuned (qa)"]["accuracy"] > rows["Plain"]["accuracy"]
+    assert {a["recipe"] for a in data["costs"]["adapters"]} == {"qa", "raft"}
+    assert all(a["size_bytes"] > 0 and a["train_seconds"] > 0 for a in data["costs"]["adapters"])
+    assert set(engine.adapters()) >= {a["adapter"] for a in data["costs"]["adapters"]}
+    assert [r["folder"] for r in engine.experiments()] == [report.folder.name]
