@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets up what it needs first (scripts/setup.sh is idempotent).
-.PHONY: run test
+.PHONY: run test test-fast
 
 run:  ## install, then start the app at http://127.0.0.1:7860
 	./scripts/setup.sh
@@ -8,3 +8,7 @@ run:  ## install, then start the app at http://127.0.0.1:7860
 test:  ## install (with test tools and chromium), then run the whole test suite
 	./scripts/setup.sh --dev
 	.venv/bin/python -m pytest
+
+test-fast:  ## the fast tier: real models and Chroma, but no training and no browser (a few minutes)
+	./scripts/setup.sh --dev
+	.venv/bin/python -m pytest -m "not slow and not e2e" -q

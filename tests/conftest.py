@@ -84,3 +84,17 @@ def install_adapter(settings, adapter_dir: Path, name: str = "memo") -> str:
 
     shutil.copytree(adapter_dir, settings.adapters_dir / name)
     return name
+
+
+# The fast tier (`make test-fast`): no browser, no real-model training. Tests are marked here rather than one by one,
+# so a new training test is slow by its fixture or its name without anyone remembering a decorator.
+SLOW_FIXTURES = {"memorized_adapter"}
+SLOW_NAMES = ("train", "experiment_end_to_end", "stale_when", "splits_feed", "one_run_at_a_time", "each_data_source")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/e2e/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.e2e)
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or any(s in item.name for s in SLOW_NAMES):
+            item.add_marker(pytest.mark.slow)
