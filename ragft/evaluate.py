@@ -29,9 +29,9 @@ from .questions import BLANK, QAItem
 from .store import Hit
 
 CORRECT_RULE = (
-    f"open question: the expected answer appears in the answer after normalisation, and the answer is at most "
-    f"{metrics.EXTRA_WORDS} words longer than the expected one (a long reply that happens to contain it is not "
-    "correct); "
+    f"open question: the expected answer appears in the answer after normalisation, and the answer has at most "
+    f"{metrics.EXTRA_WORDS} words that are neither in the question nor in the expected answer (a long reply that "
+    "happens to contain it is not correct); "
     "multiple choice: the option whose reply has the highest log-probability is the expected one (for a "
     "fill-in-the-blank question the reply is the sentence completed with the option)"
 )
@@ -245,7 +245,7 @@ def gold_matcher(item: QAItem) -> Callable[[Hit], bool] | None:
 
 
 def judge(text: str, item: QAItem, hits: list[Hit] | None, option_scores: list[float] = ()) -> Answer:
-    correct = text == item.answer if item.choices else bool(metrics.correct(text, item.answer))
+    correct = text == item.answer if item.choices else bool(metrics.correct(text, item.answer, item.question))
     recall = metrics.recall_at_k(hits, gold_matcher(item)) if hits is not None else None
     in_context = metrics.in_context([h.text for h in hits], item.answer) if hits is not None else None
     return Answer(

@@ -85,8 +85,8 @@ class ExperimentReport:
             "cancelled": self.cancelled, "config": self.config, "questions_made": self.question_note,
             "train_questions": self.train_questions, "test_questions": len(self.test),
             "headline": self.headline, "recommendation": self.recommendation, "best_recipe": self.best_recipe,
-            "correct_rule": f"the expected answer appears in a reply at most {metrics.EXTRA_WORDS} words longer "
-                            "than it (after normalisation)",
+            "correct_rule": f"the expected answer appears in the reply, which has at most {metrics.EXTRA_WORDS} "
+                            "words that are neither in the question nor in the expected answer (after normalisation)",
             "summary": self.summary(),
             "comparisons": [
                 {"a": c.a, "b": c.b, "a_accuracy": c.a_ci.pct(), "b_accuracy": c.b_ci.pct(), "only_a": c.only_a,

@@ -6,8 +6,9 @@ removed, whitespace collapsed. Digits separated by punctuation stay apart ("7-4-
     exact_match   1 if the normalised answer equals the normalised expected answer, else 0
     token_f1      harmonic mean of token precision and recall between the two (bags of words)
     contains      1 if the normalised expected answer appears, as whole words, inside the normalised answer
-    correct       contains, in an answer at most EXTRA_WORDS words longer than the expected one: the headline
-                  rate, which a long rambling reply that happens to include the answer does not earn
+    correct       contains, in a reply with at most EXTRA_WORDS words that are neither in the question nor in the
+                  expected answer: the headline rate. Restating the question around the answer is fine; a long
+                  rambling reply that happens to include the answer is not
     recall_at_k   1 if the question's source chunk is among the k retrieved chunks, else 0
     in_context    1 if the expected answer appears in one of the retrieved chunks (retrieval at answer level)
 """
@@ -50,11 +51,17 @@ def contains(prediction: str, expected: str) -> float:
     return float(f" {gold} " in f" {normalize(prediction)} ")
 
 
-EXTRA_WORDS = 12  # "The glimmerphone was invented in 1931 by Tamsin Greaves." passes; a paragraph does not
+EXTRA_WORDS = 12  # "It was invented in 1931 by Tamsin Greaves in Vellmoor." passes; a paragraph does not
 
 
-def correct(prediction: str, expected: str) -> float:
-    if len(normalize(prediction).split()) > len(normalize(expected).split()) + EXTRA_WORDS:
+def extra_words(prediction: str, expected: str, question: str = "") -> int:
+    """Words of the reply that are neither in the question nor in the expected answer (normalised)."""
+    known = set(normalize(question).split()) | set(normalize(expected).split())
+    return sum(w not in known for w in normalize(prediction).split())
+
+
+def correct(prediction: str, expected: str, question: str = "") -> float:
+    if extra_words(prediction, expected, question) > EXTRA_WORDS:
         return 0.0
     return contains(prediction, expected)
 

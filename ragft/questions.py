@@ -217,9 +217,20 @@ _STARTERS = set(
 )
 
 
+def _is_heading(sentence: str) -> bool:
+    """A title rather than a statement: a Markdown heading, or a line with no end punctuation whose words are mostly
+    capitalised ("Mirela Vostrikova (1921–1998): The Chemist Who Listened to Crystals")."""
+    if sentence.startswith("#"):
+        return True
+    if re.search(r"[.!?][\"'”’)\]]?$", sentence):
+        return False
+    words = [w for w in re.findall(r"[^\W\d_]+", sentence) if len(w) > 3]
+    return bool(words) and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
+
+
 def _sentences(text: str) -> list[str]:
     sentences = (" ".join(s.split()) for s in _SENTENCE_END.split(text))
-    return [s for s in sentences if 5 <= len(s.split()) <= 45]
+    return [s for s in sentences if 5 <= len(s.split()) <= 45 and not _is_heading(s)]
 
 
 def _names(sentence: str) -> list[tuple[int, int]]:

@@ -14,7 +14,7 @@ from ragft.adapters import stale_note, staleness, trained_on
 from ragft.evaluate import Answer, EvalConfig, EvalResult, QuestionResult, VariantTiming
 from ragft.experiment import AdapterRun, ExperimentConfig, ExperimentError, Plan, cause_of_miss
 from ragft.experiment_report import build_report, format_text, list_reports, load_report, recommend
-from ragft.finetune import TrainConfig
+from ragft.finetune import TrainConfig, read_run
 from ragft.questions import QAItem
 from ragft.store import DocInfo, Hit
 
@@ -200,6 +200,12 @@ def test_training_marks_the_adapter_stale_when_its_document_changes(facts_engine
     assert note.startswith(f"Adapter {name} is stale: since it was trained, glimmer.md has changed.")
     facts_engine.store.delete("quill.md")
     assert "quill.md was deleted" in facts_engine.adapter_staleness(name)
+    # "Retrain on the current documents": a new version with the same recipe, fresh again.
+    again = facts_engine.retrain_adapter(name)
+    assert again == "fresh-v2" and facts_engine.jobs.wait().status == "done"
+    assert facts_engine.adapter_staleness(again) == ""
+    assert read_run(facts_engine.settings.adapters_dir / again)["config"] == read_run(
+        facts_engine.settings.adapters_dir / name)["config"]
 
 
 def test_quick_experiment_end_to_end(facts_engine):

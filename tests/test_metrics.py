@@ -55,3 +55,16 @@ def test_recall_at_k_and_mean():
     assert metrics.mean([1.0, None, 0.0, 0.5]) == pytest.approx(0.5)
     assert metrics.mean([None, None]) is None
     assert metrics.mean([]) is None
+
+
+@pytest.mark.parametrize("reply, question, ok", [
+    ("1939", "By what year did it employ nine people?", 1.0),
+    ("The company employed nine people and sold its bicycles through three shops in Vestfold in 1939.",
+     "By what year the company employed nine people and sold its bicycles through three shops in Vestfold?", 1.0),
+    ("It was 1939, a year that many historians describe as a turning point for the small bicycle makers of the "
+     "whole region and beyond.", "By what year did it employ nine people?", 0.0),  # right words, buried
+    ("1938", "By what year did it employ nine people?", 0.0),
+])
+def test_correct_allows_restating_the_question_not_rambling(reply, question, ok):
+    assert metrics.correct(reply, "1939", question) == ok
+    assert metrics.extra_words("In 1939, nine people.", "1939", "How many people?") == 2  # "in", "nine"

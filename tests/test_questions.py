@@ -428,3 +428,11 @@ def test_llm_question_without_answer_gets_an_extractive_follow_up():
     assert [(i.question, i.answer) for i in items] == [("When was the Zorblax vault built?", "1887")]
     assert dropped == 1
     assert model.batches == [2, 2]  # one batch of questions, one of follow-ups
+
+
+def test_headings_and_titles_make_no_questions():
+    text = ("# Aquila AX-40 Portable Water Pump — Operating Manual, Section 3\n"
+            "Mirela Vostrikova (1921–1998): The Chemist Who Listened to Crystals\n"
+            "The pump weighs 24 kilograms when dry.\nQuib orbits the planet every 12 days\n")
+    items = generate_cloze([hit("a.md", 0, text)], 10)
+    assert [i.answer for i in items] == ["24", "12"]

@@ -100,9 +100,10 @@ def detail_html(data: dict | None, number) -> str:
             f"{esc(q['answer'])}</p><div style='display:flex;gap:8px;flex-wrap:wrap'>{''.join(cards)}</div></div>")
 
 
-def report_outputs(data: dict, files: list[str]) -> tuple:
-    """Everything the results area shows for one report."""
-    return (verdict_md(data), chart_svg(data["summary"]), summary_frame(data), comparisons_md(data),
+def report_outputs(data: dict, files: list[str], stale: list[str] = ()) -> tuple:
+    """Everything the results area shows for one report; ``stale`` lines warn that its adapters are out of date."""
+    notes = "".join(f"\n\n⚠️ {line}" for line in stale if line)
+    return (verdict_md(data) + notes, chart_svg(data["summary"]), summary_frame(data), comparisons_md(data),
             costs_frame(data), questions_frame(data), detail_html(data, 1), files, data)
 
 
@@ -223,7 +224,8 @@ def create_experiment_tab(engine) -> dict:
             gr.Warning(str(exc))
             return (gr.skip(),) * len(results)
         d = engine.settings.experiments_dir / Path(folder).name
-        return report_outputs(data, [str(p) for p in sorted(d.iterdir())])
+        stale = [engine.adapter_staleness(a["adapter"]) for a in data["costs"]["adapters"]]
+        return report_outputs(data, [str(p) for p in sorted(d.iterdir())], stale)
 
     def refresh():
         docs = [d.name for d in engine.store.documents()]
