@@ -24,9 +24,10 @@ from pathlib import Path
 from .chat import LABELS, MODE_VARIANTS
 from .config import ConfigError
 from .documents import DocumentError
-from .finetune import TrainingBusyError
+from .experiment import PRESETS
+from .jobs import JobBusyError
 from .models import ModelError, NoAdapterError
-from .questions import QuestionSetError
+from .questions import SPLIT_MODES, QuestionSetError
 
 
 class CLIError(Exception):
@@ -84,6 +85,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path, help="write the results: .json (everything) or .csv (one row per answer)")
+    s = sub.add_parser("experiment", parents=[common],
+                       help="RAG, fine-tuning, or both? questions -> split -> train -> evaluate -> verdict")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--questions", type=int, metavar="N", help="generate N fill-in-the-blank facts (default: preset's)")
+    g.add_argument("--set", metavar="NAME|FILE", help="a saved question set, or a .jsonl file")
+    s.add_argument("--split", choices=list(SPLIT_MODES), help="default: paraphrase (heldout for hand-written sets)")
+    s.add_argument("--train", help="adapters to train, comma-separated: qa,raft,docs (default: qa,raft)")
+    s.add_argument("--preset", choices=list(PRESETS), default="quick", help="quick (~5 min on 2 cores) or thorough")
+    s.add_argument("--steps", type=int, default=0, help="optimiser steps per adapter (default: the preset's epochs)")
+    s.add_argument("--documents", help="comma-separated document names to ask about (default: all stored)")
+    s.add_argument("--name", default="experiment", help="prefix of the adapters and the report folder")
+    s.add_argument("--out", type=Path, help="also copy the report (JSON, CSV, HTML) into this folder")
+    s.add_argument("--estimate", action="store_true", help="print the plan and its time estimate, then stop")
     s = sub.add_parser("serve", help="start the web UI")
     s.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     s.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
@@ -149,6 +163,8 @@ def run(argv: list[str] | None = None) -> int:
         return _train(args, engine)
     if args.command == "eval":
         return _eval(args, engine)
+    if args.command == "experiment":
+        return _experiment(args, engine)
 
     # ask
     _check_range("--top-k", args.top_k, 1, 50)
@@ -204,10 +220,10 @@ def _train(args, engine) -> int:
     config = dataclasses.replace(TrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
     if args.rank is not None:
         config = dataclasses.replace(config, alpha=2 * args.rank)
-    name = engine.runner.start(spec, config, args.name)
-    state = engine.runner.state
+    name = engine.start_training(spec, config, args.name)
+    state = engine.jobs.state
     try:
-        while engine.runner.wait(0.5).active:
+        while engine.jobs.wait(0.5).active:
             if not args.json and state.total:
                 done = int(30 * state.step / state.total)
                 loss = f" loss {state.losses[-1][1]:.4f}" if state.losses else ""
@@ -215,11 +231,11 @@ def _train(args, engine) -> int:
                 print(f"\r{name} [{'#' * done}{'.' * (30 - done)}] {state.step}/{state.total}{loss}{eta}   ",
                       end="", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
-        engine.runner.cancel()
+        engine.jobs.cancel()
         print("\ncancelling: saving what was learned…", file=sys.stderr)
     # The run reports "done" just before its thread ends; exiting while that thread still frees the model's
     # tensors aborts the interpreter ("terminate called without an active exception"), so join it first.
-    engine.runner.wait()
+    engine.jobs.wait()
     if not args.json:
         print(file=sys.stderr)
     if state.status == "failed":
@@ -284,6 +300,49 @@ def _eval(args, engine) -> int:
     return 0
 
 
+def _experiment(args, engine) -> int:
+    import shutil
+
+    from .experiment import ExperimentConfig
+    from .experiment_report import format_text
+
+    names = lambda text: tuple(x.strip() for x in (text or "").split(",") if x.strip())  # noqa: E731
+    config = ExperimentConfig(
+        name=args.name, preset=args.preset, questions=args.questions or 0, split=args.split or "",
+        train=names(args.train), steps=args.steps, documents=names(args.documents), top_k=engine.settings.top_k,
+    ).validate()
+    items = engine.read_questions(args.set) if args.set else None
+    plan = engine.plan_experiment(config, items)
+    if args.estimate:
+        _print(args, {"plan": plan.describe(), "seconds": round(plan.seconds)}, plan.describe())
+        return 0
+    print(f"ragft: {plan.describe()}", file=sys.stderr)
+    state = engine.start_experiment(plan)
+    try:
+        while engine.jobs.wait(0.5).active:
+            if not args.json and state.total:
+                done = int(30 * state.step / state.total)
+                eta = f" ETA {state.eta_s:.0f}s" if state.eta_s is not None else ""
+                print(f"\r[{'#' * done}{'.' * (30 - done)}]{eta} {state.message}"[:110].ljust(110), end="",
+                      file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        engine.jobs.cancel()
+        print("\ncancelling: reporting what was scored so far…", file=sys.stderr)
+    engine.jobs.wait()
+    if not args.json:
+        print(file=sys.stderr)
+    if state.status == "failed":
+        raise CLIError(state.message)
+    report = state.result
+    files = sorted(report.folder.iterdir())
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        files = [Path(shutil.copy2(f, args.out / f.name)) for f in files]
+    data = {**report.to_json(), "adapters": [a["adapter"] for a in report.adapters], "files": [str(f) for f in files]}
+    _print(args, data, format_text(data) + f"\n\nreport: {files[-1].parent / 'report.html'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notes are not for CLI users
@@ -294,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF de-quantizing bar is a bare tqdm
     try:
         return run(argv)
-    except (CLIError, ConfigError, DocumentError, NoAdapterError, ModelError, TrainingBusyError, QuestionSetError,
+    except (CLIError, ConfigError, DocumentError, NoAdapterError, ModelError, JobBusyError, QuestionSetError,
             ValueError) as exc:
         print(f"ragft: error: {exc}", file=sys.stderr)
         return 2

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .adapters import stale_note, staleness
 from .chat import MODE_VARIANTS, ChatResult, ChatState, build_messages, stream_answers
 from .config import Settings
 from .documents import DocumentError, load_document
-from .evaluate import EvalConfig, EvalProgress, run_evaluation, training_overlap
-from .finetune import TrainingRunner, delete_adapter, read_run
+from .evaluate import EvalConfig, EvalProgress, EvalResult, run_evaluation, training_overlap
+from .experiment import ExperimentConfig, Plan, Speed, measure_speed, plan_experiment, run_experiment
+from .experiment_report import list_reports, load_report
+from .finetune import DataSpec, TrainConfig, delete_adapter, plan_training, read_run, run_training
 from .generation import DecodeSettings, generate_batch
+from .jobs import JobRunner, JobState
 from .models import BASE, Generator, NoAdapterError, list_adapters, load_embedder, load_generator
 from .questions import (
     QAItem,
@@ -53,7 +58,8 @@ class Engine:
         self._generator: Generator | None = None
         self._embedder = None
         self._store: Store | None = None
-        self.runner = TrainingRunner(lambda: self.generator, lambda: self.store, self.settings.adapters_dir)
+        self._speed: Speed | None = None
+        self.jobs = JobRunner()  # the one background runner: training, evaluation, experiments
 
     @property
     def generator(self) -> Generator:
@@ -127,7 +133,8 @@ class Engine:
         self.generator.ensure_adapter(name, self.settings.adapters_dir / name)
 
     def delete_adapter(self, name: str) -> None:
-        if self.runner.state.active and self.runner.state.name == name:
+        job = self.jobs.state
+        if job.active and job.kind == "train" and job.name == name:
             raise ValueError(f"{name} is being trained: cancel the run first")
         if self._generator is not None:
             self._generator.unload_adapter(name)
@@ -159,6 +166,19 @@ class Engine:
             top_k or s.top_k,
             state,
         )
+
+    # --- training --------------------------------------------------------------------------------------------
+    def start_training(self, spec: DataSpec, config: TrainConfig, name: str = "adapter") -> str:
+        """Check the data, then train an adapter as the background job; returns its versioned name.
+
+        Bad data or settings raise here (`TrainingDataError`, `ValueError`), a running job `JobBusyError`; progress,
+        loss and the outcome are on ``self.jobs.state``.
+        """
+        self.jobs.check_idle()  # before building examples (RAFT retrieves for every question)
+        plan = plan_training(spec, config, self.store, self.settings.adapters_dir, name)
+        self.jobs.start("train", plan.name, lambda state, cancel: run_training(self.generator, plan, state, cancel),
+                        "copying the base model")
+        return plan.name
 
     # --- question sets and evaluation ------------------------------------------------------------------------
     def question_sets(self) -> list[str]:
@@ -240,6 +260,115 @@ class Engine:
                 out = self.settings.evals_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{set_name or 'questions'}"
                 progress.result.files = progress.result.write(out)
             yield progress
+
+    def start_evaluation(
+        self, items: list[QAItem], adapter: str | None = None, config: EvalConfig | None = None, set_name: str = ""
+    ) -> JobState:
+        """Run `evaluate` as the background job; its state carries the progress and, in ``result``, the
+        `EvalResult` so far (final once the job ends). Cancelling keeps the scores so far.
+
+        Bad input raises here: an empty set or bad config `ValueError`, an unknown adapter `NoAdapterError`, a
+        running job `JobBusyError`.
+        """
+        config = (config or EvalConfig(top_k=self.settings.top_k)).validate()
+        if not items:
+            raise ValueError("the question set is empty")
+        if adapter and adapter not in self.adapters():
+            available = ", ".join(self.adapters()) or "none yet (train one first)"
+            raise NoAdapterError(f"no adapter named {adapter!r}; available: {available}")
+
+        def work(state: JobState, cancel: threading.Event) -> EvalResult | None:
+            result = None
+            for p in self.evaluate(items, adapter, config, set_name, cancel):
+                if state.status == "preparing":
+                    state.status = "running"
+                elapsed = time.time() - state.started
+                state.eta_s = elapsed / p.done * (p.total - p.done) if p.done else None
+                # The scoring thread keeps adding answers; pollers read a copy, the final result as it is.
+                state.result = p.result if p.finished else _snapshot(p.result)
+                state.step, state.total, state.stage, state.message = p.done, p.total, p.message, p.message
+                result = p.result
+            return result
+
+        note = f"loading adapter {adapter}" if adapter else "starting"
+        return self.jobs.start("evaluate", set_name or "questions", work, note)
+
+
+    # --- experiments ---------------------------------------------------------------------------------------------
+    def speed(self) -> Speed:
+        """This machine's throughput on the base model, measured once per process (a few seconds)."""
+        if self._speed is None:
+            self._speed = measure_speed(self.generator)
+        return self._speed
+
+    def read_questions(self, name_or_file: str) -> list[QAItem]:
+        """A saved question set by name, or a JSONL file by path."""
+        path = Path(name_or_file)
+        if path.suffix.lower() == ".jsonl" or path.is_file():
+            if not path.is_file():
+                raise QuestionSetError(f"{name_or_file}: no such file")
+            return load_set(path)
+        return self.load_question_set(name_or_file)
+
+    def plan_experiment(self, config: ExperimentConfig, items: list[QAItem] | None = None) -> Plan:
+        """Questions, split, training settings and a time estimate measured on this machine; nothing runs yet."""
+        return plan_experiment(self.generator, self.store, config, items, self.speed())
+
+    def start_experiment(self, plan: Plan) -> JobState:
+        """Run a planned experiment as the background job; ``state.result`` is the `ExperimentReport` at the end,
+        also written under ``<data>/experiments/<time>-<name>/``."""
+        self.jobs.check_idle()
+
+        def work(state: JobState, cancel: threading.Event):
+            report = run_experiment(self.generator, self.store, self.settings.adapters_dir, plan, state, cancel)
+            folder = self.settings.experiments_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{plan.config.name}"
+            report.write(folder)
+            state.message = report.headline
+            return report
+
+        return self.jobs.start("experiment", plan.config.name, work, "planning")
+
+    def experiments(self) -> list[dict]:
+        return list_reports(self.settings.experiments_dir)
+
+    def experiment_report(self, folder: str) -> dict:
+        return load_report(self.settings.experiments_dir, folder)
+
+    def retrain_adapter(self, name: str) -> str:
+        """Train a new version of adapter ``name`` with its recorded recipe and settings on the current documents
+        (its question/answer pairs, if any, come from its run record). Returns the new version's name."""
+        run = read_run(self.settings.adapters_dir / name)
+        source = run.get("data", {}).get("source")
+        if not run or source not in ("docs", "qa", "raft"):
+            raise NoAdapterError(f"adapter {name!r} has no ragft run record to retrain from: train it again in the "
+                                 "Fine-tune tab")
+        config = TrainConfig(**{**run["config"], "target_modules": tuple(run["config"]["target_modules"])})
+        spec = DataSpec("docs")
+        if source != "docs":
+            if not run.get("pairs"):
+                raise NoAdapterError(f"adapter {name!r} was trained by an older ragft that kept no question/answer "
+                                     "pairs: train it again from its question file")
+            path = self.settings.questions_dir / ".retrain" / f"{name}.jsonl"
+            save_set([QAItem(p["question"], p["answer"], p.get("source", ""), fact=p.get("fact", ""))
+                      for p in run["pairs"]], path)
+            spec = DataSpec(source, path)
+        return self.start_training(spec, config, re.sub(r"-v\d+$", "", name))
+
+    def adapter_staleness(self, name: str | None) -> str:
+        """"Adapter X is stale: ..." when a document it was trained on changed or was deleted since; else ""."""
+        if not name:
+            return ""
+        run = read_run(self.settings.adapters_dir / name)
+        return stale_note(name, staleness(run, self.store.documents())) if run else ""
+
+
+def _snapshot(result: EvalResult) -> EvalResult:
+    """A copy of a result in progress that later scoring does not change (answers and timings copied)."""
+    return replace(
+        result,
+        questions=[replace(q, answers=dict(q.answers)) for q in result.questions],
+        timings={v: replace(t) for v, t in result.timings.items()},
+    )
 
 
 _engine: Engine | None = None

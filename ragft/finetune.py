@@ -1,4 +1,5 @@
-"""LoRA fine-tuning: training data (stored documents, a QA file, RAFT-style), the Trainer, and a runner.
+"""LoRA fine-tuning: training data (stored documents, a QA file, RAFT-style), the Trainer, and the training job
+(run by ``jobs.JobRunner``).
 
 Three data sources:
     docs  continued pre-training on the stored chunks (loss on every token): knowledge injection
@@ -21,11 +22,12 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .adapters import file_hash, trained_on
 from .chat import build_messages
+from .jobs import JobState
 from .models import Generator
 from .questions import QuestionSetError, load_set
 from .store import Hit, Store
@@ -39,10 +41,6 @@ IGNORE = -100  # label of tokens that carry no loss
 
 class TrainingDataError(ValueError):
     """Training data that cannot be used; the message names the file, line and problem."""
-
-
-class TrainingBusyError(RuntimeError):
-    """A training run is already going; only one runs at a time."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +129,8 @@ def document_examples(store: Store) -> list[Example]:
 
 def qa_examples(records: list[dict]) -> list[Example]:
     return [
-        Example(tuple(build_messages(r["question"])), r["answer"], question=r["question"], fact=r.get("fact", ""))
+        Example(tuple(build_messages(r["question"])), r["answer"], question=r["question"], fact=r.get("fact", ""),
+                source=r.get("source", ""))
         for r in records
     ]
 
@@ -158,7 +157,7 @@ def raft_examples(records: list[dict], store: Store, config: TrainConfig) -> lis
         if gold is not None and rng.random() >= config.raft_no_gold:
             context.insert(rng.randrange(len(context) + 1), gold)
         examples.append(Example(tuple(build_messages(r["question"], context)), r["answer"], question=r["question"],
-                                fact=r.get("fact", "")))
+                                fact=r.get("fact", ""), source=r.get("source", "")))
     return examples
 
 
@@ -212,23 +211,7 @@ def preview(examples: list[Example], tokenizer, max_len: int, n: int = 5) -> tup
 
 
 # --- training -------------------------------------------------------------------------------------------------
-@dataclass
-class RunState:
-    """What a run has done so far; the UI polls it (so a reloaded page picks the run up again)."""
-
-    status: str = "idle"  # idle | preparing | running | cancelling | done | cancelled | failed
-    name: str = ""
-    step: int = 0
-    total: int = 0
-    losses: list[tuple[int, float]] = field(default_factory=list)
-    tokens_per_s: float = 0.0
-    started: float = 0.0
-    eta_s: float | None = None
-    message: str = ""
-
-    @property
-    def active(self) -> bool:
-        return self.status in ("preparing", "running", "cancelling")
+RunState = JobState  # a run reports through the job runner's state (step, total, losses, tokens/s, ETA, status)
 
 
 def next_version_name(adapters_dir: Path, base: str) -> str:
@@ -249,11 +232,15 @@ def train_adapter(
     state: RunState | None = None,
     cancel: threading.Event | None = None,
     data_summary: dict | None = None,
+    trained_on: dict[str, str] | None = None,
+    on_step: Callable[[], None] | None = None,
 ) -> Path:
     """Train a LoRA adapter on ``examples`` and save it to ``out_dir`` (written beside it, then renamed in, so a
     folder in the adapters list is always complete). Cancelling stops at the next step and saves what was learned.
 
-    Trains on a copy of the base weights: the shared model keeps serving chat meanwhile.
+    Trains on a copy of the base weights: the shared model keeps serving chat meanwhile. ``trained_on`` maps the
+    documents the data came from to their content hashes (kept in the run record, so a later change to one of them
+    marks the adapter stale); ``on_step()`` is called after every optimiser step, once ``state`` is updated.
     """
     import torch
     from peft import LoraConfig, get_peft_model
@@ -298,6 +285,8 @@ def train_adapter(
             if cancel.is_set():
                 state.status = "cancelling"
                 control.should_training_stop = True
+            if on_step:
+                on_step()
             return control
 
         def on_log(self, args, control_state, control, logs=None, **kw):
@@ -337,10 +326,17 @@ def train_adapter(
         "planned_steps": total,
         "config": asdict(config),
         "data": data_summary or {"examples": len(data)},
+        "tokens": sum(len(d["input_ids"]) for d in data),  # the data once
+        "trained_tokens": sum(label != IGNORE for d in data for label in d["labels"]),  # the data once, with loss
+        "tokens_seen": round(tokens_per_step * state.step),  # all steps: what the training time paid for
+        "document_hashes": dict(sorted((trained_on or {}).items())),
         "losses": state.losses,
         "questions": sorted({ex.question for ex in examples if ex.question}),
+        # the pairs themselves, so the adapter can be retrained on the current documents without its source file
+        "pairs": list({ex.question: {"question": ex.question, "answer": ex.answer, "source": ex.source,
+                                     "fact": ex.fact} for ex in examples if ex.question}.values()),
         "facts": sorted({ex.fact for ex in examples if ex.fact}),
-        "documents": sorted({ex.source for ex in examples if ex.source}),
+        "documents": sorted({ex.source for ex in examples if ex.source and ex.text}),  # read whole (docs)
         "seconds": round(time.time() - state.started, 1),
         "base_model": generator.source.description,
         "saved": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -351,65 +347,48 @@ def train_adapter(
     return out_dir
 
 
-class TrainingRunner:
-    """One training run at a time, in a background thread; ``state`` is read by pollers, ``cancel`` stops it."""
+@dataclass(frozen=True)
+class TrainingPlan:
+    """A checked training run, ready to go: the versioned adapter name, its folder, the examples, a data summary."""
 
-    def __init__(self, generator_fn: Callable[[], Generator], store_fn: Callable[[], Store], adapters_dir: Path):
-        self._generator_fn = generator_fn
-        self._store_fn = store_fn
-        self.adapters_dir = adapters_dir
-        self.state = RunState()
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+    name: str
+    out_dir: Path
+    examples: list[Example]
+    config: TrainConfig
+    summary: dict
+    trained_on: dict[str, str] = field(default_factory=dict)  # document -> content hash, for freshness
 
-    def start(self, spec: DataSpec, config: TrainConfig, name: str = "adapter") -> str:
-        """Check the inputs, then train in the background. Returns the versioned adapter name."""
-        config.validate()
-        with self._lock:
-            if self.state.active:
-                raise TrainingBusyError(
-                    f"a training run ({self.state.name}) is already going: wait for it or cancel it first"
-                )
-            self.adapters_dir.mkdir(parents=True, exist_ok=True)
-            full_name = next_version_name(self.adapters_dir, name.strip() or "adapter")
-            examples = spec.examples(self._store_fn(), config)  # bad data fails here, in the caller's hands
-            self._cancel.clear()
-            self.state = RunState(status="preparing", name=full_name, message="copying the base model")
-            state = self.state
-            summary = {"source": spec.source, "file": spec.qa_path.name if spec.qa_path else None,
-                       "examples": len(examples)}
-            self._thread = threading.Thread(
-                target=self._run, args=(examples, config, full_name, state, summary), daemon=True,
-                name="ragft-train",
-            )
-            self._thread.start()
-            return full_name
 
-    def _run(self, examples, config, name, state: RunState, summary) -> None:
-        try:
-            train_adapter(self._generator_fn(), examples, self.adapters_dir / name, config, state, self._cancel,
-                          summary)
-            state.message = (
-                f"saved {name} after {state.step} of {state.total} steps"
-                + (" (cancelled: the adapter holds what was learned so far)" if state.status == "cancelled" else "")
-            )
-        except Exception as exc:  # the runner thread must report, never die silently
-            log.exception("training failed")
-            state.status, state.message = "failed", f"training failed: {exc}"
-            shutil.rmtree(self.adapters_dir / f".{name}.partial", ignore_errors=True)
+def plan_training(spec: DataSpec, config: TrainConfig, store: Store, adapters_dir: Path,
+                  name: str = "adapter") -> TrainingPlan:
+    """Check the config and the data and pick the next version name; bad data raises here, before any job."""
+    config.validate()
+    adapters_dir.mkdir(parents=True, exist_ok=True)
+    full_name = next_version_name(adapters_dir, name.strip() or "adapter")
+    examples = spec.examples(store, config)
+    summary = {"source": spec.source, "file": spec.qa_path.name if spec.qa_path else None, "examples": len(examples)}
+    if spec.qa_path:
+        summary["file_hash"] = file_hash(spec.qa_path)
+    # Documents and RAFT contexts come from the whole store; QA pairs from the documents they name (if any).
+    sources = None if spec.source in ("docs", "raft") else {ex.source for ex in examples if ex.source}
+    return TrainingPlan(full_name, adapters_dir / full_name, examples, config, summary,
+                        trained_on(store.documents(), sources))
 
-    def cancel(self) -> bool:
-        if self.state.active:
-            self._cancel.set()
-            self.state.status = "cancelling"
-            return True
-        return False
 
-    def wait(self, timeout: float | None = None) -> RunState:
-        if self._thread:
-            self._thread.join(timeout)
-        return self.state
+def run_training(generator: Generator, plan: TrainingPlan, state: JobState, cancel: threading.Event) -> Path:
+    """A job's work: train ``plan`` reporting into ``state``; a failed run leaves no partial folder behind."""
+    state.stage = f"training {plan.summary['source']} adapter"
+    try:
+        path = train_adapter(generator, plan.examples, plan.out_dir, plan.config, state, cancel, plan.summary,
+                             plan.trained_on)
+    except BaseException:
+        shutil.rmtree(plan.out_dir.parent / f".{plan.name}.partial", ignore_errors=True)
+        raise
+    state.message = (
+        f"saved {plan.name} after {state.step} of {state.total} steps"
+        + (" (cancelled: the adapter holds what was learned so far)" if state.status == "cancelled" else "")
+    )
+    return path
 
 
 def read_run(adapter_dir: Path) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from ragft.evaluate import (
     option_reply,
     training_overlap,
 )
+from ragft.jobs import JobBusyError
+from ragft.models import NoAdapterError
 from ragft.questions import QAItem
 from ragft.store import Hit
 
@@ -216,6 +219,49 @@ def test_cancel_keeps_the_scores_so_far(facts_engine):
     assert json.loads(result.files[0].read_text())["cancelled"] is True
 
 
+def test_evaluation_runs_as_the_one_background_job(facts_engine):
+    items, _ = facts_engine.generate_questions(6)
+    with pytest.raises(ValueError, match="the question set is empty"):
+        facts_engine.start_evaluation([], None, EvalConfig(variants=("plain",)))
+    with pytest.raises(NoAdapterError, match="no adapter named 'nope'"):
+        facts_engine.start_evaluation(items, "nope")
+    assert facts_engine.jobs.state.status == "idle"  # bad input never became a job
+
+    state = facts_engine.start_evaluation(items, None, EvalConfig(variants=("plain", "rag"), batch_size=2), "facts")
+    assert (state.kind, state.name) == ("evaluate", "facts")
+    with pytest.raises(JobBusyError, match=r"an evaluation \(facts\) is already going"):
+        facts_engine.start_evaluation(items, None, EvalConfig(variants=("plain",)), "again")
+    steps = []
+    while state.active:
+        steps.append(state.step)
+        time.sleep(0.02)
+    final = facts_engine.jobs.wait()
+    assert final is state and final.status == "done", final.message
+    assert final.step == final.total == 1 + 3 * 2  # retrieval, then 3 batches × 2 variants
+    assert steps == sorted(steps) and final.message.startswith("done: 6 questions × 2 variants")
+    result = final.result
+    assert isinstance(result, EvalResult) and not result.cancelled
+    assert [row["answered"] for row in result.summary()[:2]] == [6, 6]
+    assert [p.name for p in result.files] == ["results.json", "summary.csv", "answers.csv"]
+
+
+def test_cancelling_the_evaluation_job_keeps_the_scores_so_far(facts_engine):
+    items, _ = facts_engine.generate_questions(6)
+    state = facts_engine.start_evaluation(items, None, EvalConfig(variants=("plain", "rag"), batch_size=2), "t")
+    deadline = time.time() + 120
+    while state.step < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    shown = state.result  # what a poller holds mid-run: a copy that later scoring leaves alone
+    answered_then = sum(len(q.answers) for q in shown.questions)
+    assert not facts_engine.jobs.cancel("train") and facts_engine.jobs.cancel("evaluate")
+    final = facts_engine.jobs.wait(120)
+    assert final.status == "cancelled" and final.message == "cancelled: scores so far are kept"
+    answered = sum(len(q.answers) for q in final.result.questions)
+    assert final.result.cancelled and 2 <= answered < 12
+    assert sum(len(q.answers) for q in shown.questions) == answered_then <= answered
+    assert json.loads(final.result.files[0].read_text())["cancelled"] is True
+
+
 def test_saved_splits_feed_training_and_are_flagged(facts_engine):
     items, _ = facts_engine.generate_questions(6)
     names = facts_engine.save_question_set("facts", items, "paraphrase")
@@ -228,8 +274,8 @@ def test_saved_splits_feed_training_and_are_flagged(facts_engine):
     from ragft.finetune import DataSpec, TrainConfig
 
     spec = DataSpec("qa", facts_engine.settings.questions_dir / "facts-train.jsonl")
-    adapter = facts_engine.runner.start(spec, TrainConfig(max_steps=1, batch_size=4), "facts")
-    assert facts_engine.runner.wait().status == "done"
+    adapter = facts_engine.start_training(spec, TrainConfig(max_steps=1, batch_size=4), "facts")
+    assert facts_engine.jobs.wait().status == "done"
     marks, note = facts_engine.training_overlap(test, adapter)
     assert marks == ["paraphrase"] * 6
     assert note.startswith(f"6 of 6 questions rephrase facts {adapter} was trained on")

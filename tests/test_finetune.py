@@ -13,7 +13,6 @@ from ragft.finetune import (
     DataSpec,
     Example,
     TrainConfig,
-    TrainingBusyError,
     TrainingDataError,
     load_qa_file,
     next_version_name,
@@ -24,6 +23,7 @@ from ragft.finetune import (
     zip_adapter,
 )
 from ragft.generation import DecodeSettings
+from ragft.jobs import JobBusyError
 
 from .conftest import MEMO_QA
 
@@ -160,9 +160,10 @@ def test_memorising_lowers_the_loss_and_the_fine_tuned_pane_answers_it(engine, m
 def test_each_data_source_trains_a_loadable_adapter_that_changes_answers(docs_engine, tmp_path, source):
     qa = write(tmp_path, "qa.jsonl", "\n".join(json.dumps(r) for r in MEMO_QA))
     spec = DataSpec(source, None if source == "docs" else qa)
-    name = docs_engine.runner.start(spec, TrainConfig(max_steps=6, batch_size=2, learning_rate=2e-3), source)
-    state = docs_engine.runner.wait(300)
-    assert state.status == "done", state.message
+    name = docs_engine.start_training(spec, TrainConfig(max_steps=6, batch_size=2, learning_rate=2e-3), source)
+    state = docs_engine.jobs.wait(300)
+    assert (state.kind, state.name, state.status) == ("train", name, "done"), state.message
+    assert state.message == f"saved {name} after 6 of 6 steps" and len(state.losses) == 6
     assert name == f"{source}-v1" and docs_engine.adapters() == [name]
     assert read_run(docs_engine.settings.adapters_dir / name)["data"]["source"] == source
     question = "Who guards the Zorblax vault?"
@@ -170,11 +171,22 @@ def test_each_data_source_trains_a_loadable_adapter_that_changes_answers(docs_en
     assert result.answers["ft"] != result.answers["plain"]
 
 
+def test_bad_data_is_refused_before_any_job_starts(docs_engine, tmp_path):
+    bad = write(tmp_path, "qa.jsonl", '{"question": "q"}')
+    with pytest.raises(TrainingDataError, match="qa.jsonl line 1: missing or empty 'answer'"):
+        docs_engine.start_training(DataSpec("qa", bad), TrainConfig(max_steps=1))
+    with pytest.raises(ValueError, match="rank must be 1..256"):
+        docs_engine.start_training(DataSpec("docs"), TrainConfig(rank=0))
+    assert docs_engine.jobs.state.status == "idle" and docs_engine.adapters() == []
+
+
 def test_one_run_at_a_time_and_cancel_keeps_a_usable_adapter(docs_engine):
-    runner = docs_engine.runner
-    name = runner.start(DataSpec("docs"), TrainConfig(max_steps=500, batch_size=1))
-    with pytest.raises(TrainingBusyError, match="already going"):
-        runner.start(DataSpec("docs"), TrainConfig(max_steps=5))
+    runner = docs_engine.jobs
+    name = docs_engine.start_training(DataSpec("docs"), TrainConfig(max_steps=500, batch_size=1))
+    with pytest.raises(JobBusyError, match=rf"a training run \({name}\) is already going"):
+        docs_engine.start_training(DataSpec("docs"), TrainConfig(max_steps=5))
+    with pytest.raises(ValueError, match="is being trained: cancel the run first"):
+        docs_engine.delete_adapter(name)
     deadline = time.time() + 120
     while runner.state.step < 2 and time.time() < deadline:
         time.sleep(0.2)

@@ -1,10 +1,12 @@
 """Evaluate tab: make or pick a question set, run the four variants on it, read the table, the chart and each
-question's four answers, download the results. ``/evaluate_set`` runs a saved set for ``gradio_client``."""
+question's four answers, download the results. ``/evaluate_set`` runs a saved set for ``gradio_client``.
+
+A run is the engine's background job: the Run button starts it and returns; a timer shows the job as it goes, so
+a reloaded page picks a running evaluation up again."""
 
 from __future__ import annotations
 
 import html
-import threading
 from dataclasses import replace
 
 import gradio as gr
@@ -12,7 +14,8 @@ import pandas as pd
 
 from ..chat import LABELS, VARIANTS
 from ..engine import Engine
-from ..evaluate import EvalConfig, EvalProgress
+from ..evaluate import EvalConfig
+from ..jobs import JobBusyError, JobState
 from ..questions import QAItem, QuestionSetError, load_set
 from . import messages as M
 
@@ -141,9 +144,12 @@ def detail_html(data: dict | None, number) -> str:
     return f"<div id='eval-detail-body'>{head}{row}</div>"
 
 
-def progress_html(p: EvalProgress) -> str:
-    return (f"<div id='eval-progress-body'>{html.escape(p.message)}<br><progress value='{p.done}' "
-            f"max='{max(p.total, 1)}' style='width:100%'></progress> {p.done}/{p.total}</div>")
+def progress_html(state: JobState) -> str:
+    """The evaluation job: set, status, current stage, steps done and ETA."""
+    eta = f" · ETA {state.eta_s:.0f} s" if state.eta_s is not None and state.active else ""
+    return (f"<div id='eval-progress-body'><b>{html.escape(state.name)}</b> — {state.status} · "
+            f"{html.escape(state.message)}<br><progress value='{state.step}' max='{max(state.total, 1)}' "
+            f"style='width:100%'></progress> {state.step}/{state.total or '?'}{eta}</div>")
 
 
 def create_evaluate_tab(engine: Engine) -> dict:
@@ -188,7 +194,7 @@ def create_evaluate_tab(engine: Engine) -> dict:
         with gr.Row():
             top_k = gr.Slider(1, 10, value=d.top_k, step=1, label="Retrieved chunks (k)")
             max_new = gr.Slider(8, 256, value=d.max_new_tokens, step=8, label="Max new tokens per answer")
-            batch = gr.Slider(1, 32, value=d.batch_size, step=1, label="Questions per batch")
+            batch = gr.Slider(1, 32, value=d.batch_size, step=1, label="Questions per batch", elem_id="eval-batch")
             seed = gr.Number(value=d.seed, precision=0, label="Seed")
     overlap = gr.Markdown(elem_id="eval-overlap")
     with gr.Row():
@@ -207,7 +213,8 @@ def create_evaluate_tab(engine: Engine) -> dict:
     detail = gr.HTML(elem_id="eval-detail")
     files = gr.File(label="Download results (JSON, CSV)", file_count="multiple", interactive=False,
                     elem_id="eval-files")
-    cancels: dict[str, threading.Event] = {}
+    timer = gr.Timer(1.0)
+    seen = gr.State(None)  # the job (identity, status, step) this page last showed, to skip unchanged ticks
 
     def adapter_arg(name: str | None) -> str | None:
         return None if not name or name == M.NO_ADAPTER_CHOICE else name
@@ -271,43 +278,56 @@ def create_evaluate_tab(engine: Engine) -> dict:
                      f"then evaluate it here on **{names[1]}** (loaded below).")
         return gr.update(choices=engine.question_sets(), value=shown), text, items_frame(loaded), as_state(loaded)
 
-    def run(table_value, base, name, adapter_name, picked_variants, k, new_tokens, bs, sd,
-            request: gr.Request):
-        empty = (gr.skip(),) * 7
+    def run(table_value, base, name, adapter_name, picked_variants, k, new_tokens, bs, sd):
+        """Start the evaluation job and return; the timer shows it from here on."""
         items = items_from_frame(table_value, base)
         if not items:
             gr.Warning(M.NO_QUESTIONS)
-            yield f"<p>❌ {M.NO_QUESTIONS}</p>", *empty
-            return
+            return f"<p>❌ {M.NO_QUESTIONS}</p>"
         try:
             config = EvalConfig(
                 variants=tuple(v for v in VARIANTS if LABELS[v] in (picked_variants or [])), top_k=int(k),
                 max_new_tokens=int(new_tokens), batch_size=int(bs), seed=int(sd or 0),
             ).validate()
-        except ValueError as exc:
+            state = engine.start_evaluation(items, adapter_arg(adapter_name), config, (name or "").strip())
+        except JobBusyError as exc:  # someone else's job: say so, change nothing
             gr.Warning(str(exc))
-            yield f"<p>❌ {exc}</p>", *empty
-            return
-        cancel = cancels[request.session_hash] = threading.Event()
-        try:
-            for p in engine.evaluate(items, adapter_arg(adapter_name), config, (name or "").strip(), cancel):
-                rows = p.result.summary()
-                data = p.result.to_json()
-                yield (
-                    progress_html(p), summary_frame(rows), chart_frame(rows), questions_frame(data),
-                    p.result.overlap_note, [str(f) for f in p.result.files] if p.finished else gr.skip(),
-                    data, detail_html(data, 1) if p.finished else gr.skip(),
-                )
+            return gr.skip()
         except (QuestionSetError, ValueError, LookupError) as exc:
             gr.Warning(str(exc))
-            yield f"<p>❌ {exc}</p>", *empty
-        finally:
-            cancels.pop(request.session_hash, None)
+            return f"<p>❌ {exc}</p>"
+        return progress_html(state)
 
-    def stop(request: gr.Request):
-        event = cancels.get(request.session_hash)
-        if event:
-            event.set()
+    def stop():
+        if engine.jobs.cancel("evaluate"):
+            gr.Info(M.EVAL_STOP_SENT)
+        else:
+            gr.Warning(M.NOTHING_TO_STOP)
+
+    def poll(last):
+        """Show the newest evaluation job when it has moved on since this page last looked (on a fresh page:
+        at once, so a reload finds the running job); other jobs only as a busy line."""
+        job, state = engine.jobs.state, engine.jobs.latest("evaluate")
+        other = (job.kind, job.name, job.status) if job.active and job.kind != "evaluate" else None
+        mine = (id(state), state.status, state.step) if state else None
+        key = (mine, other)
+        skip = (gr.skip(),) * 8
+        if key == last:
+            return gr.skip(), *skip, last
+        if other:
+            line = f"<p id='eval-busy'>{M.BUSY.format(job=job.describe(), status=job.status, what='an evaluation')}</p>"
+        else:
+            line = progress_html(state) if state else f"<p>{M.EVAL_IDLE}</p>"
+        result = state.result if state else None
+        if result is None or (last is not None and last[0] == mine):  # nothing (new) to show but the line
+            return line, *skip, key
+        finished = not state.active
+        rows, data = result.summary(), result.to_json()
+        return (
+            line, summary_frame(rows), chart_frame(rows), questions_frame(data), result.overlap_note,
+            [str(f) for f in result.files] if finished else gr.skip(), data,
+            detail_html(data, 1) if finished else gr.skip(), 1 if finished else gr.skip(), key,
+        )
 
     def pick_row(evt: gr.SelectData):
         return evt.index[0] + 1
@@ -324,22 +344,31 @@ def create_evaluate_tab(engine: Engine) -> dict:
     for trigger in (table.change, adapter.change):
         trigger(overlap_text, [table, items_state, adapter], overlap, show_progress="hidden")
     run_btn.click(
-        run, [table, items_state, set_name, adapter, variants, top_k, max_new, batch, seed],
-        [progress, summary, chart, per_question, overlap, files, result_state, detail], api_name="run_evaluation",
-    ).then(lambda: 1, None, picked)
-    stop_btn.click(stop, None, None, queue=False)
+        run, [table, items_state, set_name, adapter, variants, top_k, max_new, batch, seed], progress,
+        api_name="run_evaluation",
+    )
+    stop_btn.click(stop, None, None, concurrency_limit=None)  # queued (for its message), never waiting
+    timer.tick(poll, seen, [progress, summary, chart, per_question, overlap, files, result_state, detail, picked,
+                            seen], queue=False, show_progress="hidden")
     per_question.select(pick_row, None, picked)
     picked.change(detail_html, [result_state, picked], detail, show_progress="hidden")
 
     @gr.api(api_name="evaluate_set")
     def evaluate_set(set_name: str, adapter: str = "", variants: str = "plain,rag,ft,rag+ft") -> dict:
-        """Run a saved question set on the chosen variants (comma-separated); returns the full results."""
-        config = EvalConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
-                            top_k=engine.settings.top_k).validate()
-        p = None
-        for p in engine.evaluate(engine.load_question_set(set_name), adapter or None, config, set_name):
-            pass
-        return p.result.to_json()
+        """Run a saved question set on the chosen variants (comma-separated); returns the full results.
+
+        Runs as the app's background job (an open Evaluate tab shows it); refused while another job runs."""
+        try:
+            config = EvalConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
+                                top_k=engine.settings.top_k).validate()
+            state = engine.start_evaluation(engine.load_question_set(set_name), adapter or None, config, set_name)
+        except (JobBusyError, QuestionSetError, ValueError, LookupError) as exc:
+            raise gr.Error(str(exc)) from None
+        while state.active:
+            engine.jobs.wait(1.0)
+        if state.status == "failed":
+            raise gr.Error(state.message)
+        return state.result.to_json()
 
     return {"adapter": adapter, "refresh": refresh_adapters, "saved": saved,
             "refresh_sets": lambda: gr.update(choices=engine.question_sets())}

@@ -10,16 +10,8 @@ import gradio as gr
 import pandas as pd
 
 from ..engine import Engine
-from ..finetune import (
-    DataSpec,
-    RunState,
-    TrainConfig,
-    TrainingBusyError,
-    TrainingDataError,
-    preview,
-    read_run,
-    zip_adapter,
-)
+from ..finetune import DataSpec, TrainConfig, TrainingDataError, preview, read_run, zip_adapter
+from ..jobs import JobBusyError, JobState
 from ..questions import set_path
 from . import messages as M
 
@@ -33,9 +25,10 @@ def loss_frame(losses) -> pd.DataFrame:
                          "loss": pd.Series([v for _, v in rows], dtype="float64")})
 
 
-def progress_html(state: RunState) -> str:
+def progress_html(state: JobState) -> str:
     if state.status == "idle":
         return f"<p>{M.IDLE}</p>"
+    note = state.stage if state.active and state.status != "preparing" and state.stage else state.message
     eta = f" · ETA {state.eta_s:.0f} s" if state.eta_s is not None and state.active else ""
     loss = f" · loss {state.losses[-1][1]:.4f}" if state.losses else ""
     speed = f" · {state.tokens_per_s:.0f} tokens/s" if state.tokens_per_s else ""
@@ -43,8 +36,16 @@ def progress_html(state: RunState) -> str:
     return (
         f"<div id='train-progress'><b>{state.name}</b> — {state.status} · step {state.step}/{state.total or '?'}"
         f" ({pct:.0f}%){eta}{speed}{loss}<br><progress value='{state.step}' max='{max(state.total, 1)}' "
-        f"style='width:100%'></progress><br>{state.message}</div>"
+        f"style='width:100%'></progress><br>{note}</div>"
     )
+
+
+def status_html(engine: Engine) -> str:
+    """The last training run; while another kind of job runs, a line naming it (training waits for it)."""
+    job = engine.jobs.state
+    if job.active and job.kind != "train":
+        return f"<p id='train-busy'>{M.BUSY.format(job=job.describe(), status=job.status, what='training')}</p>"
+    return progress_html(engine.jobs.latest("train") or JobState())
 
 
 def adapter_info(engine: Engine, name: str | None) -> str:
@@ -95,7 +96,7 @@ def create_finetune_tab(engine: Engine) -> dict:
         cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-train")
     summary = gr.Markdown(elem_id="train-summary")
     examples = gr.Dataframe(label="First examples", interactive=False, wrap=True, visible=False)
-    progress = gr.HTML(progress_html(engine.runner.state), elem_id="train-status")
+    progress = gr.HTML(status_html(engine), elem_id="train-status")
     plot = gr.LinePlot(loss_frame([]), x="step", y="loss", title="Training loss", height=280, elem_id="loss-plot")
     gr.Markdown("#### Saved adapters")
     with gr.Row():
@@ -139,23 +140,26 @@ def create_finetune_tab(engine: Engine) -> dict:
     def train(nm, *values):
         try:
             spec, config = spec_and_config(*values)
-            started = engine.runner.start(spec, config, nm)
-        except (TrainingDataError, TrainingBusyError, ValueError) as exc:
+            started = engine.start_training(spec, config, nm)
+        except (TrainingDataError, JobBusyError, ValueError) as exc:
             gr.Warning(str(exc))
             return f"❌ {exc}"
         return M.TRAIN_STARTED.format(name=started)
 
     def cancel():
-        return M.CANCEL_SENT if engine.runner.cancel() else M.NOTHING_TO_CANCEL
+        return M.CANCEL_SENT if engine.jobs.cancel("train") else M.NOTHING_TO_CANCEL
 
     def poll(last, current):
-        state = engine.runner.state
+        job, train = engine.jobs.state, engine.jobs.latest("train")
+        state = train or JobState()
         adapters = engine.adapters()
-        key = (state.status, state.name, state.step, len(state.losses), tuple(adapters))
+        other = (job.kind, job.name, job.status) if job.active and job.kind != "train" else None
+        mine = (id(train), state.status, state.step, len(state.losses))
+        key = (mine, other, tuple(adapters))
         if key == last:
             return gr.skip(), gr.skip(), gr.skip(), last
         keep = current if current in adapters else (adapters[0] if adapters else None)  # newest first
-        return (progress_html(state), loss_frame(state.losses),
+        return (status_html(engine), loss_frame(state.losses) if last is None or last[0] != mine else gr.skip(),
                 gr.update(choices=adapters, value=keep) if last is None or last[-1] != key[-1] else gr.skip(), key)
 
     def make_zip(nm):
@@ -183,7 +187,8 @@ def create_finetune_tab(engine: Engine) -> dict:
     def on_pick(nm):
         # While idle, the plot shows the picked adapter's recorded loss curve.
         losses = read_run(engine.settings.adapters_dir / nm).get("losses", []) if nm else []
-        curve = gr.skip() if engine.runner.state.active or not losses else loss_frame(losses)
+        training = engine.jobs.state.active and engine.jobs.state.kind == "train"
+        curve = gr.skip() if training or not losses else loss_frame(losses)
         return adapter_info(engine, nm), gr.update(visible=False), curve
 
     saved.change(on_pick, saved, [saved_info, download, plot])

@@ -38,6 +38,7 @@ NEED_QA_FILE = "Upload a question/answer JSONL file, or pick a saved question se
 TRAIN_STARTED = "Training **{name}** started."
 CANCEL_SENT = "Cancelling: the run stops at the end of its current step and keeps what it learned."
 NOTHING_TO_CANCEL = "No training is running."
+BUSY = "⏳ Busy: {job} is {status}; {what} waits until it ends (or cancel it in its tab)."
 PICK_ADAPTER = "Pick an adapter first."
 ADAPTER_DELETED = "Deleted adapter **{name}**."
 IDLE = "No training yet in this session of the app."
@@ -75,3 +76,24 @@ METRICS_HELP = (
 NO_QUESTIONS = "No questions yet: generate, upload or pick a set first."
 NEED_SET_NAME = "Type a name for the set."
 EVAL_IDLE = "Not run yet."
+EVAL_STARTED = "Evaluation of **{name}** started: progress and scores appear below as it runs."
+EVAL_STOP_SENT = "Stopping after the current step; the scores so far are kept."
+NOTHING_TO_STOP = "No evaluation is running."
+EXPERIMENT_INTRO = (
+    "**RAG, fine-tuning, or both — for *your* documents?** One run generates questions from the documents, splits "
+    "them into train and test, trains LoRA adapters on the train part, scores **Plain**, **RAG**, **Fine-tuned** "
+    "and **RAG + Fine-tuned** on the test part, and gives a verdict with 95% confidence intervals, paired tests, "
+    "the cause of every miss and the costs. Press **Estimate time** to see the plan first."
+)
+PRESET_HELP = "quick: about 5 minutes on 2 CPU cores for a few pages; thorough: 4x the questions, longer training"
+CAUSES_HELP = (
+    "**Why answers were wrong** — *retrieval miss*: no retrieved chunk holds the answer; *context ignored*: a chunk "
+    "holds it, the reply does not; *buried*: the reply holds it, but in a long ramble (not counted correct); "
+    "*not learned*: the adapter misses the fact even in the wording it was trained on; *did not generalise*: right "
+    "on the trained wording, wrong on this one; *not trained*: the fact was held out of training; *not known*: the "
+    "base model cannot know it without the documents."
+)
+NEED_RECIPE = "Pick at least one adapter to train (qa, raft or docs)."
+EXP_IDLE = "No experiment yet in this session of the app."
+EXP_CANCEL_SENT = "Cancelling: the experiment stops after the current step and reports what was scored so far."
+NOTHING_TO_CANCEL_EXP = "No experiment is running."

@@ -221,12 +221,25 @@ def test_evaluate_generated_questions_and_read_table_chart_and_answers(app_url, 
 
     chart = page.locator("#eval-chart")
     empty_chart = chart.inner_html()
-    page.locator("#eval-adapter input").click()
-    page.get_by_role("option", name="memo").click()
+    def pick_memo():
+        page.locator("#eval-adapter input").click()
+        page.get_by_role("option", name="memo").click()
+
+    pick_memo()
+    page.get_by_text("Decoding and retrieval").click()
+    page.fill("#eval-batch input[type=number]", "2")  # 13 short steps: time to reload the page mid-run
+    page.locator("#eval-batch input[type=number]").press("Tab")
     page.click("#eval-run")
     progress = page.locator("#eval-progress")
-    wait_for_text(progress, r"(Plain|RAG|Fine-tuned).*questions 1–6 of 6", 120)
-    wait_for_text(progress, r"done: 6 questions × 4 variants", 300)
+    wait_for_text(progress, r"facts — running · (Plain|RAG|Fine-tuned).*questions 1–2 of 6", 120)
+
+    # A reload while it runs loses nothing: the run is the app's job, and the tab picks it up again.
+    page.reload()
+    page.get_by_role("tab", name="Evaluate").click()
+    running = wait_for_text(progress, r"facts — running · .*questions \d–\d of 6", 60)
+    assert int(re.search(r"(\d+)/13", running).group(1)) < 13
+    done = wait_for_text(progress, r"facts — done · done: 6 questions × 4 variants", 300)
+    assert "13/13" in done  # it went on to the end, watched from the reloaded page
 
     table = wait_for_text(page.locator("#eval-table"), r"RAG \+ Fine-tuned")
     for variant in ("Plain", "RAG", "Fine-tuned"):
@@ -244,7 +257,7 @@ def test_evaluate_generated_questions_and_read_table_chart_and_answers(app_url, 
     page.screenshot(path=str(ARTIFACTS / "evaluate.png"), full_page=True)
 
     # Questions the adapter was trained on are flagged before anything runs.
-    page.locator("#eval-upload button[aria-label='Clear']").click()
+    pick_memo()  # the reloaded page starts from "(none)"
     page.locator("#eval-upload input[type=file]").set_input_files(str(memo))
     wait_for_text(page.locator("#eval-set-status"), r"Read 3 questions from the upload", 60)
     wait_for_text(page.locator("#eval-overlap"), r"3 of 3 questions are in memo's training data", 30)

@@ -1,0 +1,128 @@
+"""The one background runner for long work (train, evaluate, experiment): one heavy job at a time.
+
+A job is a function ``work(state, cancel)`` run in a daemon thread. It reports through ``state`` (a `JobState`
+that pollers read: the UI's timers, the CLI's progress bar) and stops early when ``cancel`` is set. The runner
+lives on the engine, not on a page, so a reloaded page finds the running job again.
+
+    runner = JobRunner()
+    runner.start("evaluate", "facts", work)   # JobBusyError while another job is active
+    runner.state.step, runner.state.total     # progress, read by any thread
+    runner.cancel()                           # work sees the event and stops after its current step
+    runner.wait().status                      # "done" | "cancelled" | "failed"
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+KINDS = {"train": "a training run", "evaluate": "an evaluation", "experiment": "an experiment"}  # kind -> noun
+FINISHED = ("done", "cancelled", "failed")
+
+
+class JobBusyError(RuntimeError):
+    """A job is already running; only one heavy job runs at a time. The message names it."""
+
+
+@dataclass
+class JobState:
+    """What a job has done so far. Written by the job's thread, read by pollers (so keep fields simple)."""
+
+    kind: str = ""  # "train" | "evaluate" | "experiment"
+    name: str = ""  # adapter name, question set, experiment name
+    status: str = "idle"  # idle | preparing | running | cancelling | done | cancelled | failed
+    stage: str = ""  # the current stage in words, e.g. "training raft adapter"
+    step: int = 0
+    total: int = 0
+    started: float = 0.0  # time.time() when the job (or its main phase) started
+    eta_s: float | None = None
+    message: str = ""
+    losses: list[tuple[int, float]] = field(default_factory=list)  # training: (step, loss)
+    tokens_per_s: float = 0.0
+    result: object = None  # what the job produced so far / at the end (an EvalResult for "evaluate")
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("preparing", "running", "cancelling")
+
+    def describe(self) -> str:
+        """``a training run (memo-v2)``: the job in words, for busy messages."""
+        noun = KINDS.get(self.kind, f"a {self.kind or 'background'} job")
+        return f"{noun} ({self.name})" if self.name else noun
+
+
+class JobRunner:
+    """Runs one job at a time in a background thread; ``state`` is the current (or last) job's state."""
+
+    def __init__(self) -> None:
+        self.state = JobState()
+        self._latest: dict[str, JobState] = {}  # kind -> newest job of that kind, running or finished
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def check_idle(self) -> None:
+        """Raise `JobBusyError` if a job is active: callers check before slow preparation, ``start`` again after."""
+        state = self.state
+        if state.active:
+            raise JobBusyError(f"{state.describe()} is already going: wait for it or cancel it first")
+
+    def start(
+        self, kind: str, name: str, work: Callable[[JobState, threading.Event], object], message: str = ""
+    ) -> JobState:
+        """Run ``work(state, cancel)`` in the background and return its fresh state (status "preparing").
+
+        Its return value (unless None) becomes ``state.result``. It may set the final status itself ("done",
+        "cancelled"); otherwise the job ends "cancelled" if cancel was asked for, else "done". An exception ends it
+        "failed" with the message "<kind> failed: <error>". Raises `JobBusyError` while another job is active.
+        """
+        with self._lock:
+            self.check_idle()
+            self._cancel = cancel = threading.Event()
+            state = JobState(kind=kind, name=name, status="preparing", started=time.time(), message=message)
+            self.state = self._latest[kind] = state
+            self._thread = threading.Thread(target=self._run, args=(work, state, cancel), daemon=True,
+                                            name=f"ragft-{kind}")
+            self._thread.start()
+            return state
+
+    def _run(self, work, state: JobState, cancel: threading.Event) -> None:
+        try:
+            result = work(state, cancel)
+        except Exception as exc:  # the job's thread must report, never die silently
+            log.exception("%s job %r failed", state.kind, state.name)
+            with self._lock:
+                state.status, state.message, state.eta_s = "failed", f"{state.kind} failed: {exc}", None
+            return
+        with self._lock:  # not between cancel()'s check and its write: a finished job never turns "cancelling"
+            if result is not None:
+                state.result = result
+            if state.status not in FINISHED:
+                state.status = "cancelled" if cancel.is_set() else "done"
+            state.eta_s = None
+
+    def cancel(self, kind: str | None = None) -> bool:
+        """Ask the active job (only if it is of ``kind``, when given) to stop; False if there is none."""
+        with self._lock:
+            state = self.state
+            if not state.active or (kind and state.kind != kind):
+                return False
+            self._cancel.set()
+            state.status = "cancelling"
+            return True
+
+    def wait(self, timeout: float | None = None) -> JobState:
+        """Wait for the current job's thread to end (up to ``timeout`` seconds); its state either way."""
+        thread = self._thread
+        if thread:
+            thread.join(timeout)
+        return self.state
+
+    def latest(self, kind: str) -> JobState | None:
+        """The newest job of ``kind``, running or finished (a tab shows it even after another kind ran)."""
+        return self._latest.get(kind)
