@@ -81,10 +81,10 @@ class Answer:
     f1: float
     contains: float
     recall: float | None = None  # retrieval variants with a known source only
-    in_context: float | None = None  # retrieval variants: the expected answer is in a retrieved chunk
     sources: list[Hit] = field(default_factory=list)
     option_scores: list[float] = field(default_factory=list)  # multiple choice: one per option
     tokens: int = 0
+    in_context: float | None = None  # retrieval variants: the expected answer is in a retrieved chunk
 
 
 @dataclass

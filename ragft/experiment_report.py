@@ -212,24 +212,26 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
     )
 
 
-def recommend(scores: dict[str, list[bool]], seed: int = 0, alpha: float = 0.05) -> str:
-    """Which variant to use: the best one, or — when others are within the noise of it — the simplest of those."""
+def recommend(scores: dict[str, list[bool]], seed: int = 0, alpha: float = 0.05, close: float = 0.05) -> str:
+    """Which variant to use: the best one when it is significantly ahead of all others; a simpler one that scores
+    within ``close`` of it (it costs less and does as well); else the best, with the advice to ask more questions."""
     present = [v for v in COST_ORDER if v in scores]
     if not present or not scores[present[0]]:
         return ""
-    mean = {v: sum(scores[v]) / len(scores[v]) for v in present}
+    n = len(scores[present[0]])
+    mean = {v: sum(scores[v]) / n for v in present}
     best = max(present, key=lambda v: (mean[v], -COST_ORDER.index(v)))
-    tied = [v for v in present if v == best or stats.compare(best, scores[best], v, scores[v], seed, alpha).p >= alpha]
-    simplest = tied[0]
-    if simplest == best and len(tied) == 1:
-        return f"Use {best}: it answers the most questions, and the difference from every other variant is significant."
-    others = [v for v in tied if v != best]
-    if simplest == best:
-        return (f"{best} is both the best and the simplest of {', '.join(tied)}, which are too close to tell apart: "
-                f"use {best}.")
-    return (f"{best} scores highest, but {', '.join(others)} {'is' if len(others) == 1 else 'are'} within the "
-            f"noise of it: the simplest, {simplest}, is the safe choice — or run more questions (the thorough "
-            "preset) to separate them.")
+    tied = [v for v in present if v != best and stats.compare(best, scores[best], v, scores[v], seed, alpha).p >= alpha]
+    if not tied:
+        if len(present) == 1:
+            return f"Only {best} was scored."
+        return f"Use {best}: it answers the most questions, significantly more than every other variant."
+    simpler = [v for v in tied if COST_ORDER.index(v) < COST_ORDER.index(best) and mean[best] - mean[v] <= close + 1e-9]
+    if simpler:
+        return (f"Use {simpler[0]}: it scores as well as {best} ({100 * mean[simpler[0]]:.0f}% vs "
+                f"{100 * mean[best]:.0f}%) and is simpler.")
+    return (f"{best} scores highest ({100 * mean[best]:.0f}%), but on {n} questions it is not significantly ahead of "
+            f"{', '.join(tied)}: it is the best bet; ask more questions (the thorough preset) to be sure.")
 
 
 def _config_json(plan: Plan) -> dict:

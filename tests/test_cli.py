@@ -233,7 +233,7 @@ def test_eval_generates_questions_prints_the_table_and_writes_results(tmp_path):
     lines = r.stdout.splitlines()
     assert lines[0] == "4 questions from facts; adapter: none"
     assert lines[1].split() == ["variant", "answered", "accuracy", "exact_match", "token_f1", "contains", "recall@3",
-                                "s_per_answer", "tokens_per_s"]
+                                "answer_in_chunks", "s_per_answer", "tokens_per_s"]
     assert [line.split()[0] for line in lines[2:]] == ["Plain", "RAG"]
     assert lines[3].split()[6] == "100%"  # RAG's recall@3
     assert "4 fill-in-the-blank questions from 3 chunks" in r.stderr
@@ -243,3 +243,32 @@ def test_eval_generates_questions_prints_the_table_and_writes_results(tmp_path):
     r = ragft("eval", "--questions", "facts", "--variants", "rag", "--max-new-tokens", "8", "--json")
     data = json.loads(r.stdout)
     assert (data["set"], len(data["questions"]), data["summary"][0]["variant"]) == ("facts", 4, "RAG")
+
+
+def test_experiment_on_an_empty_store_says_what_to_do():
+    assert_one_error_line(ragft("experiment", "--estimate"), "no documents to experiment on: add documents first")
+
+
+def test_experiment_bad_recipe_is_one_error_line():
+    assert_one_error_line(ragft("experiment", "--train", "qa,magic"),
+                          "training recipes must be some of qa, raft, docs")
+
+
+def test_experiment_estimate_then_run_prints_the_verdict_and_writes_the_report(tmp_path):
+    facts = sorted((REPO / "tests" / "fixtures" / "facts").glob("*.md"))
+    assert ragft("ingest", *map(str, facts)).returncode == 0
+    r = ragft("experiment", "--estimate", "--train", "qa", "--steps", "2")
+    assert r.returncode == 0, r.stderr
+    assert "Adapters: qa (2 steps)." in r.stdout and "Estimated time on this machine: about" in r.stdout
+
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, "-m", "ragft", "experiment", "--train", "qa", "--steps", "2", "--questions",
+                        "4", "--name", "cli", "--json", "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["adapters"] == ["cli-qa-v1"] and data["test_questions"] == 4
+    assert [row["variant"] for row in data["summary"]] == ["Plain", "RAG", "Fine-tuned", "RAG + Fine-tuned"]
+    assert all("[" in row["accuracy_ci"] for row in data["summary"]) and len(data["comparisons"]) == 3
+    assert data["headline"] and set(data["causes"]) == {row["variant"] for row in data["summary"]}
+    assert sorted(p.name for p in out.iterdir()) == ["answers.csv", "report.html", "report.json", "summary.csv"]

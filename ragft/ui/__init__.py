@@ -11,6 +11,7 @@ from . import messages as M
 from .chat import create_chat_tab
 from .documents import create_documents_tab
 from .evaluate import create_evaluate_tab
+from .experiment import create_experiment_tab
 from .finetune import create_finetune_tab
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Documents", id="documents"):
                 docs = create_documents_tab(engine)
+            with gr.Tab("Experiment", id="experiment") as experiment_tab:
+                experiment = create_experiment_tab(engine)
             with gr.Tab("Fine-tune", id="finetune") as finetune_tab:
                 finetune = create_finetune_tab(engine)
             with gr.Tab("Chat", id="chat") as chat_tab:
@@ -30,6 +33,7 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
             with gr.Tab("Evaluate", id="evaluate") as eval_tab:
                 evaluation = create_evaluate_tab(engine)
         demo.load(lambda: (*docs["refresh"](), chat["refresh"]()), None, [docs["table"], docs["picked"], chat["adapter"]])
+        experiment_tab.select(experiment["refresh"], None, experiment["outputs"], queue=False)
         chat_tab.select(chat["refresh"], chat["adapter"], chat["adapter"], queue=False)
         finetune_tab.select(finetune["refresh_sets"], finetune["sets"], finetune["sets"], queue=False)
         eval_tab.select(lambda current: (evaluation["refresh"](current), evaluation["refresh_sets"]()),

@@ -54,7 +54,7 @@ def test_experiment_survives_a_reload_and_shows_the_verdict(app_url, page):  # n
     page.screenshot(path=str(ARTIFACTS / "experiment.png"), full_page=True)
 
     # The report link: a self-contained HTML page served by the app.
-    link = page.locator("#exp-files a", has_text="report.html").first
+    link = page.locator("#exp-files tr", has_text="report.html").locator("a").first  # the size is the link
     href = link.get_attribute("href")
     assert href
     with urllib.request.urlopen(href if href.startswith("http") else app_url + href) as r:
