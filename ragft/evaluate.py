@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import metrics
+from . import metrics, stats
 from .chat import LABELS, NEEDS_ADAPTER, RETRIEVES, VARIANTS, build_messages
 from .generation import DecodeSettings, generate_batch, render_prompts
 from .models import BASE, Generator
@@ -127,6 +127,7 @@ class EvalResult:
                 "variant": LABELS[v],
                 "answered": len(answers),
                 "accuracy": metrics.mean(float(a.correct) for a in answers),
+                "accuracy_ci": stats.bootstrap_ci([float(a.correct) for a in answers], seed=self.config.seed).pct(),
                 "exact_match": metrics.mean(a.exact for a in answers),
                 "token_f1": metrics.mean(a.f1 for a in answers),
                 "contains": metrics.mean(a.contains for a in answers),
@@ -211,8 +212,9 @@ def format_table(rows: list[dict]) -> str:
             return f"{value:.1f}"
         return str(value)
 
-    keys = [k for k in rows[0] if k != "note"]
-    table = [keys] + [[cell(k, r[k]) for k in keys] for r in rows]
+    keys = [k for k in rows[0] if k not in ("note", "accuracy_ci")]
+    table = [keys] + [[r["accuracy_ci"] if k == "accuracy" and r["answered"] else cell(k, r[k]) for k in keys]
+                      for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in table]
     notes = [f"{r['variant']}: {r['note']}" for r in rows if r["note"]]

@@ -235,7 +235,7 @@ def test_eval_generates_questions_prints_the_table_and_writes_results(tmp_path):
     assert lines[1].split() == ["variant", "answered", "accuracy", "exact_match", "token_f1", "contains", "recall@3",
                                 "answer_in_chunks", "s_per_answer", "tokens_per_s"]
     assert [line.split()[0] for line in lines[2:]] == ["Plain", "RAG"]
-    assert lines[3].split()[6] == "100%"  # RAG's recall@3
+    assert lines[3].split()[7] == "100%"  # RAG's recall@3 (accuracy is two words: "67% [33–100]")
     assert "4 fill-in-the-blank questions from 3 chunks" in r.stderr
     with out.open() as f:
         assert len(f.readlines()) == 1 + 4 * 2  # header + one row per answer

@@ -45,6 +45,21 @@ def message_text(content) -> str:
     return " ".join(message_text(part) for part in content or [])
 
 
+def stale_notice(engine: Engine, name: str | None):
+    """The adapter's freshness note and the retrain button, shown only when a document it learned has changed."""
+    note = engine.adapter_staleness(None if name in (None, M.NO_ADAPTER_CHOICE) else name)
+    return (f"⚠️ {note}" if note else ""), gr.update(visible=bool(note))
+
+
+def retrain(engine: Engine, name: str | None) -> str:
+    try:
+        new = engine.retrain_adapter(name)
+    except (LookupError, ValueError, RuntimeError) as exc:  # no record, bad data, or another job running
+        gr.Warning(str(exc))
+        return f"❌ {exc}"
+    return M.RETRAIN_STARTED.format(name=new)
+
+
 def create_chat_tab(engine: Engine) -> dict:
     state = gr.State(None)  # this browser session's ChatState, made on its first question
     with gr.Row():
@@ -57,6 +72,9 @@ def create_chat_tab(engine: Engine) -> dict:
             scale=3,
         )
         refresh_btn = gr.Button("↻ Refresh adapters", scale=1)
+    with gr.Row():
+        stale = gr.Markdown(elem_id="adapter-stale")
+        retrain_btn = gr.Button(M.RETRAIN, visible=False, scale=0, elem_id="retrain")
     with gr.Row(equal_height=True):
         panes = [
             gr.Chatbot(label=LABELS[v], elem_id=f"pane-{v.replace('+', '-')}", height=460, min_width=220)
@@ -108,4 +126,6 @@ def create_chat_tab(engine: Engine) -> dict:
         )
     clear.click(lambda: (None, *[[] for _ in panes]), None, [state, *panes], queue=False)
     refresh_btn.click(lambda current: adapter_choices(engine, current), adapter, adapter, queue=False)
+    adapter.change(lambda name: stale_notice(engine, name), adapter, [stale, retrain_btn], show_progress="hidden")
+    retrain_btn.click(lambda name: retrain(engine, name), adapter, stale)
     return {"adapter": adapter, "refresh": lambda current=None: adapter_choices(engine, current)}

@@ -68,9 +68,9 @@ def pct(value) -> float | None:
 def summary_frame(rows: list[dict]) -> pd.DataFrame:
     recall_key = next(k for k in rows[0] if k.startswith("recall@"))
     return pd.DataFrame([{
-        "variant": r["variant"], "answered": r["answered"], "accuracy %": pct(r["accuracy"]),
+        "variant": r["variant"], "answered": r["answered"], "correct [95% CI]": r["accuracy_ci"],
         "exact match %": pct(r["exact_match"]), "token F1 %": pct(r["token_f1"]), "contains %": pct(r["contains"]),
-        f"{recall_key} %": pct(r[recall_key]),
+        f"{recall_key} %": pct(r[recall_key]), "answer in chunks %": pct(r["answer_in_chunks"]),
         "s/answer": None if r["s_per_answer"] is None else round(r["s_per_answer"], 2),
         "tokens/s": None if r["tokens_per_s"] is None else round(r["tokens_per_s"], 1),
         "note": r["note"],
@@ -221,7 +221,8 @@ def create_evaluate_tab(engine: Engine) -> dict:
 
     def overlap_text(table_value, base, name) -> str:
         note = engine.training_overlap(items_from_frame(table_value, base), adapter_arg(name))[1]
-        return note
+        stale = engine.adapter_staleness(adapter_arg(name))
+        return "  \n".join(x for x in (f"⚠️ {stale} (Chat tab: {M.RETRAIN})" if stale else "", note) if x)
 
     def show_set(items: list[QAItem], note: str, name_value=gr.skip()):
         return items_frame(items), as_state(items), note, name_value

@@ -60,7 +60,7 @@ def adapter_info(engine: Engine, name: str | None) -> str:
         f"**{name}** — {run['status']} after {run['steps']}/{run['planned_steps']} steps in {run['seconds']} s; "
         f"final loss {final}; data: {data.get('source', '?')} {data.get('file') or ''} "
         f"({data.get('examples', '?')} examples); saved {run['saved']}"
-    )
+    ) + (f"  \n⚠️ {stale}" if (stale := engine.adapter_staleness(name)) else "")
 
 
 def create_finetune_tab(engine: Engine) -> dict:

@@ -97,3 +97,8 @@ NEED_RECIPE = "Pick at least one adapter to train (qa, raft or docs)."
 EXP_IDLE = "No experiment yet in this session of the app."
 EXP_CANCEL_SENT = "Cancelling: the experiment stops after the current step and reports what was scored so far."
 NOTHING_TO_CANCEL_EXP = "No experiment is running."
+RETRAIN = "Retrain on the current documents"
+RETRAIN_STARTED = (
+    "Training **{name}** on the current documents started (same recipe and settings); follow it in the Fine-tune "
+    "tab, then pick it here."
+)
