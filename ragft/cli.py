@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--questions", type=int, metavar="N", help="generate N fill-in-the-blank facts (default: preset's)")
     g.add_argument("--set", metavar="NAME|FILE", help="a saved question set, or a .jsonl file")
     s.add_argument("--split", choices=list(SPLIT_MODES), help="default: paraphrase (heldout for hand-written sets)")
+    s.add_argument("--method", choices=["cloze", "llm"],
+                   help="how to make questions (default: llm with a configured RAGFT_BASE_MODEL, else cloze)")
     s.add_argument("--train", help="adapters to train, comma-separated: qa,raft,docs (default: qa,raft)")
     s.add_argument("--preset", choices=list(PRESETS), default="quick", help="quick (~5 min on 2 cores) or thorough")
     s.add_argument("--steps", type=int, default=0, help="optimiser steps per adapter (default: the preset's epochs)")
@@ -310,6 +312,7 @@ def _experiment(args, engine) -> int:
     config = ExperimentConfig(
         name=args.name, preset=args.preset, questions=args.questions or 0, split=args.split or "",
         train=names(args.train), steps=args.steps, documents=names(args.documents), top_k=engine.settings.top_k,
+        method=args.method or engine.question_method,
     ).validate()
     items = engine.read_questions(args.set) if args.set else None
     plan = engine.plan_experiment(config, items)

@@ -312,7 +312,13 @@ class Engine:
 
     def plan_experiment(self, config: ExperimentConfig, items: list[QAItem] | None = None) -> Plan:
         """Questions, split, training settings and a time estimate measured on this machine; nothing runs yet."""
-        return plan_experiment(self.generator, self.store, config, items, self.speed())
+        return plan_experiment(self.generator, self.store, config, items, self.speed(), self._complete)
+
+    @property
+    def question_method(self) -> str:
+        """How an experiment makes questions by default: the model writes them when one was configured
+        (``RAGFT_BASE_MODEL``, presumably more capable than the embedded 135M one), else fill-in-the-blank."""
+        return "llm" if self.settings.base_model else "cloze"
 
     def start_experiment(self, plan: Plan) -> JobState:
         """Run a planned experiment as the background job; ``state.result`` is the `ExperimentReport` at the end,

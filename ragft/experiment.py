@@ -39,10 +39,11 @@ from .finetune import (
     train_adapter,
 )
 from .models import Generator
-from .questions import SPLIT_MODES, QAItem, QuestionSetError, generate_cloze, split_set
+from .questions import SPLIT_MODES, QAItem, QuestionSetError, generate_cloze, llm_questions, split_set
 from .store import Hit, Store
 
 RECIPES = ("qa", "raft", "docs")
+QUESTION_METHODS = ("cloze", "llm")
 
 
 class ExperimentError(ValueError):
@@ -95,6 +96,7 @@ class ExperimentConfig:
     documents: tuple[str, ...] = ()
     top_k: int = 3
     seed: int = 0
+    method: str = "cloze"  # how questions are made: "cloze" (no model) or "llm" (the base model writes them)
 
     def validate(self) -> "ExperimentConfig":
         from .finetune import NAME_RE
@@ -108,6 +110,7 @@ class ExperimentConfig:
             (set(self.train) <= set(RECIPES), f"training recipes must be some of {', '.join(RECIPES)}"),
             (0 <= self.steps <= 10_000, "steps must be 0..10000 (0 = the preset's epochs)"),
             (1 <= self.top_k <= 20, "top k must be 1..20"),
+            (self.method in QUESTION_METHODS, f"question method must be one of {', '.join(QUESTION_METHODS)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -176,17 +179,24 @@ def _tokens(generator: Generator, text: str) -> int:
 
 def plan_experiment(
     generator: Generator, store: Store, config: ExperimentConfig, items: list[QAItem] | None = None,
-    speed: Speed | None = None,
+    speed: Speed | None = None, complete: Callable[[list[str]], list[str]] | None = None,
 ) -> Plan:
-    """Questions, split and training settings for ``config`` — cheap (no model runs), so the tab can show the plan
-    and its estimate before anything starts. ``items`` is a saved or uploaded set; None generates one."""
+    """Questions, split and training settings for ``config``, so the tab can show the plan and its estimate before
+    anything starts. ``items`` is a saved or uploaded set; None generates one: fill-in-the-blank (no model runs, so
+    planning is cheap) or, with ``config.method == "llm"``, written by the model through ``complete(prompts)``
+    (only pairs whose answer is in their chunk are kept; a capable ``RAGFT_BASE_MODEL`` writes many)."""
     config.validate()
     preset = config.recipe
     chunks = [h for h in store.all_chunks() if not config.documents or h.source in config.documents]
     if not chunks:
         raise ExperimentError("no documents to experiment on: add documents first"
                               if not config.documents else "none of the picked documents is stored")
-    if items is None:
+    if items is None and config.method == "llm":
+        if complete is None:
+            raise ExperimentError("the llm question method needs the base model to write with")
+        items, dropped = llm_questions(chunks, complete, config.questions or preset.questions)
+        note = f"{len(items)} questions written by the model from {len(chunks)} chunks ({dropped} replies dropped)"
+    elif items is None:
         items = generate_cloze(chunks, config.questions or preset.questions)
         note = f"{len(items)} fill-in-the-blank facts from {len(chunks)} chunks"
     else:

@@ -238,3 +238,67 @@ def test_quick_experiment_end_to_end(facts_engine):
     assert all(a["size_bytes"] > 0 and a["train_seconds"] > 0 for a in data["costs"]["adapters"])
     assert set(engine.adapters()) >= {a["adapter"] for a in data["costs"]["adapters"]}
     assert [r["folder"] for r in engine.experiments()] == [report.folder.name]
+
+
+# --- planning with fakes (no models) -----------------------------------------------------------------------------------
+class FakeTokenizer:
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": text.split()}
+
+
+class FakeGenerator:
+    tokenizer = FakeTokenizer()
+
+
+class FakeStore:
+    def __init__(self, chunks: list[Hit]):
+        self.chunks = chunks
+
+    def all_chunks(self) -> list[Hit]:
+        return self.chunks
+
+
+FACT_TEXT = ("The glimmerphone was invented in 1931 by Tamsin Greaves. It plays music with 23 glass bells. "
+             "The largest one is 6 metres tall. Greaves sold her first one for 80 crowns. The vault was built in "
+             "1873 by Odette Marchbank.")
+CHUNKS = [Hit("a.md", i, 1.0, sentence.rstrip(".") + ".") for i, sentence in enumerate(FACT_TEXT.split(". "))]
+
+
+def test_plan_generates_splits_and_estimates():
+    from ragft.experiment import Speed, plan_experiment
+
+    store = FakeStore(CHUNKS)
+    plan = plan_experiment(FakeGenerator(), store, ExperimentConfig(), speed=Speed(100.0, 0.1, 30.0))
+    assert plan.question_note == "5 fill-in-the-blank facts from 5 chunks"
+    assert plan.config.split == "paraphrase" and plan.config.train == ("qa", "raft")
+    assert len(plan.test) == 5 and {i.fact for i in plan.train} == {i.fact for i in plan.test}
+    assert "When was the glimmerphone invented by Tamsin Greaves?" in {i.question for i in plan.train}
+    assert len(plan.checks) == 5 and all(c in plan.train for c in plan.checks)
+    assert [s.name for s in plan.stages] == ["train qa", "train raft", "test qa", "recheck qa", "test raft",
+                                             "recheck raft", "report"]
+    assert plan.train_configs["qa"].max_steps == -(-3 * len(plan.train) // 4)  # 3 epochs at batch 4
+    assert plan.seconds == sum(s.seconds for s in plan.stages) > 0
+    assert "Estimated time on this machine: about" in plan.describe()
+
+    with pytest.raises(ExperimentError, match="only 2 facts could be asked about; an experiment needs at least 4"):
+        plan_experiment(FakeGenerator(), FakeStore([Hit("b.md", 0, 1.0, "It cost 80 crowns in all. It had 23 "
+                                                        "bells and more.")]), ExperimentConfig())
+    with pytest.raises(ExperimentError, match="no documents to experiment on: add documents first"):
+        plan_experiment(FakeGenerator(), FakeStore([]), ExperimentConfig())
+    with pytest.raises(ExperimentError, match="none of the picked documents is stored"):
+        plan_experiment(FakeGenerator(), store, ExperimentConfig(documents=("other.md",)))
+
+
+def test_plan_with_model_written_questions_holds_facts_out():
+    from ragft.experiment import plan_experiment
+
+    replies = iter(["Question: When was the glimmerphone invented?\nAnswer: 1931",
+                    "Question: How many bells does it have?\nAnswer: 23",
+                    "Question: How tall is the largest one?\nAnswer: 6 metres",
+                    "Question: What did the first one sell for?\nAnswer: 80 crowns",
+                    "Question: Who built the vault?\nAnswer: Odette Marchbank"])
+    plan = plan_experiment(FakeGenerator(), FakeStore(CHUNKS), ExperimentConfig(method="llm", questions=5),
+                           complete=lambda prompts: [next(replies) for _ in prompts])
+    assert plan.question_note.startswith("5 questions written by the model from 5 chunks")
+    assert plan.config.split == "heldout"  # model-written questions have no sentence to rephrase
+    assert not {i.fact for i in plan.train} & {i.fact for i in plan.test}

@@ -117,6 +117,8 @@ def create_experiment_tab(engine) -> dict:
         with gr.Column(scale=2):
             qset = gr.Dropdown(choices=[GENERATE, *engine.question_sets()], value=GENERATE, elem_id="exp-set",
                                label="Questions")
+            upload = gr.File(label="…or upload a JSONL question set", file_types=[".jsonl"], elem_id="exp-upload",
+                             height=90)
             name = gr.Textbox(value="experiment", label="Name (prefix of its adapters and report)",
                               elem_id="exp-name")
     with gr.Accordion("Questions, split and training", open=False):
@@ -128,6 +130,9 @@ def create_experiment_tab(engine) -> dict:
                                        elem_id="exp-recipes")
             steps = gr.Number(value=0, precision=0, minimum=0, maximum=10000, elem_id="exp-steps",
                               label="Steps per adapter (0 = preset's epochs)")
+            method = gr.Radio(list(M.EXP_METHODS), value=next(k for k, v in M.EXP_METHODS.items()
+                                                              if v == engine.question_method),
+                              label="Generated questions")
     plan_md = gr.Markdown(elem_id="exp-plan")
     with gr.Row():
         estimate_btn = gr.Button("Estimate time", elem_id="exp-estimate")
@@ -157,13 +162,16 @@ def create_experiment_tab(engine) -> dict:
     timer = gr.Timer(1.0)
     results = [verdict, chart, summary, comparisons, costs, per_question, detail, files, report_state]
 
-    def plan_of(docs, pre, qname, qs, sp, recs, st, nm):
+    def plan_of(docs, pre, qname, qs, sp, recs, st, nm, how, uploaded):
         if not recs:
             raise ExperimentError(M.NEED_RECIPE)
         config = ExperimentConfig(
             name=(nm or "").strip() or "experiment", preset=pre, questions=int(qs or 0), split=sp or "",
             train=tuple(recs), steps=int(st or 0), documents=tuple(docs or ()), top_k=engine.settings.top_k,
+            method=M.EXP_METHODS.get(how, "cloze"),
         )
+        if uploaded:
+            qname = uploaded  # a path: read as a JSONL file
         items = engine.read_questions(qname) if qname and qname != GENERATE else None
         return engine.plan_experiment(config, items)
 
@@ -233,7 +241,7 @@ def create_experiment_tab(engine) -> dict:
         return (gr.update(choices=docs), gr.update(choices=[GENERATE, *engine.question_sets()]),
                 gr.update(choices=[(f"{r['folder']} — {r['headline'][:80]}", r["folder"]) for r in reports]))
 
-    knobs = [documents, preset, qset, n_questions, split, recipes, steps, name]
+    knobs = [documents, preset, qset, n_questions, split, recipes, steps, name, method, upload]
     estimate_btn.click(estimate, knobs, plan_md)
     run_btn.click(run, knobs, [progress, plan_md], api_name="start_experiment")
     cancel_btn.click(cancel, None, None, concurrency_limit=None)
@@ -253,7 +261,7 @@ def create_experiment_tab(engine) -> dict:
         try:
             config = ExperimentConfig(name=name, preset=preset, questions=int(questions), split=split,
                                       train=tuple(t.strip() for t in train.split(",") if t.strip()), steps=int(steps),
-                                      top_k=engine.settings.top_k)
+                                      top_k=engine.settings.top_k, method=engine.question_method)
             items = engine.read_questions(question_set) if question_set else None
             state = engine.start_experiment(engine.plan_experiment(config, items))
         except (JobBusyError, ExperimentError, QuestionSetError, ValueError) as exc:

@@ -102,3 +102,7 @@ RETRAIN_STARTED = (
     "Training **{name}** on the current documents started (same recipe and settings); follow it in the Fine-tune "
     "tab, then pick it here."
 )
+EXP_METHODS = {
+    "Fill-in-the-blank from sentences (no model)": "cloze",
+    "Written by the base model (set RAGFT_BASE_MODEL to a capable model)": "llm",
+}
