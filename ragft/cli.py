@@ -203,6 +203,32 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _bar(state) -> str:
+    done = int(30 * state.step / max(state.total, 1))
+    eta = f" ETA {state.eta_s:.0f}s" if state.eta_s is not None else ""
+    return f"[{'#' * done}{'.' * (30 - done)}]{eta}"
+
+
+def _follow_job(engine, args, line, cancelling: str):
+    """Show the running job's ``line(state)`` on stderr until it ends (Ctrl-C cancels it); its final state."""
+    state = engine.jobs.state
+    try:
+        while engine.jobs.wait(0.5).active:
+            if not args.json and state.total:
+                print(f"\r{line(state)}"[:110].ljust(110), end="", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        engine.jobs.cancel()
+        print(f"\n{cancelling}", file=sys.stderr)
+    # The job reports its end just before its thread ends; exiting while that thread still frees the model's
+    # tensors aborts the interpreter ("terminate called without an active exception"), so join it first.
+    engine.jobs.wait()
+    if not args.json:
+        print(file=sys.stderr)
+    if state.status == "failed":
+        raise CLIError(state.message)
+    return state
+
+
 def _train(args, engine) -> int:
     import dataclasses
 
@@ -223,25 +249,12 @@ def _train(args, engine) -> int:
     if args.rank is not None:
         config = dataclasses.replace(config, alpha=2 * args.rank)
     name = engine.start_training(spec, config, args.name)
-    state = engine.jobs.state
-    try:
-        while engine.jobs.wait(0.5).active:
-            if not args.json and state.total:
-                done = int(30 * state.step / state.total)
-                loss = f" loss {state.losses[-1][1]:.4f}" if state.losses else ""
-                eta = f" ETA {state.eta_s:.0f}s" if state.eta_s is not None else ""
-                print(f"\r{name} [{'#' * done}{'.' * (30 - done)}] {state.step}/{state.total}{loss}{eta}   ",
-                      end="", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        engine.jobs.cancel()
-        print("\ncancelling: saving what was learned…", file=sys.stderr)
-    # The run reports "done" just before its thread ends; exiting while that thread still frees the model's
-    # tensors aborts the interpreter ("terminate called without an active exception"), so join it first.
-    engine.jobs.wait()
-    if not args.json:
-        print(file=sys.stderr)
-    if state.status == "failed":
-        raise CLIError(state.message)
+
+    def line(state) -> str:
+        loss = f" loss {state.losses[-1][1]:.4f}" if state.losses else ""
+        return f"{name} {_bar(state)} {state.step}/{state.total}{loss}"
+
+    state = _follow_job(engine, args, line, "cancelling: saving what was learned…")
     run = read_run(engine.settings.adapters_dir / name)
     _print(args, run, f"{state.message} -> {engine.settings.adapters_dir / name}")
     return 0
@@ -320,22 +333,9 @@ def _experiment(args, engine) -> int:
         _print(args, {"plan": plan.describe(), "seconds": round(plan.seconds)}, plan.describe())
         return 0
     print(f"ragft: {plan.describe()}", file=sys.stderr)
-    state = engine.start_experiment(plan)
-    try:
-        while engine.jobs.wait(0.5).active:
-            if not args.json and state.total:
-                done = int(30 * state.step / state.total)
-                eta = f" ETA {state.eta_s:.0f}s" if state.eta_s is not None else ""
-                print(f"\r[{'#' * done}{'.' * (30 - done)}]{eta} {state.message}"[:110].ljust(110), end="",
-                      file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        engine.jobs.cancel()
-        print("\ncancelling: reporting what was scored so far…", file=sys.stderr)
-    engine.jobs.wait()
-    if not args.json:
-        print(file=sys.stderr)
-    if state.status == "failed":
-        raise CLIError(state.message)
+    engine.start_experiment(plan)
+    state = _follow_job(engine, args, lambda st: f"{_bar(st)} {st.message}",
+                        "cancelling: reporting what was scored so far…")
     report = state.result
     files = sorted(report.folder.iterdir())
     if args.out:

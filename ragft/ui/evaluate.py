@@ -111,6 +111,22 @@ def questions_frame(data: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def answer_card(label: str, a: dict, mark: str, note: str = "") -> str:
+    """One variant's answer as a card: judged mark, token F1, the text, and its retrieved chunks folded away."""
+    esc = html.escape
+    sources = "".join(f"<li>{esc(s['source'])} · chunk {s['chunk']} · score {s['score']:.2f}</li>"
+                      for s in a["sources"])
+    return (f"<div class='eval-card' style='flex:1;min-width:14em;border:1px solid #ccc;border-radius:6px;"
+            f"padding:6px'><b>{esc(label)}</b> — {mark} · F1 {100 * a['token_f1']:.0f}%{note}"
+            f"<p style='white-space:pre-wrap'>{esc(a['text']) or '<i>(empty)</i>'}</p>"
+            + (f"<details><summary>Retrieved chunks</summary><ul>{sources}</ul></details>" if sources else "")
+            + "</div>")
+
+
+def cards_row(cards: list[str]) -> str:
+    return f"<div style='display:flex;gap:8px;flex-wrap:wrap'>{''.join(cards)}</div>"
+
+
 def detail_html(data: dict | None, number) -> str:
     """Question ``number`` (1-based): expected answer, the four answers judged, and what retrieval found."""
     if not data or not data["questions"]:
@@ -128,20 +144,9 @@ def detail_html(data: dict | None, number) -> str:
         a = q["answers"].get(v)
         if a is None:
             continue
-        mark = "✓ correct" if a["correct"] else "✗ wrong"
-        sources = "".join(
-            f"<li>{esc(s['source'])} · chunk {s['chunk']} · score {s['score']:.2f}</li>" for s in a["sources"]
-        )
         recall = "" if a["recall"] is None else f" · source chunk {'found' if a['recall'] else 'missed'}"
-        cards.append(
-            f"<div class='eval-card' style='flex:1;min-width:14em;border:1px solid #ccc;border-radius:6px;"
-            f"padding:6px'><b>{LABELS[v]}</b> — {mark} · F1 {100 * a['token_f1']:.0f}%{recall}"
-            f"<p style='white-space:pre-wrap'>{esc(a['text']) or '<i>(empty)</i>'}</p>"
-            + (f"<details><summary>Retrieved chunks</summary><ul>{sources}</ul></details>" if sources else "")
-            + "</div>"
-        )
-    row = f"<div style='display:flex;gap:8px;flex-wrap:wrap'>{''.join(cards)}</div>"
-    return f"<div id='eval-detail-body'>{head}{row}</div>"
+        cards.append(answer_card(LABELS[v], a, "✓ correct" if a["correct"] else "✗ wrong", recall))
+    return f"<div id='eval-detail-body'>{head}{cards_row(cards)}</div>"
 
 
 def progress_html(state: JobState) -> str:

@@ -18,6 +18,7 @@ from ..experiment_report import chart_svg
 from ..jobs import JobBusyError, JobState
 from ..questions import SPLIT_MODES, QuestionSetError
 from . import messages as M
+from .evaluate import answer_card, cards_row
 from .finetune import loss_frame
 
 GENERATE = "(generate from the documents)"
@@ -87,17 +88,10 @@ def detail_html(data: dict | None, number) -> str:
         return ""
     n = min(max(int(number or 1), 1), len(data["questions"]))
     q, esc = data["questions"][n - 1], html.escape
-    cards = []
-    for label, a in q["answers"].items():
-        mark = "✓ correct" if a["correct"] else f"✗ {esc(a['cause'])}"
-        chunks = "".join(f"<li>{esc(s['source'])} · chunk {s['chunk']} · {s['score']:.2f}</li>" for s in a["sources"])
-        cards.append(f"<div style='flex:1;min-width:13em;border:1px solid #ccc;border-radius:6px;padding:6px'>"
-                     f"<b>{esc(label)}</b> — {mark} · F1 {100 * a['token_f1']:.0f}%"
-                     f"<p style='white-space:pre-wrap'>{esc(a['text']) or '<i>(empty)</i>'}</p>"
-                     + (f"<details><summary>Retrieved chunks</summary><ul>{chunks}</ul></details>" if chunks else "")
-                     + "</div>")
+    cards = [answer_card(label, a, "✓ correct" if a["correct"] else f"✗ {esc(a['cause'])}")
+             for label, a in q["answers"].items()]
     return (f"<div id='exp-detail-body'><h4>Question {n}</h4><p>{esc(q['question'])}</p><p><b>Expected:</b> "
-            f"{esc(q['answer'])}</p><div style='display:flex;gap:8px;flex-wrap:wrap'>{''.join(cards)}</div></div>")
+            f"{esc(q['answer'])}</p>{cards_row(cards)}</div>")
 
 
 def report_outputs(data: dict, files: list[str], stale: list[str] = ()) -> tuple:
