@@ -54,7 +54,8 @@ def test_experiment_survives_a_reload_and_shows_the_verdict(app_url, page):  # n
     page.screenshot(path=str(ARTIFACTS / "experiment.png"), full_page=True)
 
     # The report link: a self-contained HTML page served by the app.
-    link = page.locator("#exp-files tr", has_text="report.html").locator("a").first  # the size is the link
+    # Gradio shows "report" and ".html" apart; the size is the download link.
+    link = page.locator("#exp-files tr", has_text=re.compile(r"report\s*\.html")).locator("a").first
     href = link.get_attribute("href")
     assert href
     with urllib.request.urlopen(href if href.startswith("http") else app_url + href) as r:
@@ -64,6 +65,6 @@ def test_experiment_survives_a_reload_and_shows_the_verdict(app_url, page):  # n
     # Reopening it from the list of saved experiments shows the same verdict.
     page.reload()
     page.get_by_role("tab", name="Experiment").click()
-    page.locator("#exp-past").click()
-    page.get_by_role("option").first.click()
+    page.locator("#exp-past input").click()
+    page.get_by_role("option", name=re.compile(r"-experiment — ")).first.click()
     assert wait_for_text(page.locator("#exp-verdict"), r"\d+% \[").splitlines()[0] == verdict.splitlines()[0]
