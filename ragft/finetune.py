@@ -115,7 +115,7 @@ def load_qa_file(path: Path) -> list[dict]:
         items = load_set(path)
     except QuestionSetError as exc:
         raise TrainingDataError(str(exc)) from None
-    keep = ("question", "answer", "source", "fact")  # fact: sets saved by the Evaluate tab (overlap check)
+    keep = ("question", "answer", "source", "chunk", "fact")  # fact: sets saved by the Evaluate tab (overlap check)
     return [{k: v for k, v in it.to_json().items() if k in keep} for it in items]
 
 
@@ -142,12 +142,15 @@ def raft_examples(records: list[dict], store: Store, config: TrainConfig) -> lis
         raise TrainingDataError("RAFT needs stored documents for its context: add documents first")
     rng = random.Random(config.seed)
     all_chunks = store.all_chunks()
+    by_place = {(h.source, h.chunk): h for h in all_chunks}
     examples = []
     for r in records:
-        gold: Hit | None = None
-        if r.get("source"):
+        # The gold chunk: the one the record names (a generated fact's own chunk), else the best hit of its document
+        # that holds the answer, else the best hit at all. A rephrased question often ranks another chunk first.
+        gold: Hit | None = by_place.get((r.get("source"), r.get("chunk")))
+        if gold is None and r.get("source"):
             named = [h for h in store.search(r["question"], 10) if h.source == r["source"]]
-            gold = named[0] if named else None
+            gold = next((h for h in named if r["answer"] in h.text), named[0] if named else None)
         if gold is None:
             hits = store.search(r["question"], 1)
             gold = hits[0] if hits else None
