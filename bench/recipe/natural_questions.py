@@ -1,0 +1,372 @@
+"""Prototype: who/what/when/which/how-many rewrites of a fill-in-the-blank fact, question word first, as people ask.
+
+Rule-based (no model): take the clause that holds the blank, cut the blank's phrase out ("in ____", "____ kilograms",
+"the physicist ____"), put a question word in front and invert the clause ("When did the family sell ...?",
+"How many kilograms does the pump weigh when dry?", "Which Swedish investment group did the family sell a
+majority stake to?"). Also `usable(item)`: drop facts from headings and titles, and day-of-month / clock numbers.
+
+    natural_forms(item) -> list[str]   # 0..3 questions
+"""
+
+from __future__ import annotations
+
+import re
+
+from ragft.questions import BLANK, QAItem
+
+AUX = set("is are was were will can could would should may might must".split())
+HAVE = {"has": "have", "have": "have", "had": "have"}
+IRREGULAR = dict(
+    began="begin", built="build", sold="sell", came="come", became="become", made="make", met="meet", led="lead",
+    grew="grow", wrote="write", bought="buy", took="take", gave="give", won="win", held="hold", left="leave",
+    found="find", brought="bring", kept="keep", ran="run", saw="see", said="say", told="tell", went="go", got="get",
+    stood="stand", paid="pay", taught="teach", thought="think", rode="ride", drove="drive", spent="spend",
+    sent="send", fell="fall", flew="fly", knew="know", chose="choose", rose="rise", lost="lose", wore="wear",
+    put="put", cost="cost", set="set", let="let", shut="shut", hit="hit", read="read", spoke="speak", broke="break",
+    sang="sing", drew="draw", threw="throw", ate="eat", heard="hear", meant="mean", built_="build",
+)
+E_STEMS = ("v", "c", "z", "ur", "ir", "at", "et", "ut", "ot", "id", "ib", "os", "us", "iz", "ag", "rg", "dg", "rs",
+           "ok", "ak", "ar", "ap", "ip", "op", "yp", "in", "ud")
+DETS = {"the", "a", "an", "its", "his", "her", "their", "our", "this", "that", "these", "those"}
+PREPS_YEAR = ("in", "by", "since", "from", "until", "of", "after", "before", "during")
+CLAUSE_CUT = re.compile(r",\s+(?:and|but|which|while|where|so|who|whom|most|one|many|making|although)\b|;|"
+                        r",?\s+(?:and|but|so)\s+(?=[a-z])")
+HEADING = re.compile(r"^#|^\W*$")
+
+
+def usable(item: QAItem) -> bool:
+    """A fact worth asking: from a sentence (not a heading or title), not a day-of-month or clock number."""
+    c = item.cloze.strip()
+    if HEADING.search(c) or not re.search(r"[.!?][\"')\]]?$", c):
+        return False  # markdown heading, title line ("Welcome to ____: A Visitor's Guide")
+    before, _, after = c.partition(BLANK)
+    if item.kind == "name" and (after.startswith("-") or before.endswith("-")):
+        return False  # "Aquila AX" out of "Aquila AX-40"
+    if item.kind == "number" and re.match(r"\s+(?:January|February|March|April|May|June|July|August|September|"
+                                          r"October|November|December|am|pm|a\.m\.|p\.m\.)\b", after):
+        return False
+    return True
+
+
+def _lemma(verb: str) -> str:
+    v = verb.lower()
+    if v in IRREGULAR:
+        return IRREGULAR[v]
+    if v in HAVE:
+        return "have"
+    if v.endswith("ied"):
+        return v[:-3] + "y"
+    if v.endswith("ed"):
+        stem = v[:-2]
+        if len(stem) >= 3 and stem[-1] == stem[-2] and stem[-1] not in "lsz":
+            return stem[:-1]  # stopped -> stop
+        if stem.endswith(E_STEMS) and not stem.endswith(("ss", "ck")):
+            return stem + "e"
+        return stem
+    if v.endswith(("sses", "shes", "ches", "xes")):
+        return v[:-2]
+    if v.endswith("ies") and len(v) > 4:
+        return v[:-3] + "y"
+    if v.endswith("s") and not v.endswith("ss"):
+        return v[:-1]
+    return v
+
+
+def _is_past(w: str) -> bool:
+    lw = w.lower()
+    return lw in IRREGULAR or (lw.endswith("ed") and len(lw) > 4)
+
+
+def _is_present_s(w: str) -> bool:
+    lw = w.lower()
+    return lw.endswith("s") and not lw.endswith(("ss", "us", "is")) and len(lw) > 3 and lw not in DETS
+
+
+def _lower_first(text: str) -> str:
+    words = text.split(" ", 1)
+    if words and words[0] in ("The", "A", "An", "It", "Its", "She", "He", "They", "Her", "His", "Their", "This",
+                              "Today", "There", "In", "By", "On", "At"):
+        words[0] = words[0].lower()
+    return " ".join(words)
+
+
+def _invert(clause: str) -> tuple[str, str] | None:
+    """('did the family sell', 'a majority stake to ...') for 'The family sold a majority stake to ...':
+    (the auxiliary + subject + verb, the rest). None when no verb is found."""
+    words = clause.split()
+    lead = []  # a leading adverb ("Today") moves to the end
+    if words and words[0] in ("Today", "Now", "Later", "Then"):
+        lead, words = [words[0].lower()], words[1:]
+    elif len(words) > 3 and words[0] in ("In", "By", "On", "At", "During", "After", "Before", "Since") and (
+            words[2].lower() in DETS | PRONOUNS or words[2][0].isupper()):
+        lead, words = [words[0].lower(), words[1].rstrip(",")], words[2:]
+    for i, w in enumerate(words):
+        if i == 0:
+            continue
+        lw = w.lower().strip(",")
+        if w != lw and w[0].isupper():
+            continue  # a name is no verb
+        if lw in AUX:
+            subj = _lower_first(" ".join(words[:i]))
+            rest = words[i + 1 :]
+            return f"{lw} {subj}", " ".join(rest + lead)
+        if lw in HAVE:
+            subj = _lower_first(" ".join(words[:i]))
+            do = "did" if lw == "had" else ("does" if lw == "has" else "do")
+            return f"{do} {subj} have", " ".join(words[i + 1 :] + lead)
+        if _is_past(lw):
+            subj = _lower_first(" ".join(words[:i]))
+            return f"did {subj} {_lemma(lw)}", " ".join(words[i + 1 :] + lead)
+        if _is_present_s(lw) and i <= 4:
+            subj = _lower_first(" ".join(words[:i]))
+            return f"does {subj} {_lemma(lw)}", " ".join(words[i + 1 :] + lead)
+    return None
+
+
+def _clause(cloze: str) -> str:
+    """The part of the sentence that holds the blank: after a colon before it, before a new clause after it."""
+    text = cloze.strip().rstrip(".!?")
+    before, _, after = text.partition(BLANK)
+    if ":" in before:
+        before = before.rsplit(":", 1)[1].strip()
+        before = before[0].upper() + before[1:] if before else before
+    at_start = not before.strip() or before.split()[-1].lower() in PREPS_YEAR and len(before.split()) == 1
+    cut = CLAUSE_CUT if at_start else re.compile(r",|;|\s+and\s+(?=[a-z])|\s+but\s+")
+    m = cut.search(after)
+    if m:
+        after = after[: m.start()]
+    return f"{before}{BLANK}{after}".strip()
+
+
+def _q(text: str) -> str:
+    text = " ".join(text.replace(" ,", ",").split()).rstrip(" ,")
+    return text[0].upper() + text[1:] + "?"
+
+
+PARTICIPLES = {"born", "built", "founded", "made", "held", "sold", "given", "won", "written", "begun", "known",
+               "opened", "introduced", "revived", "discovered", "published", "completed", "designed", "granted",
+               "elected", "named", "launched", "established", "invented", "closed", "awarded", "created", "released"}
+PRONOUNS = {"she", "he", "they", "we", "it", "i", "you", "whom", "who"}
+HEDGES = ("about", "roughly", "nearly", "some", "around", "almost", "over", "up", "to", "least", "at", "only")
+UNIT_ADJ = {"cubic", "square", "more", "extra", "full", "different", "new", "old", "main", "glass", "small", "large"}
+
+
+def _last_np(text: str) -> str:
+    """The last noun phrase of ``text``: its last comma segment, from its last determiner on."""
+    seg = text.rstrip(" ,").split(",")
+    last = seg[-1].strip()
+    if len(seg) >= 2 and last and last[0].isupper() and len(last.split()) <= 3:
+        return last  # an apposition: "one son, Pavel"
+    words = last.split()
+    for i in range(len(words) - 1, -1, -1):
+        if words[i].lower() in DETS:
+            return _lower_first(" ".join(words[i:]))
+    return _lower_first(last)
+
+
+def _participle_clause(before_words: list[str], after: str) -> str | None:
+    """'When was Pavel born?' for "... one son, Pavel, born in ____": the verb right before the preposition is a
+    participle of a reduced clause (after a comma, or with no finite verb before it)."""
+    if not before_words:
+        return None
+    part = before_words[-1].lower().strip(",")
+    if part not in PARTICIPLES and not (part.endswith("ed") and len(part) > 4):
+        return None
+    head = " ".join(before_words[:-1])
+    if not head:
+        return None
+    if head.endswith(","):
+        np = _last_np(head[:-1])
+    else:
+        words = head.split()
+        if any(w.lower() in AUX or w.lower() in HAVE or w.lower() in PRONOUNS for w in words):
+            return None  # "she was elected", "whom she married": a finite clause, left to _invert
+        if any(_is_past(w) or _is_present_s(w) for w in words[1:] if not w[0].isupper()):
+            return None
+        np = _lower_first(head)
+    return f"was {np} {part}", after
+
+
+def natural_forms(item: QAItem) -> list[str]:
+    if not item.cloze or not usable(item):
+        return []
+    clause = _clause(item.cloze)
+    before, _, after = clause.partition(BLANK)
+    before, after = before.strip(), after.strip().strip(",").strip()
+    if re.match(r"(?:It|There)\s+(?:was|is|were|are)\b", before):
+        return []  # cleft sentences ("It was there that ...") invert into nonsense
+    sub = list(re.finditer(r"\b(?:until|when|after|because|although|whom|where|which|that)\s+(?=\w)", before))
+    if sub and item.kind != "name":
+        inner = before[sub[-1].end():]
+        if len(inner.split()) >= 2:
+            before = inner[0].upper() + inner[1:]
+    out: list[str] = []
+    words = before.split()
+    if item.kind == "year":
+        if words and words[-1].lower() in PREPS_YEAR:
+            prep = words[-1].lower()
+            rest_words = words[:-1]
+            if not rest_words:  # "In ____ the family sold ..."
+                main = after
+                inv = _invert(main[0].upper() + main[1:]) if main else None
+            else:
+                inv = _participle_clause(rest_words, after)
+                if inv is None:
+                    main = f"{' '.join(rest_words)} {after}".strip(" ,")
+                    inv = _invert(main)
+            if inv:
+                head, rest = inv
+                wh = {"in": "When", "by": "By what year", "since": "Since when", "from": "From what year",
+                      "until": "Until what year"}.get(prep, "When")
+                out.append(_q(f"{wh} {head} {rest}"))
+                if prep == "in":
+                    out.append(_q(f"In which year {head} {rest}"))
+                    out.append(_q(f"What year {head} {rest}"))
+    elif item.kind == "number":
+        aw = after.split()
+        unit, tail = "", ""
+        if aw and re.fullmatch(r"[a-z][\w-]*", aw[0]) and aw[0] not in ("of", "in", "at", "to", "on", "for", "and",
+                                                                        "or", "by", "with", "per", "from"):
+            n = 2 if aw[0] in UNIT_ADJ and len(aw) > 1 else 1
+            unit, tail = " ".join(aw[:n]), " ".join(aw[n:])
+        bw = words[:]
+        while bw and bw[-1].lower() in HEDGES:
+            bw.pop()
+        b = " ".join(bw)
+        of = re.search(r"(?:^|\s)(?:a|an|the|its|his|her)\s+([a-z][\w-]*(?:\s+[a-z][\w-]*)?)\s+of$", b)
+        if unit and of:
+            # "... has a range of ____ kilometres" -> "How many kilometres is the range of <subject>?"
+            noun = of.group(1)
+            front = b[: of.start()].split()
+            subj = ""
+            for i, w in enumerate(front):
+                lw = w.lower().strip(",")
+                if i and not w[0].isupper() and (lw in AUX or lw in HAVE or _is_past(lw) or _is_present_s(lw)):
+                    subj = _lower_first(" ".join(front[:i]).rstrip(","))
+                    break
+            keep = tail if re.match(r"(?:on|in|per|a|when|at)\b", tail) else ""
+            of_subj = f" of {subj}" if subj else ""
+            out.append(_q(f"How many {unit} is the {noun}{of_subj} {keep}"))
+            out.append(_q(f"What is the {noun}{of_subj}, in {unit}"))
+        elif unit:
+            while bw and bw[-1].lower() in ("the", "first", "every", "within", "of", "at", "after", "a"):
+                bw.pop()
+            main = " ".join(bw)
+            inv = _invert(main) if main else None
+            if inv:
+                head, rest = inv
+                out.append(_q(f"How many {unit} {head} {rest} {tail}"))
+            elif not main:
+                out.append(_q(f"How many {unit} {tail}"))
+    else:  # name
+        ap = re.search(r"(?:^|\s)(?:the|a|an)\s+((?:[a-zA-Z][\w-]*\s+){0,3}[a-z][\w-]*)$", before)
+        if ap and re.search(r"\b(?:of|from|to|in|at|on|by|with|for|walk)\b", ap.group(1)):
+            ap = None
+        if re.match(r"[-\d]", after) or re.search(r"\bnamed\s*$", before):
+            return []
+        if not before:
+            after = after.split(", ")[0]
+            out.append(_q(f"Which person or organisation {after}"))
+            out.append(_q(f"What is the name of the one that {after}"))
+        elif ap:
+            # "... sold a majority stake to the Swedish investment group ____" -> "Which Swedish investment group
+            # did the family sell a majority stake to?"
+            descr = ap.group(1)
+            main = before[: ap.start()].strip()
+            inv = _invert(main) if main else None
+            if inv:
+                head, rest = inv
+                out.append(_q(f"Which {descr} {head} {rest} {after}"))
+                out.append(_q(f"Who is the {descr} that {_lower_first(main)} {after}"))
+        else:
+            ws = words[:]
+            if ws and ws[-1].lower() == "the":
+                ws.pop()
+            prep = ""
+            if ws and ws[-1].lower() in ("to", "by", "with", "from", "for", "in", "at", "on", "of", "as"):
+                prep = ws.pop().lower()
+            main = " ".join(ws)
+            inv = _invert(main) if main else None
+            if inv:
+                head, rest = inv
+                if prep in ("in", "at"):
+                    out.append(_q(f"Where {head} {rest} {after}"))
+                else:
+                    out.append(_q(f"Who {head} {rest} {prep} {after}"))
+                    out.append(_q(f"What {head} {rest} {prep} {after}"))
+    seen, uniq = set(), []
+    for q in out:
+        k = q.lower()
+        if k not in seen and BLANK not in q and len(q.split()) >= 4:
+            seen.add(k)
+            uniq.append(q)
+    return uniq[:3]
+
+
+def facts(chunks, n: int, per_chunk: int = 3) -> list[QAItem]:
+    """Up to ``n`` clean facts, numbers/years AND names: per sentence the generator's own blank, plus a name blank
+    when the sentence holds a name besides; round-robin over documents like ``generate_cloze``."""
+    from ragft.metrics import normalize
+    from ragft.questions import _cloze_fact, _fact_id, _names, _sentences
+
+    order: dict[str, int] = {}
+    for h in chunks:
+        order.setdefault(h.source, len(order))
+    docs: dict[str, list] = {}
+    seen = set()
+    for hit in sorted(chunks, key=lambda h: (order[h.source], h.chunk)):
+        got = 0
+        for sentence in _sentences(hit.text):
+            if got >= per_chunk:
+                break
+            cands = []
+            f = _cloze_fact(sentence)
+            if f:
+                cands.append(f)
+            for start, end in _names(sentence):
+                answer = sentence[start:end]
+                if len(re.findall(rf"(?<!\w){re.escape(answer)}(?!\w)", sentence)) != 1:
+                    continue
+                cloze = sentence[:start] + BLANK + sentence[end:]
+                if len(cloze.replace(BLANK, " ").split()) < 4 or f" {normalize(answer)} " in f" {normalize(cloze)} ":
+                    continue
+                if not f or f[2] != "name":
+                    cands.append((answer, cloze, "name"))
+                break
+            for answer, cloze, kind in cands:
+                key = normalize(answer) + "|" + normalize(cloze)
+                it = QAItem(f"Fill in the blank: {cloze}", answer, hit.source, hit.chunk, hit.text,
+                            fact=_fact_id(hit.source, hit.chunk, answer, cloze), cloze=cloze, kind=kind)
+                if key in seen or not usable(it):
+                    continue
+                seen.add(key)
+                docs.setdefault(hit.source, []).append(it)
+                got += 1
+    queues = list(docs.values())
+    picked = []
+    while len(picked) < n and any(queues):
+        picked += [q.pop(0) for q in queues if q][: n - len(picked)]
+    return picked
+
+
+UNIT_WORDS = re.compile(r"\s+((?:cubic |square )?(?:[a-z]+metres?|metres?|litres?|kilograms?|grams?|tonnes?|kroner|"
+                        r"crowns|pounds|euros?|dollars|pence|minutes?|hours?|seconds?|days?|weeks?|months?|years?|"
+                        r"miles?|kilometres?|centimetres?|millimetres?|kilowatts?|watts?|decibels?|per cent|"
+                        r"percent|spaces|seats|steps|people|employees|frames|bicycles|arches|researchers|"
+                        r"students|pages))\b")
+
+
+def with_unit(item: QAItem) -> QAItem:
+    """A number fact's answer with its unit: "24 kilograms" (cloze "The pump weighs ____ when dry"), as people
+    write answers; the fact id stays."""
+    if item.kind != "number":
+        return item
+    before, _, after = item.cloze.partition(BLANK)
+    m = UNIT_WORDS.match(after)
+    if not m:
+        return item
+    answer = f"{item.answer} {m.group(1)}"
+    cloze = before + BLANK + after[m.end():]
+    from dataclasses import replace as _r
+
+    return _r(item, answer=answer, cloze=cloze, question=f"Fill in the blank: {cloze}")
