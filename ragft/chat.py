@@ -1,7 +1,8 @@
 """The four variants: plain, RAG, fine-tuned, and RAG + fine-tuned — prompts, retrieval, one batched stream.
 
 Plain and RAG run with no adapter (``__base__``); fine-tuned and combined run with the picked adapter. RAG and
-combined put the same retrieved chunks into the prompt through the tokenizer's chat template.
+combined put the same retrieved chunks into the prompt through the tokenizer's chat template. Every variant is
+asked for the same short, direct answer, so they differ only by context and adapter.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ RETRIEVES = {"rag", "rag+ft"}
 NEEDS_ADAPTER = {"ft", "rag+ft"}
 MODE_VARIANTS = {"plain": ("plain",), "rag": ("rag",), "ft": ("ft",), "rag+ft": ("rag+ft",), "all": VARIANTS}
 
+# One instruction style for all four variants; short, because prefill is the cost on a CPU.
+ANSWER_INSTRUCTION = "Answer the question in one short, direct sentence."
 RAG_INSTRUCTION = (
-    "Answer the question using the context below. If the context does not contain the answer, say you don't know."
+    "Answer the question in one short, direct sentence, copying the answer's words from the context. "
+    "If the context does not contain the answer, say you don't know."
 )
 NO_ADAPTER_TEXT = "No adapter picked: train one in the Fine-tune tab, or pick one, to see this variant."
+NO_DOCUMENTS_TEXT = "No documents stored yet: add some in the Documents tab to see this variant."
 HISTORY_TURNS = 2  # earlier exchanges kept in each pane's prompt; prefill is the cost on a CPU
 
 
@@ -45,16 +50,25 @@ class ChatResult:
 
 
 def context_block(hits: list[Hit]) -> str:
-    return "\n\n".join(f"[{i}] ({h.source}, chunk {h.chunk})\n{h.text}" for i, h in enumerate(hits, 1))
+    # Chunk texts only, best first: source headers cost prefill tokens and did not help the small model answer.
+    return "\n\n".join(h.text.strip() for h in hits)
 
 
-def build_messages(question: str, hits: list[Hit] | None = None, history: list[tuple[str, str]] = ()) -> list[dict]:
-    """Chat messages for one variant: earlier turns, then the question (with the context when ``hits`` is given)."""
+def build_messages(
+    question: str, hits: list[Hit] | None = None, history: list[tuple[str, str]] = (), instruct: bool = True
+) -> list[dict]:
+    """Chat messages for one variant: earlier turns, then the question with the answer instruction (and the context
+    when ``hits`` is given). ``instruct=False`` sends ``question`` as it is, for a prompt with its own instructions.
+
+    Training (``finetune``) and evaluation build their prompts here too, so every use sees the same format.
+    """
     messages: list[dict] = []
     for q, a in list(history)[-HISTORY_TURNS:]:
         messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     if hits is not None:
         content = f"{RAG_INSTRUCTION}\n\nContext:\n{context_block(hits)}\n\nQuestion: {question}"
+    elif instruct:
+        content = f"{ANSWER_INSTRUCTION}\n\nQuestion: {question}"
     else:
         content = question
     messages.append({"role": "user", "content": content})
@@ -73,9 +87,10 @@ def stream_answers(
 ) -> Iterator[ChatResult]:
     """Answer ``question`` with each of ``variants`` in one batched ``generate`` call, yielding as text streams.
 
-    ``retrieve(question, k) -> list[Hit]`` is called once when a retrieval variant is asked for. ``adapter`` must
-    already be loaded on ``generator`` (see ``Generator.ensure_adapter``); without it the fine-tuned variants get
-    a notice instead of an answer — never a silent base-model answer.
+    ``retrieve(question, k) -> list[Hit]`` is called once when a retrieval variant is asked for; when it finds
+    nothing (the store is empty) the retrieval variants get a notice instead of an answer from no context.
+    ``adapter`` must already be loaded on ``generator`` (see ``Generator.ensure_adapter``); without it the
+    fine-tuned variants get a notice instead of an answer — never a silent base-model answer.
     """
     question = question.strip()
     if not question:
@@ -86,6 +101,8 @@ def stream_answers(
     state = state or ChatState()
     hits = retrieve(question, top_k) if RETRIEVES & set(variants) else []
     notices = {v: NO_ADAPTER_TEXT for v in variants if v in NEEDS_ADAPTER and not adapter}
+    if not hits:  # search finds nothing only in an empty store
+        notices.update({v: NO_DOCUMENTS_TEXT for v in variants if v in RETRIEVES and v not in notices})
     running = [v for v in variants if v not in notices]
     sources = {v: hits for v in running if v in RETRIEVES}
 

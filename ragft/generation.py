@@ -1,7 +1,9 @@
 """Batched, streamed generation on the one base model: each row of a batch may use its own adapter.
 
 ``stream_batch`` runs ``model.generate`` in a worker thread with ``BatchStreamer``, which splits the batch's
-new tokens into one growing text per row, so every pane starts streaming at the same step.
+new tokens into one growing text per row, so every pane starts streaming at the same step. A row that starts
+repeating itself (its last ``stop_repeats`` new tokens already occurred among its new tokens) stops there, and its
+text keeps the first occurrence only: a small greedy model otherwise loops until ``max_new_tokens``.
 """
 
 from __future__ import annotations
@@ -21,19 +23,33 @@ class DecodeSettings:
     max_new_tokens: int = 96
     temperature: float = 0.0  # 0 = greedy
     seed: int = 0
+    # Stop a row once its last n new tokens already occurred among its new tokens (0 = off). Only the answer is
+    # looked at, never the prompt, so copying words out of the retrieved context is never held against a row.
+    stop_repeats: int = 8
+
+
+def repeated_tail(tokens: list[int], n: int) -> int:
+    """How many tokens at the end of ``tokens`` repeat earlier ones: ``n`` when its last ``n`` tokens already
+    occurred in it, else 0 (always 0 when ``n`` is 0). Overlaps count: n + 1 equal tokens in a row repeat too."""
+    if n <= 0 or len(tokens) <= n:
+        return 0
+    tail = tokens[-n:]
+    return n if any(tokens[i:i + n] == tail for i in range(len(tokens) - n)) else 0
 
 
 class BatchStreamer:
     """A transformers streamer for batches: ``put`` gets the prompt once, then one new token per row per step.
 
-    Iterating yields the list of per-row texts each time any row grows; a row stops growing at its first EOS.
+    Iterating yields the list of per-row texts each time any row grows; a row stops growing at its first EOS, or
+    when it starts repeating itself (``stop_repeats``, see ``repeated_tail``), whose repeated tail is dropped.
     """
 
-    def __init__(self, tokenizer, rows: int, stop_ids: set[int]):
+    def __init__(self, tokenizer, rows: int, stop_ids: set[int], stop_repeats: int = 0):
         self.tokenizer = tokenizer
         self.tokens: list[list[int]] = [[] for _ in range(rows)]
         self.finished = [False] * rows
         self.stop_ids = stop_ids
+        self.stop_repeats = stop_repeats
         self._seen_prompt = False
         self._queue: queue.Queue = queue.Queue()
         self._end = object()
@@ -49,8 +65,11 @@ class BatchStreamer:
                     break
                 if tok in self.stop_ids:
                     self.finished[row] = True
-                else:
-                    self.tokens[row].append(tok)
+                    continue
+                self.tokens[row].append(tok)
+                if cut := repeated_tail(self.tokens[row], self.stop_repeats):
+                    del self.tokens[row][-cut:]
+                    self.finished[row] = True
         self._queue.put(self.texts())
 
     def end(self) -> None:
@@ -62,6 +81,20 @@ class BatchStreamer:
     def __iter__(self) -> Iterator[list[str]]:
         while (item := self._queue.get()) is not self._end:
             yield item
+
+
+def repeat_stopper(prompt_len: int, n: int):
+    """Stopping criteria for ``generate`` that end each row of a left-padded batch (every prompt is ``prompt_len``
+    tokens) once ``repeated_tail`` fires on its new tokens; ``BatchStreamer`` drops that tail from the text."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class RepeatStop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):  # -> (rows,) bool: True ends that row
+            new = input_ids[:, prompt_len:].tolist()
+            return torch.tensor([repeated_tail(row, n) > 0 for row in new], device=input_ids.device)
+
+    return StoppingCriteriaList([RepeatStop()])
 
 
 def stop_token_ids(generator: Generator) -> set[int]:
@@ -97,7 +130,7 @@ def stream_batch(
         return
     tokenizer = generator.tokenizer
     stops = stop_token_ids(generator)
-    streamer = BatchStreamer(tokenizer, len(conversations), stops)
+    streamer = BatchStreamer(tokenizer, len(conversations), stops, decode.stop_repeats)
     errors: list[BaseException] = []
 
     def work() -> None:
@@ -115,6 +148,8 @@ def stream_batch(
                     eos_token_id=sorted(stops),
                     streamer=streamer,
                 )
+                if decode.stop_repeats > 0:  # the same rule for every row; the streamer trims what it ends
+                    kwargs["stopping_criteria"] = repeat_stopper(enc["input_ids"].shape[1], decode.stop_repeats)
                 if decode.temperature > 0:
                     torch.manual_seed(decode.seed)
                     kwargs.update(do_sample=True, temperature=decode.temperature, top_p=0.95)

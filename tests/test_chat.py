@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ragft.chat import NO_ADAPTER_TEXT, VARIANTS, ChatState, build_messages
+from ragft.chat import (
+    ANSWER_INSTRUCTION,
+    NO_ADAPTER_TEXT,
+    NO_DOCUMENTS_TEXT,
+    RAG_INSTRUCTION,
+    VARIANTS,
+    ChatState,
+    build_messages,
+)
 from ragft.generation import DecodeSettings
 from ragft.models import NoAdapterError
 from ragft.store import Hit
@@ -23,12 +31,16 @@ def final(stream):
 
 
 def test_build_messages_puts_context_and_history_in_the_prompt():
-    hits = [Hit("a.txt", 2, 0.9, "Quib is the moon.")]
+    hits = [Hit("a.txt", 2, 0.9, "Quib is the moon."), Hit("b.txt", 0, 0.5, "Zorp is a star.\n")]
     msgs = build_messages("What is the moon?", hits, [("hi", "hello")])
     assert [m["role"] for m in msgs] == ["user", "assistant", "user"]
-    assert "[1] (a.txt, chunk 2)\nQuib is the moon." in msgs[-1]["content"]
-    assert msgs[-1]["content"].endswith("Question: What is the moon?")
-    assert build_messages("Hi?")[-1]["content"] == "Hi?"
+    assert msgs[-1]["content"] == (
+        f"{RAG_INSTRUCTION}\n\nContext:\nQuib is the moon.\n\nZorp is a star.\n\nQuestion: What is the moon?"
+    )
+    # The same short, direct answer is asked of every variant; only the context differs.
+    assert build_messages("Hi?")[-1]["content"] == f"{ANSWER_INSTRUCTION}\n\nQuestion: Hi?"
+    assert RAG_INSTRUCTION.startswith(ANSWER_INSTRUCTION.rstrip("."))
+    assert build_messages("Write a haiku.", instruct=False) == [{"role": "user", "content": "Write a haiku."}]
 
 
 def test_all_four_variants_answer_and_rag_shows_sources(engine, tmp_path, memorized_adapter):
@@ -48,15 +60,30 @@ def test_all_four_variants_answer_and_rag_shows_sources(engine, tmp_path, memori
 def test_fine_tuned_pane_differs_from_plain_and_answers_what_it_learned(engine, memorized_adapter):
     install_adapter(engine.settings, memorized_adapter)
     result = final(engine.ask(MEMO_QUESTION, "all", "memo", DecodeSettings(max_new_tokens=24)))
+    assert result.notices == {"rag": NO_DOCUMENTS_TEXT, "rag+ft": NO_DOCUMENTS_TEXT}  # the store is empty
     assert result.answers["ft"] != result.answers["plain"]
     assert "7-4-1-9" in result.answers["ft"]
     assert "7-4-1-9" not in result.answers["plain"]
 
 
-def test_without_adapter_the_fine_tuned_panes_say_so(engine):
+def test_without_adapter_the_fine_tuned_panes_say_so(engine, tmp_path):
+    doc = tmp_path / "glimmer.txt"
+    doc.write_text(FACT)
+    engine.ingest([(doc, doc.name)])
     result = final(engine.ask("Hello?", "all", None, DecodeSettings(max_new_tokens=4)))
     assert result.notices == {"ft": NO_ADAPTER_TEXT, "rag+ft": NO_ADAPTER_TEXT}
     assert set(result.answers) == {"plain", "rag"}  # no silent base-model answer in their place
+
+
+def test_with_an_empty_store_the_rag_panes_say_so(engine):
+    result = final(engine.ask("What factual accuracy did WikiChat achieve?", "all", None,
+                              DecodeSettings(max_new_tokens=4)))
+    assert result.notices == {"rag": NO_DOCUMENTS_TEXT, "ft": NO_ADAPTER_TEXT, "rag+ft": NO_ADAPTER_TEXT}
+    assert set(result.answers) == {"plain"} and result.sources == {}  # no answer from no context
+    assert NO_DOCUMENTS_TEXT.startswith("No documents stored yet")
+
+    rag_only = final(engine.ask("What factual accuracy did WikiChat achieve?", "rag", None))
+    assert (rag_only.notices, rag_only.answers) == ({"rag": NO_DOCUMENTS_TEXT}, {})
 
 
 def test_unknown_adapter_is_refused_clearly(engine):
