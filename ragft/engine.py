@@ -230,7 +230,7 @@ class Engine:
         return items, note
 
     def _complete(self, prompts: list[str]) -> list[str]:
-        conversations = [build_messages(p) for p in prompts]
+        conversations = [build_messages(p, instruct=False) for p in prompts]  # the prompt carries its own
         return generate_batch(self.generator, conversations, [BASE] * len(prompts), DecodeSettings(80))
 
     def training_overlap(self, items: list[QAItem], adapter: str | None) -> tuple[list[str], str]:

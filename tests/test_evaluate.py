@@ -285,4 +285,4 @@ def test_saved_splits_feed_training_and_are_flagged(facts_engine):
     marks, note = facts_engine.training_overlap(test, adapter)
     assert marks == ["paraphrase"] * 6
     assert note.startswith(f"6 of 6 questions rephrase facts {adapter} was trained on")
-    assert facts_engine.training_overlap(train, adapter)[0] == ["trained"] * 12
+    assert facts_engine.training_overlap(train, adapter)[0] == ["trained"] * len(train)
