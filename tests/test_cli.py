@@ -118,7 +118,7 @@ def test_ingest_with_one_bad_file_adds_the_good_one(two_files, tmp_path):
         (
             ["frobnicate"],
             "argument command: invalid choice: 'frobnicate' (choose from 'ingest', 'docs', 'delete', 'search', "
-            "'ask', 'adapters', 'train', 'eval', 'serve') (see: python -m ragft --help)",
+            "'ask', 'adapters', 'train', 'eval', 'experiment', 'serve') (see: python -m ragft --help)",
         ),
         ([], "the following arguments are required: command (see: python -m ragft --help)"),
         (["ask"], "the following arguments are required: question (see: python -m ragft ask --help)"),
