@@ -24,11 +24,11 @@ def test_experiment_survives_a_reload_and_shows_the_verdict(app_url, page):  # n
     page.fill("#exp-steps input", "3")
     page.locator("#exp-recipes").get_by_text("raft").click()  # qa only: a short run for the test
     page.click("#exp-estimate")
-    plan = wait_for_text(page.locator("#exp-plan"), r"Estimated time on this machine: about", 120)
+    plan = wait_for_text(page.locator("#exp-plan"), r"Estimated time on this machine: about", 300)
     assert "Adapters: qa (3 steps)" in plan and "test questions" in plan
 
     page.click("#exp-run")
-    wait_for_text(page.locator("#exp-progress"), r"experiment — (preparing|running)", 60)
+    wait_for_text(page.locator("#exp-progress"), r"experiment — (preparing|running)", 180)
     wait_for_text(page.locator("#exp-progress"), r"training experiment-qa-v1", 180)
 
     # A reload mid-run: the tab finds the running job again and follows it to the end.
