@@ -80,6 +80,7 @@ class ExperimentReport:
         return [r.summary(self.config.get("seed", 0)) for r in self.rows]
 
     def to_json(self) -> dict:
+        summary = self.summary()  # the bootstrap once per row
         return {
             "name": self.name, "started": self.started, "seconds": round(self.seconds, 1),
             "cancelled": self.cancelled, "config": self.config, "questions_made": self.question_note,
@@ -87,7 +88,7 @@ class ExperimentReport:
             "headline": self.headline, "recommendation": self.recommendation, "best_recipe": self.best_recipe,
             "correct_rule": f"the expected answer appears in the reply, which has at most {metrics.EXTRA_WORDS} "
                             "words that are neither in the question nor in the expected answer (after normalisation)",
-            "summary": self.summary(),
+            "summary": summary,
             "comparisons": [
                 {"a": c.a, "b": c.b, "a_accuracy": c.a_ci.pct(), "b_accuracy": c.b_ci.pct(), "only_a": c.only_a,
                  "only_b": c.only_b, "p": c.p, "difference": c.diff, "difference_low": c.diff_low,
@@ -95,7 +96,7 @@ class ExperimentReport:
                 for c in self.comparisons
             ],
             "trained_wordings": self.checks,
-            "causes": {r.label: r.summary()["causes"] for r in self.rows},
+            "causes": {row["variant"]: row["causes"] for row in summary},
             "cause_meanings": CAUSES,
             "costs": {"adapters": self.adapters, "peak_memory_mb": round(self.peak_memory_mb),
                       "s_per_answer": {r.label: r.seconds_per_answer for r in self.rows}},

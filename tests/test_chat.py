@@ -17,7 +17,7 @@ from ragft.generation import DecodeSettings
 from ragft.models import NoAdapterError
 from ragft.store import Hit
 
-from .conftest import MEMO_ANSWER, MEMO_QUESTION, install_adapter
+from .conftest import MEMO_QUESTION, install_adapter
 
 FACT = "The glimmerphone was invented by Ada Trent in 1931 in the town of Wexbridge."
 
