@@ -229,6 +229,7 @@ def test_evaluate_generated_questions_and_read_table_chart_and_answers(app_url, 
     page.get_by_text("Decoding and retrieval").click()
     page.fill("#eval-batch input[type=number]", "2")  # 13 short steps: time to reload the page mid-run
     page.locator("#eval-batch input[type=number]").press("Tab")
+    time.sleep(1)  # the number reaches the server on blur; a click sooner can run with the old batch size
     page.click("#eval-run")
     progress = page.locator("#eval-progress")
     wait_for_text(progress, r"facts — running · (Plain|RAG|Fine-tuned).*questions 1–2 of 6", 120)
