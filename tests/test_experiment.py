@@ -269,14 +269,15 @@ def test_plan_generates_splits_and_estimates():
 
     store = FakeStore(CHUNKS)
     plan = plan_experiment(FakeGenerator(), store, ExperimentConfig(), speed=Speed(100.0, 0.1, 30.0))
-    assert plan.question_note == "5 fill-in-the-blank facts from 5 chunks"
+    assert plan.question_note == "7 fill-in-the-blank facts from 5 chunks"  # years and numbers, and two names
     assert plan.config.split == "paraphrase" and plan.config.train == ("qa", "raft")
-    assert len(plan.test) == 5 and {i.fact for i in plan.train} == {i.fact for i in plan.test}
+    assert len(plan.test) == 7 and {i.fact for i in plan.train} == {i.fact for i in plan.test}
     assert "When was the glimmerphone invented by Tamsin Greaves?" in {i.question for i in plan.train}
-    assert len(plan.checks) == 5 and all(c in plan.train for c in plan.checks)
+    assert len(plan.checks) == 7 and all(c in plan.train for c in plan.checks)
+    assert not any(c.question.startswith("Fill in the blank") for c in plan.checks)  # rechecked as people ask
     assert [s.name for s in plan.stages] == ["train qa", "train raft", "test qa", "recheck qa", "test raft",
                                              "recheck raft", "report"]
-    assert plan.train_configs["qa"].max_steps == -(-3 * len(plan.train) // 4)  # 3 epochs at batch 4
+    assert plan.train_configs["qa"].max_steps == -(-2 * len(plan.train) // 4)  # 2 epochs at batch 4
     assert plan.seconds == sum(s.seconds for s in plan.stages) > 0
     assert "Estimated time on this machine: about" in plan.describe()
 

@@ -9,6 +9,7 @@ import pytest
 
 from ragft.metrics import normalize
 from ragft.questions import (
+    TEST_FORM,
     QAItem,
     QuestionSetError,
     check_set_name,
@@ -71,7 +72,8 @@ def test_generated_answers_are_grounded_and_blanked():
         ("The secret code of the Zorblax vault is 7-4-1-9.", "7-4-1-9",
          "The secret code of the Zorblax vault is ____.", "number"),
         ("About 42% of all visitors came by boat.", "42%", "About ____ of all visitors came by boat.", "number"),
-        ("The river flows for 3.5 miles to the sea.", "3.5", "The river flows for ____ miles to the sea.", "number"),
+        # A count's unit joins its answer, as people write it.
+        ("The river flows for 3.5 miles to the sea.", "3.5 miles", "The river flows for ____ to the sea.", "number"),
         ("The bridge opened in 2150 to great fanfare.", "2150", "The bridge opened in ____ to great fanfare.",
          "number"),
         # Names: the longest run wins (the first of equals); a lone sentence-opening word is no name; "The" is
@@ -87,11 +89,31 @@ def test_generated_answers_are_grounded_and_blanked():
          "In 1931 and again in 1931 ____ repaired the old tower.", "name"),
     ],
 )
-def test_one_sentence_gives_exactly_this_item(sentence, answer, cloze, kind):
-    [item] = generate_cloze([hit("a.txt", 3, sentence)], 5)
+def test_one_sentence_gives_this_item_first(sentence, answer, cloze, kind):
+    item = generate_cloze([hit("a.txt", 3, sentence)], 5)[0]
     assert (item.question, item.answer, item.cloze, item.kind) == (f"Fill in the blank: {cloze}", answer, cloze, kind)
     assert (item.source, item.chunk, item.context, item.choices) == ("a.txt", 3, sentence, ())
     assert len(item.fact) == 12
+
+
+def test_a_sentence_with_a_number_and_a_name_gives_both():
+    sentence = "In 1996 the family sold a majority stake to the Swedish group Norrsken Kapital."
+    items = generate_cloze([hit("a.txt", 0, sentence)], 5)
+    assert [(i.answer, i.kind) for i in items] == [("1996", "year"), ("Norrsken Kapital", "name")]
+    assert len({i.fact for i in items}) == 2
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The visitor centre opens from Wednesday to Sunday all year.",  # weekdays and months are no names to ask
+        "The Aquila AX-40 pump is made in Kassel by 12 workers on the 14 March holiday.",  # day of month
+        "The ferry leaves Norwich at 10 am sharp every morning.",  # a clock time
+    ],
+)
+def test_calendar_and_clock_blanks_are_not_asked(sentence):
+    asked = {i.answer for i in generate_cloze([hit("a.txt", 0, sentence)], 5)}
+    assert not asked & {"Wednesday", "Sunday", "14", "10", "Aquila AX"}
 
 
 @pytest.mark.parametrize(
@@ -111,14 +133,15 @@ def test_sentences_without_usable_blanks_give_nothing(text):
 
 def test_questions_spread_round_robin_over_documents():
     items = generate_cloze(CORPUS, 6)
-    assert [(i.source, i.chunk) for i in items] == [
-        ("vault.txt", 0), ("moon.txt", 0), ("phone.txt", 0),  # first facts of first chunks …
-        ("vault.txt", 1), ("moon.txt", 1), ("phone.txt", 0),  # … then of the other chunks, then second facts
+    assert [(i.source, i.chunk, i.answer) for i in items] == [
+        ("vault.txt", 0, "1887"), ("moon.txt", 1, "1952"), ("phone.txt", 0, "1931"),  # a number from each …
+        ("vault.txt", 0, "Marta Vell"), ("moon.txt", 0, "Zorblax"), ("phone.txt", 0, "Ada Trent"),  # … then a name
     ]
     assert generate_cloze(CORPUS, 3)[0].answer == "1887"
+    assert [i.kind for i in generate_cloze(CORPUS, 50) if i.source == "moon.txt"] == ["year", "name", "number", "name"]
 
 
-@pytest.mark.parametrize("per_chunk, total", [(1, 5), (2, 10), (3, 11)])
+@pytest.mark.parametrize("per_chunk, total", [(1, 5), (2, 10), (3, 14)])
 def test_per_chunk_caps_facts_from_one_chunk(per_chunk, total):
     items = generate_cloze(CORPUS, 50, per_chunk=per_chunk)
     assert len(items) == total
@@ -138,7 +161,7 @@ def test_generation_is_deterministic_and_returns_all_when_asked_for_more():
 def test_repeated_sentences_give_one_question():
     text = "The glimmerphone was invented by Ada Trent in 1931."
     items = generate_cloze([hit("a.txt", 0, text), hit("b.txt", 0, text)], 5)
-    assert [(i.source, i.answer) for i in items] == [("a.txt", "1931")]
+    assert [(i.source, i.answer) for i in items] == [("a.txt", "1931"), ("a.txt", "Ada Trent")]
 
 
 def test_multiple_choice_holds_the_answer_once_among_distinct_options():
@@ -153,17 +176,17 @@ def test_multiple_choice_holds_the_answer_once_among_distinct_options():
 
 
 def test_distractors_prefer_the_same_kind():
-    years = {"1887", "1903", "1952", "1931"}
+    years = {"1887", "1952", "1931"}  # the three years asked; the fourth option is another number
     for item in generate_cloze(CORPUS, 50, choices=4):
         if item.kind == "year":
-            assert set(item.choices) == years
+            assert years <= set(item.choices)
         if item.kind == "number":
-            assert not set(item.choices) & years
+            assert {"7-4-1-9", "12 days"} <= set(item.choices)  # the other numbers first, then other kinds
     assert generate_cloze(CORPUS, 50, choices=2) != generate_cloze(CORPUS, 50, choices=2, seed=1)
 
 
 def test_a_lone_fact_gets_no_choices():
-    [item] = generate_cloze([hit("a.txt", 0, "The glimmerphone was invented by Ada Trent in 1931.")], 5, choices=4)
+    [item] = generate_cloze([hit("a.txt", 0, "The glimmerphone was invented in 1931 by a tinker.")], 5, choices=4)
     assert item.choices == ()
 
 
@@ -287,19 +310,29 @@ NUMBER = generate_cloze([hit("a.txt", 0, "Quib orbits the planet every 12 days")
 def test_phrasings_of_a_cloze_item():
     assert phrasings(YEAR) == [
         "Fill in the blank: The glimmerphone was invented by Ada Trent in ____.",
-        "Complete the sentence with the missing word or number: The glimmerphone was invented by Ada Trent in ____.",
-        "The glimmerphone was invented by Ada Trent in what year?",
+        "The glimmerphone was invented by Ada Trent in what year?",  # TEST_FORM: what a paraphrase split asks
         "When was the glimmerphone invented by Ada Trent?",
+        "In which year was the glimmerphone invented by Ada Trent?",
+        "What year was the glimmerphone invented by Ada Trent?",
     ]
-    assert phrasings(NAME) == phrasings(NAME)[:3] and phrasings(NAME)[2] == "Who moved to New Harbor in the spring?"
-    assert phrasings(NUMBER)[2] == "Quib orbits the planet every how many days?"
+    assert phrasings(NAME)[1:3] == ["Who moved to New Harbor in the spring?",
+                                    "Which person or organisation moved to New Harbor in the spring?"]
+    assert phrasings(NUMBER)[1:] == ["Quib orbits the planet every how many days?",
+                                     "How many days does Quib orbit the planet?"]
     assert phrasings(QAItem("q", "318", cloze="The Quillon river is ____ kilometres long and flows into the bay.",
-                            kind="number"))[2:] == [
+                            kind="number"))[1:3] == [
         "The Quillon river is how many kilometres long and flows into the bay?",
         "How many kilometres long is the Quillon river?",
     ]
-    assert phrasings(QAItem("q", "Pim", cloze="The vault is guarded by ____.", kind="name"))[2:] == [
-        "The vault is guarded by what?"]
+    # The unit is in the answer: the questions ask for it.
+    assert phrasings(QAItem("q", "24 kilograms", cloze="The pump weighs ____ when dry.", kind="number"))[1:] == [
+        "The pump weighs how many kilograms when dry?", "How many kilograms does the pump weigh when dry?"]
+    assert phrasings(QAItem("q", "Pim", cloze="The vault is guarded by ____.", kind="name"))[1:] == [
+        "The vault is guarded by what?", "Who is the vault guarded by?", "What is the vault guarded by?"]
+    # A cleft sentence has no question-word-first form; hand-written items have one phrasing.
+    cleft = "It was there that she met Lev, whom she married in ____."
+    assert phrasings(QAItem("q", "1946", cloze=cleft, kind="year")) == [
+        f"Fill in the blank: {cleft}", "It was there that she met Lev, whom she married in what year?"]
     assert phrasings(QAItem("Who built it?", "Marta Vell")) == ["Who built it?"]
 
 
@@ -333,7 +366,7 @@ def test_paraphrase_split_asks_each_fact_differently_on_each_side():
     assert len(test) == 10 and len(train) == sum(len(phrasings(i)) - 1 for i in items) >= 20
     assert {i.fact for i in train} == {i.fact for i in test}
     assert not {normalize(i.question) for i in train} & {normalize(i.question) for i in test}
-    assert [i.question for i in test] == [phrasings(i)[2] for i in items]
+    assert [i.question for i in test] == [phrasings(i)[TEST_FORM] for i in items]
     assert [(i.answer, i.choices) for i in test] == [(i.answer, i.choices) for i in items]
 
 
@@ -435,4 +468,4 @@ def test_headings_and_titles_make_no_questions():
             "Mirela Vostrikova (1921–1998): The Chemist Who Listened to Crystals\n"
             "The pump weighs 24 kilograms when dry.\nQuib orbits the planet every 12 days\n")
     items = generate_cloze([hit("a.md", 0, text)], 10)
-    assert [i.answer for i in items] == ["24", "12"]
+    assert [i.answer for i in items] == ["24 kilograms", "12 days"]

@@ -1,20 +1,30 @@
-"""Prototype: who/what/when/which/how-many rewrites of a fill-in-the-blank fact, question word first, as people ask.
+"""Ways to ask one fact: the fill-in-the-blank sentence rephrased as people ask, by rule, no model.
 
-Rule-based (no model): take the clause that holds the blank, cut the blank's phrase out ("in ____", "____ kilograms",
-"the physicist ____"), put a question word in front and invert the clause ("When did the family sell ...?",
-"How many kilograms does the pump weigh when dry?", "Which Swedish investment group did the family sell a
-majority stake to?"). Also `usable(item)`: drop facts from headings and titles, and day-of-month / clock numbers.
+    >>> phrasings(item)                                                   # doctest: +SKIP
+    ['Fill in the blank: The family sold a majority stake to ____ in 1998.',
+     'The family sold a majority stake to who in 1998?',
+     'Who did the family sell a majority stake to in 1998?', ...]
 
-    natural_forms(item) -> list[str]   # 0..3 questions
+The question-word-first rewrites (`natural_forms`) cut the clause that holds the blank, drop the blank's phrase
+("in ____", "____ kilograms", "the physicist ____"), put a question word in front and invert the clause: "When did
+the family sell ...?", "How many kilograms does the pump weigh when dry?", "Which Swedish investment group did the
+family sell a majority stake to?". English only; a sentence they cannot read gets none.
 """
 
 from __future__ import annotations
 
 import re
 
-from ragft.questions import BLANK, QAItem
+from ..metrics import normalize
+from .sets import BLANK, QAItem
 
-AUX = set("is are was were will can could would should may might must".split())
+# Capitalised only because they open a sentence (or clause), so never the start of a name.
+STARTERS = set(
+    "The A An In On At By For From To With As Of It Its This That These Those There Here He She They We You I His "
+    "Her Their Our Your My When While After Before During Since Although However Then Today Each Every Some Many "
+    "Most All Both Also But And Or So If Yes No Unlike Like Once".split()
+)
+AUX = {"is", "are", "was", "were", "will", "can", "could", "would", "should", "may", "might", "must"}
 HAVE = {"has": "have", "have": "have", "had": "have"}
 IRREGULAR = dict(
     began="begin", built="build", sold="sell", came="come", became="become", made="make", met="meet", led="lead",
@@ -23,7 +33,7 @@ IRREGULAR = dict(
     stood="stand", paid="pay", taught="teach", thought="think", rode="ride", drove="drive", spent="spend",
     sent="send", fell="fall", flew="fly", knew="know", chose="choose", rose="rise", lost="lose", wore="wear",
     put="put", cost="cost", set="set", let="let", shut="shut", hit="hit", read="read", spoke="speak", broke="break",
-    sang="sing", drew="draw", threw="throw", ate="eat", heard="hear", meant="mean", built_="build",
+    sang="sing", drew="draw", threw="throw", ate="eat", heard="hear", meant="mean", 
 )
 E_STEMS = ("v", "c", "z", "ur", "ir", "at", "et", "ut", "ot", "id", "ib", "os", "us", "iz", "ag", "rg", "dg", "rs",
            "ok", "ak", "ar", "ap", "ip", "op", "yp", "in", "ud")
@@ -31,21 +41,88 @@ DETS = {"the", "a", "an", "its", "his", "her", "their", "our", "this", "that", "
 PREPS_YEAR = ("in", "by", "since", "from", "until", "of", "after", "before", "during")
 CLAUSE_CUT = re.compile(r",\s+(?:and|but|which|while|where|so|who|whom|most|one|many|making|although)\b|;|"
                         r",?\s+(?:and|but|so)\s+(?=[a-z])")
-HEADING = re.compile(r"^#|^\W*$")
 
 
-def usable(item: QAItem) -> bool:
-    """A fact worth asking: from a sentence (not a heading or title), not a day-of-month or clock number."""
-    c = item.cloze.strip()
-    if HEADING.search(c) or not re.search(r"[.!?][\"')\]]?$", c):
-        return False  # markdown heading, title line ("Welcome to ____: A Visitor's Guide")
-    before, _, after = c.partition(BLANK)
-    if item.kind == "name" and (after.startswith("-") or before.endswith("-")):
-        return False  # "Aquila AX" out of "Aquila AX-40"
-    if item.kind == "number" and re.match(r"\s+(?:January|February|March|April|May|June|July|August|September|"
-                                          r"October|November|December|am|pm|a\.m\.|p\.m\.)\b", after):
+
+_BROKEN = re.compile(r"\b(?:from|to|in|at|of|by|with|for|on) (?:from|to|in|at|of|by|with|for|on)\b|\b(\w+) \1\b")
+
+
+def usable(cloze: str, kind: str) -> bool:
+    """A blank worth asking: not a piece of a hyphenated name ("Aquila ____-40"), not a day of the month or a clock
+    time ("on the ____ March", "at ____ pm"), which people do not ask about on their own."""
+    before, _, after = cloze.strip().partition(BLANK)
+    if kind == "name" and (after.startswith("-") or before.endswith("-")):
         return False
-    return True
+    return not (kind == "number" and re.match(r"\s+(?:January|February|March|April|May|June|July|August|September|"
+                                              r"October|November|December|am|pm|a\.m\.|p\.m\.)\b", after))
+
+
+UNIT_WORDS = re.compile(r"\s+((?:cubic |square )?(?:[a-z]+metres?|metres?|litres?|kilograms?|grams?|tonnes?|kroner|"
+                        r"crowns|pounds|euros?|dollars|pence|minutes?|hours?|seconds?|days?|weeks?|months?|years?|"
+                        r"miles?|kilometres?|centimetres?|millimetres?|kilowatts?|watts?|decibels?|per cent|"
+                        r"percent|spaces|seats|steps|people|employees|frames|bicycles|arches|researchers|"
+                        r"students|pages))\b")
+
+
+def with_unit(answer: str, cloze: str, kind: str) -> tuple[str, str, str]:
+    """A count's unit moved into its answer: ("24 kilograms", "The pump weighs ____ when dry.") for ("24", "The
+    pump weighs ____ kilograms when dry."), as people write answers. Other facts come back as they are."""
+    before, _, after = cloze.partition(BLANK)
+    m = UNIT_WORDS.match(after) if kind == "number" else None
+    if not m:
+        return answer, cloze, kind
+    return f"{answer} {m.group(1)}", before + BLANK + after[m.end():], kind
+
+
+def _counted(item: QAItem) -> tuple[str, str]:
+    """(cloze, kind) with a count's unit back in the sentence ("The pump weighs ____ kilograms when dry."): the
+    shape the rewrites read."""
+    number, _, unit = item.answer.partition(" ")
+    if item.kind != "number" or not unit or not re.fullmatch(r"[\d.,%-]+", number):
+        return item.cloze, item.kind
+    return item.cloze.replace(BLANK, f"{BLANK} {unit}", 1), item.kind
+
+
+_AUX = AUX | set(HAVE)  # with "has", "have", "had"
+
+
+def _echo(cloze: str, kind: str) -> str:
+    """The sentence asked as a question in place: "It plays music with how many glass bells?"."""
+    before, _, after = cloze.rstrip(" .!?").partition(BLANK)
+    if kind == "year":
+        what = "what year"
+    elif kind == "number" and re.match(r"\s+[a-z]", after):
+        what = "how many"  # a count of something: "with ____ glass bells"
+    elif not before.strip():
+        what = "who" if kind == "name" else "what"  # the blank is the subject: mostly a person
+    else:
+        what = "what"
+    question = f"{before}{what}{after}?"
+    return question[0].upper() + question[1:]
+
+
+def _fronted(cloze: str, kind: str) -> str | None:
+    """The question word first, as people ask: "When was the glimmerphone invented by Ada Trent?" (a year after
+    "in", with an auxiliary to invert) or "How many metres tall is the largest one?" (a count right after an
+    auxiliary). None when the sentence has no such shape."""
+    before, _, after = cloze.rstrip(" .!?").partition(BLANK)
+    words = before.split()
+    if re.match(r"(?:It|There)\s+(?:was|is|were|are)\b", before):
+        return None  # a cleft sentence ("It was there that ...") inverts into nonsense
+
+    def subject(ws: list[str]) -> str:
+        text = " ".join(ws)
+        return text[0].lower() + text[1:] if ws and ws[0] in STARTERS else text
+
+    if kind == "year" and words[-1:] == ["in"]:
+        aux = next((i for i, w in enumerate(words[:-1]) if i > 0 and w.lower() in _AUX), None)
+        if aux is not None:
+            verb = " ".join(words[aux + 1 : -1])
+            return " ".join(f"When {words[aux].lower()} {subject(words[:aux])} {verb}{after}?".split())
+    if kind == "number" and len(words) >= 2 and words[-1].lower() in _AUX and re.match(r"\s+[a-z]", after):
+        after = re.split(r",|;| (?:and|but|which|while|where) ", after)[0]  # the count's own clause only
+        return " ".join(f"How many{after} {words[-1].lower()} {subject(words[:-1])}?".split())
+    return None
 
 
 def _lemma(verb: str) -> str:
@@ -187,22 +264,26 @@ def _participle_clause(before_words: list[str], after: str) -> str | None:
     return f"was {np} {part}", after
 
 
-def natural_forms(item: QAItem) -> list[str]:
-    if not item.cloze or not usable(item):
+def natural_forms(cloze: str, kind: str) -> list[str]:
+    """Up to three questions with the question word first, as people ask: "When did the family sell a majority
+    stake to ...?", "How many kilograms does the pump weigh when dry?", "Which Swedish investment group did the
+    family sell a majority stake to?". Rule-based: cut the clause holding the blank, drop the blank's phrase, put
+    a question word in front and invert subject and verb. [] when the sentence has no such shape."""
+    if not cloze or not usable(cloze, kind):
         return []
-    clause = _clause(item.cloze)
+    clause = _clause(cloze)
     before, _, after = clause.partition(BLANK)
     before, after = before.strip(), after.strip().strip(",").strip()
     if re.match(r"(?:It|There)\s+(?:was|is|were|are)\b", before):
         return []  # cleft sentences ("It was there that ...") invert into nonsense
     sub = list(re.finditer(r"\b(?:until|when|after|because|although|whom|where|which|that)\s+(?=\w)", before))
-    if sub and item.kind != "name":
+    if sub and kind != "name":
         inner = before[sub[-1].end():]
         if len(inner.split()) >= 2:
             before = inner[0].upper() + inner[1:]
     out: list[str] = []
     words = before.split()
-    if item.kind == "year":
+    if kind == "year":
         if words and words[-1].lower() in PREPS_YEAR:
             prep = words[-1].lower()
             rest_words = words[:-1]
@@ -222,7 +303,7 @@ def natural_forms(item: QAItem) -> list[str]:
                 if prep == "in":
                     out.append(_q(f"In which year {head} {rest}"))
                     out.append(_q(f"What year {head} {rest}"))
-    elif item.kind == "number":
+    elif kind == "number":
         aw = after.split()
         unit, tail = "", ""
         if aw and re.fullmatch(r"[a-z][\w-]*", aw[0]) and aw[0] not in ("of", "in", "at", "to", "on", "for", "and",
@@ -297,76 +378,31 @@ def natural_forms(item: QAItem) -> list[str]:
     seen, uniq = set(), []
     for q in out:
         k = q.lower()
-        if k not in seen and BLANK not in q and len(q.split()) >= 4:
+        if k not in seen and BLANK not in q and len(q.split()) >= 4 and not _BROKEN.search(q):
             seen.add(k)
             uniq.append(q)
     return uniq[:3]
 
 
-def facts(chunks, n: int, per_chunk: int = 3) -> list[QAItem]:
-    """Up to ``n`` clean facts, numbers/years AND names: per sentence the generator's own blank, plus a name blank
-    when the sentence holds a name besides; round-robin over documents like ``generate_cloze``."""
-    from ragft.metrics import normalize
-    from ragft.questions import _cloze_fact, _fact_id, _names, _sentences
-
-    order: dict[str, int] = {}
-    for h in chunks:
-        order.setdefault(h.source, len(order))
-    docs: dict[str, list] = {}
-    seen = set()
-    for hit in sorted(chunks, key=lambda h: (order[h.source], h.chunk)):
-        got = 0
-        for sentence in _sentences(hit.text):
-            if got >= per_chunk:
-                break
-            cands = []
-            f = _cloze_fact(sentence)
-            if f:
-                cands.append(f)
-            for start, end in _names(sentence):
-                answer = sentence[start:end]
-                if len(re.findall(rf"(?<!\w){re.escape(answer)}(?!\w)", sentence)) != 1:
-                    continue
-                cloze = sentence[:start] + BLANK + sentence[end:]
-                if len(cloze.replace(BLANK, " ").split()) < 4 or f" {normalize(answer)} " in f" {normalize(cloze)} ":
-                    continue
-                if not f or f[2] != "name":
-                    cands.append((answer, cloze, "name"))
-                break
-            for answer, cloze, kind in cands:
-                key = normalize(answer) + "|" + normalize(cloze)
-                it = QAItem(f"Fill in the blank: {cloze}", answer, hit.source, hit.chunk, hit.text,
-                            fact=_fact_id(hit.source, hit.chunk, answer, cloze), cloze=cloze, kind=kind)
-                if key in seen or not usable(it):
-                    continue
-                seen.add(key)
-                docs.setdefault(hit.source, []).append(it)
-                got += 1
-    queues = list(docs.values())
-    picked = []
-    while len(picked) < n and any(queues):
-        picked += [q.pop(0) for q in queues if q][: n - len(picked)]
-    return picked
+TEST_FORM = 1  # the phrasing a paraphrase split asks; it trains on the others
 
 
-UNIT_WORDS = re.compile(r"\s+((?:cubic |square )?(?:[a-z]+metres?|metres?|litres?|kilograms?|grams?|tonnes?|kroner|"
-                        r"crowns|pounds|euros?|dollars|pence|minutes?|hours?|seconds?|days?|weeks?|months?|years?|"
-                        r"miles?|kilometres?|centimetres?|millimetres?|kilowatts?|watts?|decibels?|per cent|"
-                        r"percent|spaces|seats|steps|people|employees|frames|bicycles|arches|researchers|"
-                        r"students|pages))\b")
+def phrasings(item: QAItem) -> list[str]:
+    """Ways to ask the same fact: [fill in the blank, the sentence as a question in place, then up to four with
+    the question word first (when the sentence allows)]; one for hand-written items. The second (`TEST_FORM`) is
+    the one a paraphrase split tests on; the others are trained on.
 
-
-def with_unit(item: QAItem) -> QAItem:
-    """A number fact's answer with its unit: "24 kilograms" (cloze "The pump weighs ____ when dry"), as people
-    write answers; the fact id stays."""
-    if item.kind != "number":
-        return item
-    before, _, after = item.cloze.partition(BLANK)
-    m = UNIT_WORDS.match(after)
-    if not m:
-        return item
-    answer = f"{item.answer} {m.group(1)}"
-    cloze = before + BLANK + after[m.end():]
-    from dataclasses import replace as _r
-
-    return _r(item, answer=answer, cloze=cloze, question=f"Fill in the blank: {cloze}")
+    Trained on fill-in and question-word-first wordings, a small model answers people's own questions about the
+    fact (bench/recipe: 45-55% correct against 20% for fill-in and sentence-completion wordings alone).
+    """
+    if not item.cloze:
+        return [item.question]
+    cloze, kind = _counted(item)
+    forms = [f"Fill in the blank: {item.cloze}", _echo(cloze, kind)]
+    fronted = _fronted(cloze, kind)
+    seen = {normalize(f) for f in forms}
+    for q in ([fronted] if fronted else []) + natural_forms(cloze, kind):
+        if normalize(q) not in seen:
+            seen.add(normalize(q))
+            forms.append(q)
+    return forms[:6]

@@ -1,0 +1,167 @@
+"""The cloze generator: facts from the stored chunks as fill-in-the-blank questions, no model, deterministic.
+
+A sentence holding a number, year or proper name becomes a question whose answer is that span, so every answer is
+grounded in its chunk by construction. A sentence can give two facts: its number and a name besides ("The family
+sold a majority stake to ____ in 1998": the buyer and the year), so names are asked as often as numbers.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import replace
+
+from ..metrics import normalize
+from ..store import Hit
+from .forms import STARTERS, usable, with_unit
+from .sets import BLANK, QAItem, fact_id
+
+# A sentence ends at . ! ? (perhaps then a closing quote or bracket) before whitespace, or at a line break.
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)\]])\s+|\n+")
+# 1987, 42, 3.5, 7-4-1-9, 12,000, 42% — but no pieces of dates, times, versions or words like 1990s.
+_NUMBER = re.compile(r"(?<![\w.,:/-])\d+(?:[.,-]\d+)*%?(?![\w%-]|[.,:/]\d)")
+_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+|['’](?=[A-Z])[^\W\d_]+)*")  # O'Brien, Saint-Denis; not Trent's
+_CALENDAR = re.compile(r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|April|"
+                       r"May|June|July|August|September|October|November|December)")
+_CONNECTORS = {"of", "de", "van", "von", "der", "da", "del", "du"}  # lower case inside names: Bank of England
+
+
+def _is_heading(sentence: str) -> bool:
+    """A title rather than a statement: a Markdown heading, or a line with no end punctuation whose words are mostly
+    capitalised ("Mirela Vostrikova (1921–1998): The Chemist Who Listened to Crystals")."""
+    if sentence.startswith("#"):
+        return True
+    if re.search(r"[.!?][\"'”’)\]]?$", sentence):
+        return False
+    words = [w for w in re.findall(r"[^\W\d_]+", sentence) if len(w) > 3]
+    return bool(words) and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
+
+
+def _sentences(text: str) -> list[str]:
+    sentences = (" ".join(s.split()) for s in SENTENCE_END.split(text))
+    return [s for s in sentences if 5 <= len(s.split()) <= 45 and not _is_heading(s)]
+
+
+def _names(sentence: str) -> list[tuple[int, int]]:
+    """(start, end) of runs of capitalised words, longest first."""
+    runs, run = [], []
+    for w in _WORD.finditer(sentence):
+        word = w.group()
+        capital = word[0].isupper() and word != "I"
+        joined = bool(run) and sentence[run[-1].end() : w.start()] == " "
+        if joined and (capital or word in _CONNECTORS):
+            run.append(w)
+            continue
+        runs.append(run)
+        run = [w] if capital else []
+    runs.append(run)
+
+    spans = []
+    for run in runs:
+        while run and (run[-1].group() in _CONNECTORS):
+            run = run[:-1]
+        while run and (run[0].group() in STARTERS or run[0].group() in _CONNECTORS):
+            run = run[1:]
+        opens = run and not re.search(r"\w", sentence[: run[0].start()])
+        if run and not (opens and len(run) == 1):
+            spans.append((run[0].start(), run[-1].end()))
+    return sorted(spans, key=lambda s: s[0] - s[1])  # stable: equal lengths keep sentence order
+
+
+def _blank(sentence: str, start: int, end: int, kind: str) -> tuple[str, str, str] | None:
+    """(answer, cloze, kind) with ``sentence[start:end]`` blanked, or None when the blank would be given away
+    elsewhere in the sentence, leave too little, or is not worth asking (see `usable`)."""
+    answer = sentence[start:end]
+    if len(re.findall(rf"(?<!\w){re.escape(answer)}(?!\w)", sentence)) != 1:
+        return None
+    cloze = sentence[:start] + BLANK + sentence[end:]
+    if len(cloze.replace(BLANK, " ").split()) < 4 or f" {normalize(answer)} " in f" {normalize(cloze)} ":
+        return None
+    if kind == "name" and _CALENDAR.fullmatch(answer):
+        return None  # "opens from ____ to Sunday": a weekday or month is no name people ask about
+    if kind == "number" and re.fullmatch(r"\d{4}", answer) and 1000 <= int(answer) <= 2100:
+        kind = "year"
+    return (answer, cloze, kind) if usable(cloze, kind) else None
+
+
+def sentence_facts(sentence: str) -> list[tuple[str, str, str]]:
+    """(answer, cloze, kind) for the sentence's first usable number or year and its longest usable name: up to two
+    facts. A number's unit joins its answer ("24 kilograms"), as people write answers."""
+    found = []
+    for spans, kind in (([(m.start(), m.end()) for m in _NUMBER.finditer(sentence)], "number"),
+                        (_names(sentence), "name")):
+        for start, end in spans:
+            fact = _blank(sentence, start, end, kind)
+            if fact:
+                found.append(with_unit(*fact))
+                break
+    return found
+
+
+def _distractors(item: QAItem, pool: list[QAItem], count: int, rng: random.Random) -> list[str]:
+    same, other, seen = [], [], {normalize(item.answer)}
+    for p in pool:
+        key = normalize(p.answer)
+        if key not in seen:
+            seen.add(key)
+            (same if p.kind == item.kind else other).append(p.answer)
+    rng.shuffle(same)
+    rng.shuffle(other)
+    return (same + other)[:count]
+
+
+def generate_cloze(chunks: list[Hit], n: int, choices: int = 0, per_chunk: int = 2, seed: int = 0) -> list[QAItem]:
+    """Up to ``n`` fill-in-the-blank questions from ``chunks``, spread over documents; no model, deterministic.
+
+    At most ``per_chunk`` facts come from one chunk. Facts are taken round-robin over documents and, within a
+    document, first facts of every chunk before second ones, names and numbers in turn. ``choices`` > 1 makes
+    multiple-choice items whose wrong options are answers of other facts (of the same kind first), e.g. four years
+    for a year question.
+    """
+    order: dict[str, int] = {}  # documents in the order they first appear
+    for h in chunks:
+        order.setdefault(h.source, len(order))
+    docs: dict[str, list[tuple[int, int, QAItem]]] = {}  # source -> (rank in chunk, chunk, item)
+    pool, asked = [], set()
+    for hit in sorted(chunks, key=lambda h: (order[h.source], h.chunk)):
+        rank = 0
+        for sentence in _sentences(hit.text):
+            for answer, cloze, kind in sentence_facts(sentence):
+                question = f"Fill in the blank: {cloze}"
+                if rank >= per_chunk or normalize(question) in asked:
+                    continue
+                asked.add(normalize(question))
+                fact = fact_id(hit.source, hit.chunk, answer, cloze)
+                item = QAItem(question, answer, hit.source, hit.chunk, hit.text, fact=fact, cloze=cloze, kind=kind)
+                docs.setdefault(hit.source, []).append((rank, hit.chunk, item))
+                pool.append(item)
+                rank += 1
+
+    queues = [_names_and_numbers_in_turn([item for *_, item in sorted(facts, key=lambda f: f[:2])])
+              for facts in docs.values()]
+    picked = []
+    while len(picked) < n and any(queues):
+        picked += [q.pop(0) for q in queues if q][: n - len(picked)]
+
+    if choices < 2:
+        return picked
+    out = []
+    for item in picked:
+        rng = random.Random(f"{seed}|{item.fact}")
+        wrong = _distractors(item, [p for p in pool if p.fact != item.fact], choices - 1, rng)
+        options = [item.answer, *wrong]
+        rng.shuffle(options)
+        out.append(replace(item, choices=tuple(options)) if wrong else item)
+    return out
+
+
+def _names_and_numbers_in_turn(items: list[QAItem]) -> list[QAItem]:
+    """``items`` reordered so names and numbers (years included) alternate, each kind keeping its order: a short
+    set asks "who" and "which" as well as "when" and "how many"."""
+    names = [i for i in items if i.kind == "name"]
+    numbers = [i for i in items if i.kind != "name"]
+    out = []
+    for pair in zip(numbers, names):
+        out += pair
+    rest = numbers[len(names):] or names[len(numbers):]
+    return out + rest

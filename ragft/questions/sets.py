@@ -1,0 +1,185 @@
+"""Question-set files: the `QAItem` model and JSON Lines load/save.
+
+A question set is a JSON Lines file, one ``{"question", "answer", ...}`` object per line (the fine-tune
+``{"messages": [...]}`` format is read too); see `QAItem` for the optional fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ..metrics import normalize
+
+BLANK = "____"
+SET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class QuestionSetError(ValueError):
+    """A question set that cannot be used; the message names the file, line and problem."""
+
+
+@dataclass(frozen=True)
+class QAItem:
+    """One question with its expected answer and, when known, where the answer lives."""
+
+    question: str
+    answer: str
+    source: str = ""  # document name holding the answer
+    chunk: int | None = None  # chunk index within `source` (Hit.chunk)
+    context: str = ""  # the passage holding the answer (generated sets: the chunk text)
+    choices: tuple[str, ...] = ()  # multiple choice: `answer` is one of these
+    fact: str = ""  # id shared by all phrasings of one fact (for the paraphrase split)
+    cloze: str = ""  # the source sentence with "____" where the answer was (generated sets)
+    kind: str = ""  # "number" | "year" | "name" for generated items
+
+    def to_json(self) -> dict:
+        """The non-empty fields as a JSON-ready dict (``chunk`` kept whenever it is set, even 0)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["choices"] = list(self.choices)
+        return {k: v for k, v in out.items() if v or (k == "chunk" and v is not None)}
+
+
+def fact_id(*parts) -> str:
+    return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+# --- files ------------------------------------------------------------------------------------------------------
+def _optional_str(obj: dict, key: str, where: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise QuestionSetError(f"{where}: {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _parse_item(obj: dict, where: str) -> QAItem:
+    if "messages" in obj:
+        msgs = obj["messages"]
+        if not isinstance(msgs, list) or not all(isinstance(m, dict) and "role" in m and "content" in m for m in msgs):
+            raise QuestionSetError(f"{where}: 'messages' must be a list of {{role, content}} objects")
+        users = [m for m in msgs if m["role"] == "user"]
+        if not users or msgs[-1]["role"] != "assistant":
+            raise QuestionSetError(f"{where}: 'messages' must have a user turn and end with the assistant")
+        question, answer = users[-1]["content"], msgs[-1]["content"]
+    else:
+        question, answer = obj.get("question"), obj.get("answer")
+    # A numeric answer ("answer": 1931) is what people write by hand; bool is an int in Python but never meant.
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        answer = str(answer)
+    bad = [k for k, v in (("question", question), ("answer", answer)) if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise QuestionSetError(
+            f"{where}: missing or empty {' and '.join(repr(k) for k in bad)}; each line needs "
+            '{"question": "...", "answer": "..."} (non-empty text) or {"messages": [...]}'
+        )
+    question, answer = question.strip(), answer.strip()
+
+    chunk = obj.get("chunk")
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 0):
+        raise QuestionSetError(f"{where}: 'chunk' must be a whole number >= 0, got {json.dumps(chunk)}")
+
+    choices = obj.get("choices") or []
+    if choices:
+        if not isinstance(choices, list) or not all(isinstance(c, str) and c.strip() for c in choices):
+            raise QuestionSetError(f"{where}: 'choices' must be a list of non-empty strings")
+        choices = [c.strip() for c in choices]
+        if len(choices) < 2 or len({normalize(c) for c in choices}) < len(choices):
+            raise QuestionSetError(f"{where}: 'choices' needs at least 2 different options")
+        matching = [c for c in choices if normalize(c) == normalize(answer)]
+        if not matching:
+            raise QuestionSetError(f"{where}: the answer {answer!r} is not one of the 'choices'")
+        answer = matching[0]  # the exact text of the option, so scoring a picked option is an exact match
+
+    texts = {key: _optional_str(obj, key, where) for key in ("source", "context", "fact", "cloze", "kind")}
+    return QAItem(question, answer, chunk=chunk, choices=tuple(choices), **texts)
+
+
+def load_set(path: Path | str, max_items: int = 2000) -> list[QAItem]:
+    """Read a question set (JSON Lines). Raises `QuestionSetError` naming the line of the first problem.
+
+    Unknown keys are ignored; two lines asking the same question (after normalisation) are an error, since a
+    score per question would count that question twice.
+    """
+    path = Path(path)
+    name = path.name
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise QuestionSetError(f"{name}: cannot read the file ({exc})") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise QuestionSetError(f"{name}: not a UTF-8 text file; expected JSON Lines, one question per line")
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise QuestionSetError(f'{name}: no questions; expected JSON Lines like {{"question": ..., "answer": ...}}')
+    if len(lines) > max_items:
+        raise QuestionSetError(f"{name} has {len(lines)} questions; the limit is {max_items}")
+
+    items, seen = [], {}  # seen: normalised question -> line number
+    for n, line in lines:
+        where = f"{name} line {n}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise QuestionSetError(f"{where}: not valid JSON ({exc.msg}); expected one object per line") from None
+        if not isinstance(obj, dict):
+            raise QuestionSetError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        item = _parse_item(obj, where)
+        key = normalize(item.question)
+        if key in seen:
+            raise QuestionSetError(f"{where}: the same question as line {seen[key]}; remove one of them")
+        seen[key] = n
+        items.append(item)
+    return items
+
+
+def save_set(items: list[QAItem], path: Path | str) -> Path:
+    """Write ``items`` as JSON Lines, atomically: a reader sees the old file or the whole new one, never half."""
+    if not items:
+        raise QuestionSetError("no questions to save")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in items)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_set_name(name: str) -> str:
+    """The name as stored (spaces and a ``.jsonl`` suffix dropped); raises `QuestionSetError` if not allowed."""
+    name = name.strip().removesuffix(".jsonl")
+    if not SET_NAME_RE.fullmatch(name):
+        raise QuestionSetError(
+            f"question set name {name!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit, "
+            "up to 64 characters"
+        )
+    return name
+
+
+def set_path(sets_dir: Path | str, name: str) -> Path:
+    return Path(sets_dir) / f"{check_set_name(name)}.jsonl"
+
+
+def list_sets(sets_dir: Path | str) -> list[str]:
+    """Names of the saved sets (files a user put there with names `set_path` would refuse are left out)."""
+    sets_dir = Path(sets_dir)
+    if not sets_dir.is_dir():
+        return []
+    names = [p.stem for p in sets_dir.glob("*.jsonl") if p.is_file() and SET_NAME_RE.fullmatch(p.stem)]
+    return sorted(names, key=lambda s: (s.lower(), s))
+
