@@ -37,6 +37,19 @@ def _float(env: dict, key: str, default: float, lo: float, hi: float) -> float:
     return value
 
 
+ENGINES = ("local", "vllm")
+
+
+def _choice(env: dict, key: str, default, allowed: tuple):
+    raw = (env.get(key) or "").strip()
+    if not raw:
+        return default
+    value = type(default)(raw) if isinstance(default, int) and raw.isdigit() else raw.lower()
+    if value not in allowed:
+        raise ConfigError(f"{key}={raw!r}: use one of {', '.join(map(str, allowed))}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ragft can be configured with.
@@ -48,6 +61,10 @@ class Settings:
         embed_model: hub id or local directory of a sentence-transformers embedder (``RAGFT_EMBED_MODEL``); empty
             means the embedded all-MiniLM-L6-v2.
         chroma_host / chroma_port: use a Chroma server instead of the on-disk store (``CHROMA_HOST``/``CHROMA_PORT``).
+        engine: where answers are generated (``RAGFT_ENGINE``): ``local`` (in-process, the default) or ``vllm``.
+        vllm_url: a running vLLM server to use (``RAGFT_VLLM_URL``); empty with engine ``vllm`` means ragft starts
+            one itself from ``vllm_python`` (``RAGFT_VLLM_PYTHON``, default ./.vllm-venv/bin/python).
+        vllm_max_lora_rank: the largest adapter rank the started server accepts (``RAGFT_VLLM_MAX_LORA_RANK``).
 
     Example:
         >>> Settings.from_env({"RAGFT_DATA_DIR": "/tmp/x", "RAGFT_TOP_K": "5"}).top_k
@@ -66,6 +83,10 @@ class Settings:
     max_new_tokens: int = 96
     temperature: float = 0.0  # 0 = greedy, so the four variants are comparable
     max_upload_mb: int = 20
+    engine: str = "local"
+    vllm_url: str = ""
+    vllm_python: str = ""
+    vllm_max_lora_rank: int = 64
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -84,6 +105,10 @@ class Settings:
             max_new_tokens=_int(env, "RAGFT_MAX_NEW_TOKENS", cls.max_new_tokens, 1, 2048),
             temperature=_float(env, "RAGFT_TEMPERATURE", cls.temperature, 0.0, 5.0),
             max_upload_mb=_int(env, "RAGFT_MAX_UPLOAD_MB", cls.max_upload_mb, 1, 1024),
+            engine=_choice(env, "RAGFT_ENGINE", cls.engine, ENGINES),
+            vllm_url=env.get("RAGFT_VLLM_URL", "").strip(),
+            vllm_python=env.get("RAGFT_VLLM_PYTHON", "").strip(),
+            vllm_max_lora_rank=_choice(env, "RAGFT_VLLM_MAX_LORA_RANK", cls.vllm_max_lora_rank, (8, 16, 32, 64, 128, 256)),
         )
 
     @property
@@ -105,6 +130,11 @@ class Settings:
     @property
     def experiments_dir(self) -> Path:
         return self.data_dir / "experiments"
+
+    @property
+    def vllm_dir(self) -> Path:
+        """The started vLLM server's log and the exported model folder."""
+        return self.data_dir / "vllm"
 
     def describe(self) -> dict:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}

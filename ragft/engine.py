@@ -33,6 +33,7 @@ from .questions import (
     set_path,
     split_set,
 )
+from .serving import ServingError
 from .store import AddResult, Store, make_client
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,34 @@ class Engine:
         self._store: Store | None = None
         self._speed: Speed | None = None
         self.jobs = JobRunner()  # the one background runner: training, evaluation, experiments
+        self.engine_note = ""  # why the configured generation engine is not in use, if it is not
 
     @property
     def generator(self) -> Generator:
         with self._lock:
             if self._generator is None:
-                self._generator = load_generator(self.settings.base_model)
+                if self.settings.engine == "vllm":
+                    self._generator = self._vllm_generator()
+                else:
+                    self._generator = load_generator(self.settings.base_model)
             return self._generator
+
+    def _vllm_generator(self):
+        """Generation on vLLM (``RAGFT_VLLM_URL``, or a server started here). When it cannot start, a clear
+        warning and the in-process generator instead: the app stays usable."""
+        from .serving.remote import connect
+
+        try:
+            return connect(self.settings, lambda: load_generator(self.settings.base_model))
+        except ServingError as exc:
+            self.engine_note = f"vLLM is not available, answers are generated in-process instead: {exc}"
+            log.warning("%s", self.engine_note)
+            return load_generator(self.settings.base_model)
+
+    def close(self) -> None:
+        """Stop what this engine started (a local vLLM server)."""
+        if hasattr(self._generator, "close"):
+            self._generator.close()
 
     @property
     def embedder(self):

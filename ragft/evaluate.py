@@ -313,6 +313,9 @@ def option_logprobs(
             (ids_of(p), ids_of(c) or [tok.eos_token_id])
             for p, c in zip(prompts[start:start + SCORE_ROWS], continuations[start:start + SCORE_ROWS])
         ]
+        if getattr(generator, "client", None) is not None:  # vLLM: the server's prompt log-probabilities
+            scores += generator.sequence_logprobs(rows, adapter_names[start:start + SCORE_ROWS])
+            continue
         width = max(len(p) + len(c) for p, c in rows)
         keep = max(len(c) for _, c in rows) + 1
         ids = torch.tensor([[tok.pad_token_id] * (width - len(p) - len(c)) + p + c for p, c in rows])

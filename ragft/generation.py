@@ -1,7 +1,8 @@
 """Batched, streamed generation on the one base model: each row of a batch may use its own adapter.
 
 ``stream_batch`` runs ``model.generate`` in a worker thread with ``BatchStreamer``, which splits the batch's
-new tokens into one growing text per row, so every pane starts streaming at the same step. A row that starts
+new tokens into one growing text per row, so every pane starts streaming at the same step. With a vLLM server
+(RAGFT_ENGINE=vllm) every row is its own streamed request instead, all sent at once. A row that starts
 repeating itself (its last ``stop_repeats`` new tokens already occurred among its new tokens) stops there, and its
 text keeps the first occurrence only: a small greedy model otherwise loops until ``max_new_tokens``.
 """
@@ -99,8 +100,9 @@ def repeat_stopper(prompt_len: int, n: int):
 
 def stop_token_ids(generator: Generator) -> set[int]:
     ids = {generator.tokenizer.eos_token_id}
-    eos = generator.model.generation_config.eos_token_id
-    ids.update(eos if isinstance(eos, list) else [eos])
+    if isinstance(generator, Generator):  # a remote generator's server reads the same from its model folder
+        eos = generator.model.generation_config.eos_token_id
+        ids.update(eos if isinstance(eos, list) else [eos])
     im_end = generator.tokenizer.convert_tokens_to_ids("<|im_end|>")
     if isinstance(im_end, int) and im_end != generator.tokenizer.unk_token_id:
         ids.add(im_end)
@@ -122,12 +124,15 @@ def stream_batch(
     ``adapter_names[i]`` is a loaded adapter's name or ``BASE``. Rows are left-padded so every row's next
     token sits at the same position.
     """
-    import torch
-
     if len(conversations) != len(adapter_names):
         raise ValueError("one adapter name per conversation")
     if not conversations:
         return
+    if getattr(generator, "client", None) is not None:
+        yield from _stream_remote(generator, conversations, adapter_names, decode)
+        return
+    import torch
+
     tokenizer = generator.tokenizer
     stops = stop_token_ids(generator)
     streamer = BatchStreamer(tokenizer, len(conversations), stops, decode.stop_repeats)
@@ -175,6 +180,23 @@ def stream_batch(
         raise errors[0]
     if last is None:
         yield streamer.texts()
+
+
+def _stream_remote(generator, conversations: list[list[dict]], adapter_names: list[str], decode: DecodeSettings
+                   ) -> Iterator[list[str]]:
+    """``stream_batch`` on a vLLM server (see `serving.remote.RemoteGenerator`): the same prompt tokens, one request
+    per row. The repetition rule is the same, checked on each row's text re-tokenised as it grows (the server sends
+    pieces of text, not token ids), so a row may run a few tokens past the point the local path stops it."""
+    tok = generator.tokenizer
+    prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in render_prompts(generator, conversations)]
+
+    def stop_row(_row: int, text: str) -> str | None:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        cut = repeated_tail(ids, decode.stop_repeats)
+        return tok.decode(ids[:-cut], skip_special_tokens=True) if cut else None
+
+    yield from generator.stream(prompt_ids, adapter_names, decode.max_new_tokens, sorted(stop_token_ids(generator)),
+                                decode.temperature, decode.seed, stop_row)
 
 
 def generate_batch(

@@ -1,0 +1,5 @@
+"""The one error of the serving package (no third-party imports, so the engine can name it cheaply)."""
+
+
+class ServingError(RuntimeError):
+    """The vLLM server cannot be reached, start, or refused a request; the message says which and what to do."""

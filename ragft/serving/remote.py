@@ -1,0 +1,195 @@
+"""`RemoteGenerator`: the engine's generator when RAGFT_ENGINE=vllm.
+
+It looks like `models.Generator` to the rest of ragft. Generation (`stream`, `option_logprobs`) goes to the vLLM
+server, one request per row, all started together; the server's continuous batching ends each row when its own
+answer ends. Adapters are registered with the server by name (no restart) instead of loaded into a local model.
+Training still needs the base model's weights in this process: `model` loads the local copy on first use.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ..models import BASE, Generator, NoAdapterError
+from .client import VLLMClient
+from .errors import ServingError
+
+
+class RemoteGenerator:
+    """Generation on a vLLM server; tokenizer, source and (lazily) the trainable model from the local copy."""
+
+    def __init__(self, client: VLLMClient, tokenizer, source, load_local: Callable[[], Generator],
+                 server=None):
+        self.client = client
+        self.tokenizer = tokenizer
+        self.source = source
+        self.server = server  # the LocalServer this process started, if any
+        self.lock = threading.RLock()  # only guards the local model (training copies it)
+        self._load_local = load_local
+        self._local: Generator | None = None
+        self._adapter_paths: dict[str, Path] = {}
+
+    @property
+    def description(self) -> str:
+        return f"vLLM at {self.client.url}"
+
+    # --- the local copy, for training ------------------------------------------------------------------------------
+    @property
+    def local(self) -> Generator:
+        with self.lock:
+            if self._local is None:
+                self._local = self._load_local()
+            return self._local
+
+    @property
+    def model(self):
+        return self.local.model
+
+    @property
+    def device(self):
+        return self.local.device
+
+    has_adapters = False  # the local copy never carries adapters: they live on the server
+
+    # --- adapters on the server ------------------------------------------------------------------------------------
+    @property
+    def loaded_adapters(self) -> list[str]:
+        return list(self._adapter_paths)
+
+    def ensure_adapter(self, name: str, path: Path) -> None:
+        path = Path(path)
+        if not (path / "adapter_config.json").is_file():
+            raise NoAdapterError(f"adapter {name!r} not found (looked in {path})")
+        with self.lock:
+            if self._adapter_paths.get(name) == path:
+                return
+            if name in self._adapter_paths or name in self.client.models():
+                self.client.unload_adapter(name)  # a new version under the same name
+            try:
+                self.client.load_adapter(name, path)
+            except ServingError as exc:
+                raise NoAdapterError(f"adapter {name!r}: {exc}") from exc
+            self._adapter_paths[name] = path
+
+    def unload_adapter(self, name: str) -> None:
+        with self.lock:
+            if self._adapter_paths.pop(name, None) is not None:
+                try:
+                    self.client.unload_adapter(name)
+                except ServingError:
+                    pass  # the server already forgot it (restarted): nothing left to remove
+
+    # --- generation --------------------------------------------------------------------------------------------------
+    def _model_name(self, adapter: str) -> str:
+        if adapter == BASE:
+            return self.client.base_name
+        if adapter not in self._adapter_paths:
+            raise ValueError(f"adapter {adapter!r} is not registered with the vLLM server")
+        return adapter
+
+    def stream(self, prompt_ids: list[list[int]], adapters: list[str], max_tokens: int, stop_ids: list[int],
+               temperature: float, seed: int, stop_row: Callable[[int, str], str | None]) -> Iterator[list[str]]:
+        """One streamed request per row, all at once; yields every row's text each time one grows.
+
+        ``stop_row(row, text)`` may return a trimmed text to end that row early (its request is closed, which
+        aborts it on the server); None lets it go on.
+        """
+        models = [self._model_name(a) for a in adapters]
+        texts = [""] * len(prompt_ids)
+        updates: queue.Queue = queue.Queue()
+        done = object()
+
+        def row(i: int) -> None:
+            try:
+                pieces = self.client.stream(prompt_ids[i], models[i], max_tokens, stop_ids, temperature, seed)
+                text = ""
+                for piece in pieces:
+                    text += piece
+                    cut = stop_row(i, text)
+                    updates.put((i, text if cut is None else cut))
+                    if cut is not None:
+                        pieces.close()
+                        break
+            except BaseException as exc:  # reported on the caller's thread
+                updates.put((i, exc))
+            finally:
+                updates.put((i, done))
+
+        threads = [threading.Thread(target=row, args=(i,), daemon=True, name=f"ragft-vllm-{i}")
+                   for i in range(len(prompt_ids))]
+        for t in threads:
+            t.start()
+        running, error = len(threads), None
+        while running:
+            i, item = updates.get()
+            if item is done:
+                running -= 1
+            elif isinstance(item, BaseException):
+                error = error or item
+            else:
+                texts[i] = item
+                yield list(texts)
+        if error is not None:
+            raise error if isinstance(error, ServingError) else ServingError(f"vLLM request failed: {error}")
+
+    def sequence_logprobs(self, rows: list[tuple[list[int], list[int]]], adapters: list[str]) -> list[float]:
+        """Total log-probability of each continuation (second ids) after its prompt (first ids); rows concurrently."""
+        models = [self._model_name(a) for a in adapters]
+        out: list[float] = [0.0] * len(rows)
+        errors: list[BaseException] = []
+
+        def score(i: int) -> None:
+            prompt, cont = rows[i]
+            try:
+                logps = self.client.prompt_logprobs(prompt + cont, models[i])
+                out[i] = float(sum(lp for lp in logps[len(prompt):] if lp is not None))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=score, args=(i,), daemon=True) for i in range(len(rows))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return out
+
+    def close(self) -> None:
+        self.client.close()
+        if self.server is not None:
+            self.server.stop()
+
+
+def connect(settings, load_local: Callable[[], Generator]) -> RemoteGenerator:
+    """A `RemoteGenerator` on ``settings.vllm_url``, or on a server started here (exporting the embedded model
+    first). Raises `ServingError` with the reason when neither works."""
+    from transformers import AutoTokenizer
+
+    from ..models import resolve_base_model
+    from .server import LocalServer, export_model, server_python
+
+    source = resolve_base_model(settings.base_model)
+    server = None
+    if settings.vllm_url:
+        url = settings.vllm_url
+    else:
+        python = server_python(settings.vllm_python)
+        model_dir = export_model(source, settings.vllm_dir / "model")
+        server = LocalServer(python, settings.vllm_dir, settings.vllm_max_lora_rank)
+        url = server.start(model_dir)
+    client = VLLMClient(url)
+    if not client.healthy():
+        raise ServingError(f"the vLLM server at {url} does not answer /health")
+    served = client.models()
+    if client.base_name not in served:
+        client.base_name = served[0]  # someone else's server: its first model is the base
+    kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+    tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return RemoteGenerator(client, tokenizer, source, load_local, server)
