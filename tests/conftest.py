@@ -88,7 +88,7 @@ def install_adapter(settings, adapter_dir: Path, name: str = "memo") -> str:
 
 # The fast tier (`make test-fast`): no browser, no real-model training. Tests are marked here rather than one by one,
 # so a new training test is slow by its fixture or its name without anyone remembering a decorator.
-SLOW_FIXTURES = {"memorized_adapter"}
+SLOW_FIXTURES = {"memorized_adapter", "vllm_url"}
 SLOW_NAMES = ("train", "experiment_end_to_end", "stale_when", "splits_feed", "one_run_at_a_time", "each_data_source")
 
 

@@ -31,6 +31,7 @@ class RemoteGenerator:
         self._load_local = load_local
         self._local: Generator | None = None
         self._adapter_paths: dict[str, Path] = {}
+        self._logprob_lock = threading.Lock()
 
     @property
     def description(self) -> str:
@@ -136,26 +137,18 @@ class RemoteGenerator:
             raise error if isinstance(error, ServingError) else ServingError(f"vLLM request failed: {error}")
 
     def sequence_logprobs(self, rows: list[tuple[list[int], list[int]]], adapters: list[str]) -> list[float]:
-        """Total log-probability of each continuation (second ids) after its prompt (first ids); rows concurrently."""
+        """Total log-probability of each continuation (second ids) after its prompt (first ids).
+
+        One request at a time: with LoRA enabled, vLLM 0.32 maps prompt log-probabilities of a batch of several
+        requests wrongly, and on the CPU build the engine dies of it (vllm-project/vllm#16668, #29955); a single
+        request matches the in-process scores (within bf16 rounding) for base and adapter rows alike.
+        """
         models = [self._model_name(a) for a in adapters]
-        out: list[float] = [0.0] * len(rows)
-        errors: list[BaseException] = []
-
-        def score(i: int) -> None:
-            prompt, cont = rows[i]
-            try:
-                logps = self.client.prompt_logprobs(prompt + cont, models[i])
-                out[i] = float(sum(lp for lp in logps[len(prompt):] if lp is not None))
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=score, args=(i,), daemon=True) for i in range(len(rows))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        out = []
+        with self._logprob_lock:
+            for (prompt, cont), model in zip(rows, models):
+                logps = self.client.prompt_logprobs(prompt + cont, model)
+                out.append(float(sum(lp for lp in logps[len(prompt):] if lp is not None)))
         return out
 
     def close(self) -> None:
@@ -183,7 +176,8 @@ def connect(settings, load_local: Callable[[], Generator]) -> RemoteGenerator:
         url = server.start(model_dir)
     client = VLLMClient(url)
     if not client.healthy():
-        raise ServingError(f"the vLLM server at {url} does not answer /health")
+        raise ServingError(f"the vLLM server at {url} is not reachable (no answer on /health); check RAGFT_VLLM_URL, "
+                           "or unset RAGFT_ENGINE to generate in-process")
     served = client.models()
     if client.base_name not in served:
         client.base_name = served[0]  # someone else's server: its first model is the base

@@ -21,6 +21,8 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
     engine = engine or get_engine()
     with gr.Blocks(title="ragft") as demo:
         gr.Markdown(f"# {M.TITLE}")
+        if engine.settings.engine != "local" or engine.engine_note:
+            gr.Markdown(engine.engine_line, elem_id="engine-line")
         with gr.Tabs():
             with gr.Tab("Documents", id="documents"):
                 docs = create_documents_tab(engine)
