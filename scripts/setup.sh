@@ -19,6 +19,10 @@ echo "setup: installing requirements (first run takes a few minutes)"
 
 if [ "${1:-}" = "--dev" ]; then
   "${PIP[@]}" -r requirements-dev.txt
+  # The vLLM tests run a real vLLM server (the CPU build needs AVX-512; without it they are skipped, saying so).
+  if grep -q avx512f /proc/cpuinfo 2>/dev/null; then
+    ./scripts/setup_vllm.sh
+  fi
   if ! command -v chromium >/dev/null 2>&1; then
     echo "setup: installing Debian's chromium for the browser test"
     SUDO=""

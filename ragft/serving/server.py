@@ -62,6 +62,20 @@ def export_model(source, out_dir: Path) -> Path:
     return out_dir
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to send it SIGTERM when ragft's process ends, however it ends (a killed
+    app must not leave a server holding gigabytes behind). Linux sends it when the *thread* that started the server
+    ends, so start it from a long-lived thread (the app and the CLI start it on their main thread). Elsewhere a
+    no-op; `stop` and atexit still apply."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -125,7 +139,8 @@ class LocalServer:
         logfile = self.log_path.open("w")
         log.info("starting vLLM: %s (log: %s)", " ".join(self.command(model, port)), self.log_path)
         self.process = subprocess.Popen(self.command(model, port), stdout=logfile, stderr=subprocess.STDOUT,
-                                        env=self.environment(), cwd=self.work_dir, start_new_session=True)
+                                        env=self.environment(), cwd=self.work_dir, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
         logfile.close()
         atexit.register(self.stop)
         client = VLLMClient(self.url)

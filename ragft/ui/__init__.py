@@ -46,6 +46,7 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
 def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
     """Load the models, then serve the UI (blocking). Prints the address to open."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request to the vLLM server
     engine = get_engine()
     print("ragft: loading models (first start takes a few seconds)…", flush=True)
     engine.store  # embedder + store
