@@ -25,6 +25,7 @@ QUESTIONS = [
     "In which year was Mirela Vostrikova elected to the Academy of Sciences?",
     "How tall is the spire of St Botolph's Church?",
 ]
+WARM_UP = "What was the Fjordløper?"
 MAX_NEW = 48
 
 
@@ -41,8 +42,9 @@ def _timed_ask(engine, question: str, adapter: str) -> tuple[float, float]:
 
 
 def _run(engine, adapter: str) -> dict:
-    for q in QUESTIONS[:1]:  # warm-up: first-call costs (adapter registration, graph set-up) are not steady state
-        _timed_ask(engine, q, adapter)
+    # Warm-up on another question: first-call costs (adapter registration, graph set-up) are not steady state, and
+    # a timed question asked before would hit vLLM's prefix cache.
+    _timed_ask(engine, WARM_UP, adapter)
     times = [_timed_ask(engine, q, adapter) for q in QUESTIONS]
     return {"done_s": [round(d, 2) for d, _ in times], "all_panes_text_s": [round(t, 2) for _, t in times],
             "done_median_s": round(statistics.median(d for d, _ in times), 2),

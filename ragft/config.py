@@ -86,7 +86,7 @@ class Settings:
     engine: str = "local"
     vllm_url: str = ""
     vllm_python: str = ""
-    vllm_max_lora_rank: int = 64
+    vllm_max_lora_rank: int = 16
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":

@@ -154,7 +154,7 @@ def test_settings_choose_the_engine():
     from ragft.config import ConfigError, Settings
 
     s = Settings.from_env({"RAGFT_ENGINE": "VLLM", "RAGFT_VLLM_URL": "http://h:8001 "})
-    assert (s.engine, s.vllm_url, s.vllm_max_lora_rank) == ("vllm", "http://h:8001", 64)
+    assert (s.engine, s.vllm_url, s.vllm_max_lora_rank) == ("vllm", "http://h:8001", 16)
     assert s.vllm_dir == Path("data") / "vllm"
     with pytest.raises(ConfigError, match=r"RAGFT_ENGINE='tgi': use one of local, vllm"):
         Settings.from_env({"RAGFT_ENGINE": "tgi"})

@@ -94,7 +94,7 @@ def server_python(configured: str = "") -> Path:
 class LocalServer:
     """One vLLM server process on loopback, serving the base model as ``base`` with LoRA enabled."""
 
-    def __init__(self, python: Path, work_dir: Path, max_lora_rank: int = 64, kv_cache_gb: int = 2,
+    def __init__(self, python: Path, work_dir: Path, max_lora_rank: int = 16, kv_cache_gb: int = 2,
                  extra_args: tuple[str, ...] = ()):
         if max_lora_rank not in LORA_RANKS:
             raise ServingError(f"max LoRA rank {max_lora_rank}: vLLM accepts {', '.join(map(str, LORA_RANKS))}")
@@ -114,7 +114,7 @@ class LocalServer:
         return [
             str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
             "--served-model-name", "base", "--host", "127.0.0.1", "--port", str(port), "--enable-lora",
-            "--max-lora-rank", str(self.max_lora_rank), "--max-loras", "4", "--dtype", "bfloat16",
+            "--max-lora-rank", str(self.max_lora_rank), "--max-loras", "1", "--dtype", "bfloat16",
             "--max-model-len", "4096", *self.extra_args,
         ]
 
