@@ -214,7 +214,9 @@ def test_evaluate_generated_questions_and_read_table_chart_and_answers(app_url, 
     page.fill("#eval-count input", "6")
     page.click("#eval-generate")
     wait_for_text(page.locator("#eval-set-status"), r"6 fill-in-the-blank questions from 3 chunks", 60)
-    wait_for_text(page.locator("#eval-set"), r"Fill in the blank: The secret code of the vault is ____\.")
+    # Numbers and names in turn: the sixth question asks for the vault's engineer.
+    wait_for_text(page.locator("#eval-set"), r"Fill in the blank: The Zorblax vault was built in 1873 by the engineer "
+                                             r"____\.")
     page.locator("#eval-set-name").locator("input, textarea").fill("facts")
     page.click("#eval-save")
     wait_for_text(page.locator("#eval-set-status"), r"Saved facts \(6 questions\)")
@@ -253,7 +255,7 @@ def test_evaluate_generated_questions_and_read_table_chart_and_answers(app_url, 
     assert "Expected:" in detail and "RAG + Fine-tuned" in detail
     page.fill("#eval-qnum input", "6")
     page.locator("#eval-qnum input").press("Enter")
-    wait_for_text(page.locator("#eval-detail"), r"(?s)Question 6.*secret code of the vault", 30)
+    wait_for_text(page.locator("#eval-detail"), r"(?s)Question 6.*built in 1873 by the engineer", 30)
     wait_for_text(page.locator("#eval-files"), r"(?s)results\s*\.json.*summary\s*\.csv.*answers\s*\.csv", 30)
     page.screenshot(path=str(ARTIFACTS / "evaluate.png"), full_page=True)
 
