@@ -144,4 +144,9 @@ def test_describe_gives_every_field_as_text():
         "max_new_tokens",
         "temperature",
         "max_upload_mb",
+        "engine",
+        "vllm_url",
+        "vllm_python",
+        "vllm_max_lora_rank",
     ]
+    assert d["engine"] == "local" and d["vllm_max_lora_rank"] == "16"
