@@ -102,6 +102,14 @@ def list_adapters(adapters_dir: Path) -> list[str]:
     return [d.name for d in sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)]
 
 
+def adapter_folder(name: str, path: Path | str) -> Path:
+    """``path`` as a Path when it holds an adapter (its ``adapter_config.json``); else `NoAdapterError`."""
+    path = Path(path)
+    if not (path / "adapter_config.json").is_file():
+        raise NoAdapterError(f"adapter {name!r} not found (looked in {path})")
+    return path
+
+
 class Generator:
     """The one base model and its tokenizer, plus the adapters loaded onto it.
 
@@ -134,9 +142,7 @@ class Generator:
         """Load the adapter folder ``path`` under ``name`` unless it is already loaded."""
         from peft import PeftModel
 
-        path = Path(path)
-        if not (path / "adapter_config.json").is_file():
-            raise NoAdapterError(f"adapter {name!r} not found (looked in {path})")
+        path = adapter_folder(name, path)
         with self.lock:
             if self._adapter_paths.get(name) == path:
                 return

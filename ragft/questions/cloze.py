@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from ..metrics import normalize
 from ..store import Hit
-from .forms import STARTERS, usable, with_unit
+from .forms import MONTHS, STARTERS, WEEKDAYS, usable, with_unit
 from .sets import BLANK, QAItem, fact_id
 
 # A sentence ends at . ! ? (perhaps then a closing quote or bracket) before whitespace, or at a line break.
@@ -21,8 +21,7 @@ SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)\]])\s+|\n+")
 # 1987, 42, 3.5, 7-4-1-9, 12,000, 42% — but no pieces of dates, times, versions or words like 1990s.
 _NUMBER = re.compile(r"(?<![\w.,:/-])\d+(?:[.,-]\d+)*%?(?![\w%-]|[.,:/]\d)")
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+|['’](?=[A-Z])[^\W\d_]+)*")  # O'Brien, Saint-Denis; not Trent's
-_CALENDAR = re.compile(r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|April|"
-                       r"May|June|July|August|September|October|November|December)")
+_CALENDAR = re.compile(f"(?:{WEEKDAYS}|{MONTHS})")
 _CONNECTORS = {"of", "de", "van", "von", "der", "da", "del", "du"}  # lower case inside names: Bank of England
 
 

@@ -18,6 +18,9 @@ import re
 from ..metrics import normalize
 from .sets import BLANK, QAItem
 
+MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+WEEKDAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+
 # Capitalised only because they open a sentence (or clause), so never the start of a name.
 STARTERS = set(
     "The A An In On At By For From To With As Of It Its This That These Those There Here He She They We You I His "
@@ -53,8 +56,7 @@ def usable(cloze: str, kind: str) -> bool:
     before, _, after = cloze.strip().partition(BLANK)
     if kind == "name" and (after.startswith("-") or before.endswith("-")):
         return False
-    return not (kind == "number" and re.match(r"\s+(?:January|February|March|April|May|June|July|August|September|"
-                                              r"October|November|December|am|pm|a\.m\.|p\.m\.)\b", after))
+    return not (kind == "number" and re.match(rf"\s+(?:{MONTHS}|am|pm|a\.m\.|p\.m\.)\b", after))
 
 
 UNIT_WORDS = re.compile(r"\s+((?:cubic |square )?(?:[a-z]+metres?|metres?|litres?|kilograms?|grams?|tonnes?|kroner|"

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..models import BASE, Generator, NoAdapterError
+from ..models import BASE, Generator, NoAdapterError, adapter_folder
 from .client import VLLMClient
 from .errors import ServingError
 
@@ -61,9 +61,7 @@ class RemoteGenerator:
         return list(self._adapter_paths)
 
     def ensure_adapter(self, name: str, path: Path) -> None:
-        path = Path(path)
-        if not (path / "adapter_config.json").is_file():
-            raise NoAdapterError(f"adapter {name!r} not found (looked in {path})")
+        path = adapter_folder(name, path)
         with self.lock:
             if self._adapter_paths.get(name) == path:
                 return
@@ -167,6 +165,8 @@ def connect(settings, load_local: Callable[[], Generator]) -> RemoteGenerator:
 
     source = resolve_base_model(settings.base_model)
     server = None
+    kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+    tokenizer_from = source.location
     if settings.vllm_url:
         url = settings.vllm_url
     else:
@@ -174,6 +174,8 @@ def connect(settings, load_local: Callable[[], Generator]) -> RemoteGenerator:
         model_dir = export_model(source, settings.vllm_dir / "model")
         server = LocalServer(python, settings.vllm_dir, settings.vllm_max_lora_rank)
         url = server.start(model_dir)
+        if source.gguf_file:  # the exported folder holds the same tokenizer, quicker to read than the GGUF file
+            tokenizer_from, kwargs = model_dir, {}
     client = VLLMClient(url)
     if not client.healthy():
         raise ServingError(f"the vLLM server at {url} is not reachable (no answer on /health); check RAGFT_VLLM_URL, "
@@ -181,8 +183,7 @@ def connect(settings, load_local: Callable[[], Generator]) -> RemoteGenerator:
     served = client.models()
     if client.base_name not in served:
         client.base_name = served[0]  # someone else's server: its first model is the base
-    kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_from, **kwargs)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
