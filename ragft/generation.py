@@ -1,7 +1,7 @@
 """Batched, streamed generation on the one base model: each row of a batch may use its own adapter.
 
-``stream_batch`` runs ``model.generate`` in a worker thread with ``BatchStreamer``, which splits the batch's
-new tokens into one growing text per row, so every pane starts streaming at the same step. With a vLLM server
+``stream_batch`` runs the decode loop of `decoding` in a worker thread: short prompts start at once, every row
+that is running decodes in one batch, and each pane streams its own text. With a vLLM server
 (RAGFT_ENGINE=vllm) every row is its own streamed request instead, all sent at once. A row that starts
 repeating itself (its last ``stop_repeats`` new tokens already occurred among its new tokens) stops there, and its
 text keeps the first occurrence only: a small greedy model otherwise loops until ``max_new_tokens``.
@@ -38,66 +38,6 @@ def repeated_tail(tokens: list[int], n: int) -> int:
     return n if any(tokens[i:i + n] == tail for i in range(len(tokens) - n)) else 0
 
 
-class BatchStreamer:
-    """A transformers streamer for batches: ``put`` gets the prompt once, then one new token per row per step.
-
-    Iterating yields the list of per-row texts each time any row grows; a row stops growing at its first EOS, or
-    when it starts repeating itself (``stop_repeats``, see ``repeated_tail``), whose repeated tail is dropped.
-    """
-
-    def __init__(self, tokenizer, rows: int, stop_ids: set[int], stop_repeats: int = 0):
-        self.tokenizer = tokenizer
-        self.tokens: list[list[int]] = [[] for _ in range(rows)]
-        self.finished = [False] * rows
-        self.stop_ids = stop_ids
-        self.stop_repeats = stop_repeats
-        self._seen_prompt = False
-        self._queue: queue.Queue = queue.Queue()
-        self._end = object()
-
-    def put(self, value) -> None:
-        if not self._seen_prompt:  # the first call carries the (padded) prompts
-            self._seen_prompt = True
-            return
-        step = value.reshape(len(self.tokens), -1).tolist()  # (rows, 1) or (rows,) -> rows lists
-        for row, new in enumerate(step):
-            for tok in new:
-                if self.finished[row]:
-                    break
-                if tok in self.stop_ids:
-                    self.finished[row] = True
-                    continue
-                self.tokens[row].append(tok)
-                if cut := repeated_tail(self.tokens[row], self.stop_repeats):
-                    del self.tokens[row][-cut:]
-                    self.finished[row] = True
-        self._queue.put(self.texts())
-
-    def end(self) -> None:
-        self._queue.put(self._end)
-
-    def texts(self) -> list[str]:
-        return [self.tokenizer.decode(t, skip_special_tokens=True) for t in self.tokens]
-
-    def __iter__(self) -> Iterator[list[str]]:
-        while (item := self._queue.get()) is not self._end:
-            yield item
-
-
-def repeat_stopper(prompt_len: int, n: int):
-    """Stopping criteria for ``generate`` that end each row of a left-padded batch (every prompt is ``prompt_len``
-    tokens) once ``repeated_tail`` fires on its new tokens; ``BatchStreamer`` drops that tail from the text."""
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class RepeatStop(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):  # -> (rows,) bool: True ends that row
-            new = input_ids[:, prompt_len:].tolist()
-            return torch.tensor([repeated_tail(row, n) > 0 for row in new], device=input_ids.device)
-
-    return StoppingCriteriaList([RepeatStop()])
-
-
 def stop_token_ids(generator: Generator) -> set[int]:
     ids = {generator.tokenizer.eos_token_id}
     if isinstance(generator, Generator):  # a remote generator's server reads the same from its model folder
@@ -119,10 +59,9 @@ def render_prompts(generator: Generator, conversations: list[list[dict]]) -> lis
 def stream_batch(
     generator: Generator, conversations: list[list[dict]], adapter_names: list[str], decode: DecodeSettings
 ) -> Iterator[list[str]]:
-    """Generate one answer per conversation in a single ``generate`` call; yield all texts as they grow.
+    """Generate one answer per conversation, all in one batch; yield all texts each time any of them grows.
 
-    ``adapter_names[i]`` is a loaded adapter's name or ``BASE``. Rows are left-padded so every row's next
-    token sits at the same position.
+    ``adapter_names[i]`` is a loaded adapter's name or ``BASE``.
     """
     if len(conversations) != len(adapter_names):
         raise ValueError("one adapter name per conversation")
@@ -131,55 +70,69 @@ def stream_batch(
     if getattr(generator, "client", None) is not None:
         yield from _stream_remote(generator, conversations, adapter_names, decode)
         return
+    yield from _stream_local(generator, conversations, adapter_names, decode)
+
+
+def _stream_local(generator: Generator, conversations: list[list[dict]], adapter_names: list[str],
+                  decode: DecodeSettings) -> Iterator[list[str]]:
+    """``stream_batch`` on the in-process model: `decoding.run` in a worker thread (the lock is held by one thread
+    from start to end, however the caller's iteration hops between threads), texts passed back through a queue.
+    Closing this iterator early (a stopped chat) ends the generation at its next step."""
     import torch
 
+    from .decoding import Row, StopRules, run
+
     tokenizer = generator.tokenizer
-    stops = stop_token_ids(generator)
-    streamer = BatchStreamer(tokenizer, len(conversations), stops, decode.stop_repeats)
+    rows = [Row(tokenizer(p, add_special_tokens=False)["input_ids"], name)  # the template has the specials
+            for p, name in zip(render_prompts(generator, conversations), adapter_names)]
+    rules = StopRules(frozenset(stop_token_ids(generator)), decode.max_new_tokens,
+                      lambda tokens: repeated_tail(tokens, decode.stop_repeats))
+    texts = [""] * len(rows)
+    updates: queue.Queue = queue.Queue()
+    end, stop = object(), threading.Event()
     errors: list[BaseException] = []
+
+    def on_step() -> None:
+        for i, row in enumerate(rows):
+            if row.changed:
+                row.changed = False
+                texts[i] = tokenizer.decode(row.tokens, skip_special_tokens=True)
+        updates.put(list(texts))
 
     def work() -> None:
         try:
             with generator.lock, torch.inference_mode():
-                enc = tokenizer(
-                    render_prompts(generator, conversations),
-                    return_tensors="pt",
-                    padding=True,
-                    add_special_tokens=False,  # the chat template already has them
-                ).to(generator.device)
-                kwargs = dict(
-                    max_new_tokens=decode.max_new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=sorted(stops),
-                    streamer=streamer,
-                )
-                if decode.stop_repeats > 0:  # the same rule for every row; the streamer trims what it ends
-                    kwargs["stopping_criteria"] = repeat_stopper(enc["input_ids"].shape[1], decode.stop_repeats)
-                if decode.temperature > 0:
-                    torch.manual_seed(decode.seed)
-                    kwargs.update(do_sample=True, temperature=decode.temperature, top_p=0.95)
-                else:
-                    kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-                if generator.has_adapters:  # else peft would apply its active adapter to every row
-                    kwargs["adapter_names"] = adapter_names
-                elif any(name != BASE for name in adapter_names):
-                    raise ValueError(f"no adapter is loaded, cannot use {sorted(set(adapter_names) - {BASE})}")
-                generator.model.generate(**enc, **kwargs)
+                device = generator.device
+                run(generator.model, rows, rules, _picker(decode, device), on_step, stop.is_set,
+                    padded_prefill=device.type == "cuda")
         except BaseException as exc:  # surfaced to the caller's thread below
             errors.append(exc)
-            streamer.end()
+        finally:
+            updates.put(end)
 
     thread = threading.Thread(target=work, name="ragft-generate", daemon=True)
     thread.start()
-    last: list[str] | None = None
-    for texts in streamer:
-        last = texts
-        yield texts
+    try:
+        while (item := updates.get()) is not end:
+            yield item
+    finally:
+        stop.set()
     thread.join()
     if errors:
         raise errors[0]
-    if last is None:
-        yield streamer.texts()
+
+
+def _picker(decode: DecodeSettings, device):
+    """Next-token choice from the last logits of each row: argmax, or a seeded sample (temperature, top-p 0.95)."""
+    import torch
+
+    if decode.temperature <= 0:
+        return lambda logits: logits.argmax(-1)
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+    warp = LogitsProcessorList([TemperatureLogitsWarper(decode.temperature), TopPLogitsWarper(0.95)])
+    rng = torch.Generator(device=device).manual_seed(decode.seed)
+    return lambda logits: torch.multinomial(warp(None, logits.float()).softmax(-1), 1, generator=rng).view(-1)
 
 
 def _stream_remote(generator, conversations: list[list[dict]], adapter_names: list[str], decode: DecodeSettings

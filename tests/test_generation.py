@@ -1,4 +1,4 @@
-"""BatchStreamer and repeat detection on a readable fake tokenizer (fast), then the batched path on the real model."""
+"""Repeat detection (fast), then the batched, streamed path on the real model (the loop itself: test_decoding)."""
 
 from __future__ import annotations
 
@@ -9,36 +9,12 @@ import pytest
 import torch
 
 from ragft.chat import VARIANTS, build_messages
-from ragft.generation import (
-    BatchStreamer,
-    DecodeSettings,
-    generate_batch,
-    repeat_stopper,
-    repeated_tail,
-    stream_batch,
-)
+from ragft.generation import DecodeSettings, generate_batch, repeated_tail, stream_batch
 from ragft.models import BASE
 
 from .conftest import MEMO_QUESTION, install_adapter
 
 FACTS = Path(__file__).parent / "fixtures" / "facts"
-
-
-class LetterTokenizer:
-    """Token i decodes to the i-th letter; 0 is EOS."""
-
-    def decode(self, ids, skip_special_tokens=True):
-        return "".join(chr(ord("a") + i - 1) for i in ids if i)
-
-
-def test_batch_streamer_splits_rows_and_stops_each_at_its_eos():
-    s = BatchStreamer(LetterTokenizer(), rows=3, stop_ids={0})
-    s.put(torch.tensor([[9, 9], [9, 9], [9, 9]]))  # the prompt: ignored
-    s.put(torch.tensor([1, 2, 3]))
-    s.put(torch.tensor([[0], [2], [3]]))  # row 0 ends
-    s.put(torch.tensor([4, 0, 3]))  # row 0 is padding now; row 1 ends
-    s.end()
-    assert list(s) == [["a", "b", "c"], ["a", "bb", "cc"], ["a", "bb", "ccc"]]
 
 
 def letters(text: str) -> list[int]:
@@ -61,28 +37,6 @@ def test_repeated_tail(text, n, cut):
     assert repeated_tail(letters(text), n) == cut
 
 
-def test_batch_streamer_stops_a_row_that_repeats_itself_and_keeps_the_first_occurrence():
-    s = BatchStreamer(LetterTokenizer(), rows=3, stop_ids={0}, stop_repeats=3)
-    s.put(torch.tensor([letters("abc")] * 3))  # the prompt: not counted, so row 0 may start by copying it
-    rows = ["abcdabcdabcd", "xyzzyxwvutsr", "qqqqqqqqqqqq"]
-    for step in zip(*(letters(r) for r in rows)):
-        s.put(torch.tensor(step))
-    s.end()
-    assert s.texts() == ["abcd", "xyzzyxwvutsr", "q"]  # "abcd" + "abc" -> "abcd"; "qqqq" -> "q"
-    assert s.finished == [True, False, True]
-    steps = list(s)
-    assert steps[6] == ["abcd", "xyzzyxw", "q"]  # row 0 stopped when "abc" came round again
-    assert all(step[0] == "abcd" for step in steps[6:])  # and never grew after
-
-
-def test_repeat_stopper_looks_at_new_tokens_only():
-    prompt = letters("abc")
-    ids = torch.tensor([prompt + letters("abca"), prompt + letters("abcd"), prompt + letters("xyxy")])
-    assert repeat_stopper(prompt_len=3, n=3)(ids, None).tolist() == [False, False, False]
-    ids = torch.tensor([prompt + letters("abcabc"), prompt + letters("abcdab"), prompt + letters("aaaabb")])
-    assert repeat_stopper(prompt_len=3, n=3)(ids, None).tolist() == [True, False, False]
-
-
 def test_stream_batch_streams_every_row_together(generator):
     convs = [build_messages("Name a colour."), build_messages("Name a fruit.")]
     steps = list(stream_batch(generator, convs, [BASE, BASE], DecodeSettings(max_new_tokens=8)))
@@ -90,6 +44,23 @@ def test_stream_batch_streams_every_row_together(generator):
     assert all(len(step) == 2 for step in steps)
     assert steps[0][0] and steps[0][1]  # both rows had text after the first step
     assert all(steps[-1])
+
+
+def test_closing_the_stream_stops_the_generation(generator, monkeypatch):
+    """A chat the user stops (the UI drops its iterator) frees the model at the next step, not after 200 tokens."""
+    from ragft import decoding
+
+    accepted: list[int] = []
+    accept = decoding.StopRules.accept
+    monkeypatch.setattr(decoding.StopRules, "accept", lambda self, row, token: (accepted.append(token),
+                                                                                accept(self, row, token)))
+    stream = stream_batch(generator, [build_messages("Tell me a long story.")], [BASE],
+                          DecodeSettings(200, stop_repeats=0))
+    first = next(stream)
+    stream.close()
+    with generator.lock:  # the worker let go of the model
+        pass
+    assert len(first) == 1 and len(accepted) < 10
 
 
 def test_batched_equals_unbatched_for_each_variant(generator, memorized_adapter):

@@ -1,0 +1,316 @@
+"""The in-process decode loop behind ``generation.stream_batch``: a few prompts, one base model, an adapter per row.
+
+Why not ``model.generate`` on one left-padded batch (measured on a 2-core CPU in the Performance issue: the four
+variants took 1.3× as long together as one at a time): prefill is compute-bound on a CPU, so padding a 40-token
+prompt to an 800-token RAG prompt costs as much as another RAG prompt, and every row is computed until the longest
+one ends. Here instead:
+
+- **prefill**: rows of equal prompt length are prefilled together, shortest first, so the short prompts show text
+  at once (on a GPU all rows go together, left-padded: there a wider batch is nearly free). A long prompt is
+  prefilled in chunks of ``PREFILL_CHUNK`` tokens, with a decode step of the rows already running between chunks,
+  so their panes keep streaming;
+- **decode**: every prefilled row joins one batch (its KV cache left-padded to the batch's length, the padding
+  masked); a row leaves the batch as soon as it ends;
+- **adapters**: see `AdapterRows`.
+
+Greedy answers are the ones each row gets alone (tests/test_generation.py compares them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .models import BASE
+
+PREFILL_CHUNK = 256  # tokens per prefill forward; between two, the running rows take a step
+
+
+@dataclass
+class Row:
+    """One answer being generated: its prompt's token ids, its adapter (or ``BASE``) and its new tokens so far."""
+
+    prompt: list[int]
+    adapter: str
+    tokens: list[int] = field(default_factory=list)
+    done: bool = False
+    changed: bool = False  # since the caller last looked
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """When a row ends: at a stop token (not kept), at ``max_new`` tokens, or when ``repeated(tokens)`` says how many
+    tokens at its end repeat earlier ones (they are dropped)."""
+
+    stop_ids: frozenset[int]
+    max_new: int
+    repeated: Callable[[list[int]], int]
+
+    def accept(self, row: Row, token: int) -> None:
+        row.changed = True
+        if token in self.stop_ids:
+            row.done = True
+            return
+        row.tokens.append(token)
+        if cut := self.repeated(row.tokens):
+            del row.tokens[-cut:]
+            row.done = True
+        elif len(row.tokens) >= self.max_new:
+            row.done = True
+
+
+class AdapterRows:
+    """Gives each row of a forward its adapter, the cheapest way the batch allows (a context manager; it restores
+    the model on exit):
+
+    - no row uses an adapter: peft's adapters are switched off, a plain forward;
+    - one adapter, on some of the rows: that adapter is active and each LoRA layer's scaling becomes a per-row
+      tensor, 0 on the base rows. One batched LoRA product per layer, where peft's mixed batch (``adapter_names``)
+      gathers and scatters each adapter's rows in every LoRA layer: +20% per decode step on a CPU, 1.65× a forward
+      on a GPU (Performance issue). The base rows get ``base + 0 * lora``, exactly the base output;
+    - several adapters, or LoRA layers of another kind (DoRA, merged): peft's mixed batch.
+    """
+
+    def __init__(self, model, names: list[str]):
+        self.model = model
+        self.used = sorted(set(names) - {BASE})
+        self._scaled: list = []  # (layer, scaling) of the one adapter, when the per-row scaling applies
+        self._tensors: dict[tuple[bool, ...], dict[float, object]] = {}
+        self._exit = contextlib.ExitStack()
+        self._mixed = False
+
+    def __enter__(self) -> AdapterRows:
+        from peft import PeftModel
+
+        if not isinstance(self.model, PeftModel):
+            if self.used:
+                raise ValueError(f"no adapter is loaded, cannot use {self.used}")
+            return self
+        if not self.used:
+            self._exit.enter_context(self.model.disable_adapter())
+        elif len(self.used) == 1 and (layers := self._plain_lora_layers(self.used[0])):
+            name = self.used[0]
+            previous = self.model.active_adapter
+            self.model.set_adapter(name, inference_mode=True)
+            if isinstance(previous, str) and previous != name:
+                self._exit.callback(self.model.set_adapter, previous, inference_mode=True)
+            self._scaled = [(layer, layer.scaling[name]) for layer in layers]
+            self._exit.callback(self._restore_scaling)
+        else:
+            self._mixed = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._exit.close()
+
+    def _plain_lora_layers(self, name: str) -> list:
+        from peft.tuners.lora import Linear, LoraLayer
+
+        layers = [m for m in self.model.modules() if isinstance(m, LoraLayer) and name in m.lora_A]
+        plain = all(type(m) is Linear and not m.merged and name not in m.lora_variant for m in layers)
+        return layers if layers and plain else []
+
+    def _restore_scaling(self) -> None:
+        name = self.used[0]
+        for layer, scaling in self._scaled:
+            layer.scaling[name] = scaling
+
+    def kwargs(self, names: list[str]) -> dict:
+        """Forward kwargs for rows using ``names``; sets the per-row scaling when that is the way."""
+        if self._mixed:
+            return {"adapter_names": list(names)}
+        if self._scaled:
+            import torch
+
+            name = self.used[0]
+            on = tuple(n == name for n in names)
+            if on not in self._tensors:
+                ref = self._scaled[0][0].lora_B[name].weight
+                self._tensors[on] = {
+                    s: torch.tensor([s if o else 0.0 for o in on], dtype=ref.dtype, device=ref.device).view(-1, 1, 1)
+                    for s in {scaling for _, scaling in self._scaled}
+                }
+            by_value = self._tensors[on]
+            for layer, scaling in self._scaled:
+                layer.scaling[name] = scaling if all(on) else by_value[scaling]
+        return {}
+
+
+class _Batch:
+    """Rows decoding together: their KV cache (rows left-padded to one length), attention mask, next positions and
+    last tokens."""
+
+    def __init__(self, rows: list[Row], cache, mask, positions, last):
+        self.rows, self.cache, self.mask, self.positions, self.last = rows, cache, mask, positions, last
+
+    def mergeable(self) -> bool:
+        return all(type(layer) is _growing_layer() for layer in self.cache.layers)
+
+    def merge(self, other: _Batch) -> bool:
+        """Take ``other``'s rows into this batch (the shorter cache is left-padded); False when the cache kind
+        cannot be padded (sliding-window layers): then the two step side by side."""
+        import torch
+        import torch.nn.functional as F
+
+        if not (self.mergeable() and other.mergeable()):
+            return False
+        length = max(self.mask.shape[1], other.mask.shape[1])
+        pad = lambda t, n: F.pad(t, (0, 0, length - n, 0)) if t.dim() == 4 else F.pad(t, (length - n, 0))  # noqa: E731
+        mine, theirs = self.mask.shape[1], other.mask.shape[1]
+        for a, b in zip(self.cache.layers, other.cache.layers):
+            a.keys = torch.cat([pad(a.keys, mine), pad(b.keys, theirs)])
+            a.values = torch.cat([pad(a.values, mine), pad(b.values, theirs)])
+        self.mask = torch.cat([pad(self.mask, mine), pad(other.mask, theirs)])
+        self.positions = torch.cat([self.positions, other.positions])
+        self.last = torch.cat([self.last, other.last])
+        self.rows += other.rows
+        return True
+
+    def drop_finished(self) -> None:
+        """Rows that ended leave the batch; the cache columns only they used go with them."""
+        import torch
+
+        keep = [i for i, r in enumerate(self.rows) if not r.done]
+        if len(keep) == len(self.rows):
+            return
+        self.rows = [self.rows[i] for i in keep]
+        if not keep:
+            return
+        index = torch.tensor(keep, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        self.mask, self.positions, self.last = self.mask[index], self.positions[index], self.last[index]
+        first = int(self.mask.any(0).int().argmax())  # leading columns that are padding in every row left
+        if first and self.mergeable():
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+            self.mask = self.mask[:, first:]
+
+
+def run(model, rows: list[Row], rules: StopRules, pick, on_step: Callable[[], None],
+        cancelled: Callable[[], bool], padded_prefill: bool = False, chunk: int = PREFILL_CHUNK) -> None:
+    """Generate every row to its end, calling ``on_step`` whenever rows grew; stop early when ``cancelled()``.
+
+    ``pick(logits) -> token ids`` chooses each row's next token from its last logits (greedy or sampled).
+    ``padded_prefill``: prefill all rows in one left-padded batch (the GPU way) instead of by equal length.
+    """
+    import torch
+
+    batches: list[_Batch] = []
+    device = next(model.parameters()).device
+
+    def step(batch: _Batch) -> None:
+        mask = torch.cat([batch.mask, batch.mask.new_ones(len(batch.rows), 1)], dim=1)
+        out = model(input_ids=batch.last, attention_mask=mask, position_ids=batch.positions, cache=batch.cache,
+                    use_cache=True, logits_to_keep=1, **adapters.kwargs([r.adapter for r in batch.rows]))
+        batch.mask, batch.positions = mask, batch.positions + 1
+        batch.last = pick(out.logits[:, -1]).view(-1, 1)
+        for row, token in zip(batch.rows, batch.last.view(-1).tolist()):
+            rules.accept(row, token)
+        batch.drop_finished()
+
+    def step_all() -> None:
+        for batch in batches:
+            step(batch)
+        batches[:] = [b for b in batches if b.rows]
+        on_step()
+
+    with adapters_for(model, rows) as adapters:
+        for group in _prefill_groups(rows, padded_prefill):
+            ids, mask = _left_padded([r.prompt for r in group], device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            cache = _new_cache(model)
+            names = [r.adapter for r in group]
+            for start in range(0, ids.shape[1], chunk):
+                if batches:
+                    step_all()
+                if cancelled():
+                    return
+                end = start + chunk
+                out = model(input_ids=ids[:, start:end], attention_mask=mask[:, :end],
+                            position_ids=positions[:, start:end], cache=cache, use_cache=True, logits_to_keep=1,
+                            **adapters.kwargs(names))
+            first = pick(out.logits[:, -1]).view(-1, 1)
+            for row, token in zip(group, first.view(-1).tolist()):
+                rules.accept(row, token)
+            joining = _Batch(list(group), cache, mask, positions[:, -1:] + 1, first)
+            joining.drop_finished()
+            if joining.rows and not (batches and batches[0].merge(joining)):
+                batches.append(joining)
+            on_step()
+        while batches and not cancelled():
+            step_all()
+
+
+def adapters_for(model, rows: list[Row]) -> AdapterRows:
+    return AdapterRows(model, [r.adapter for r in rows])
+
+
+def _prefill_groups(rows: list[Row], padded: bool) -> list[list[Row]]:
+    if padded:
+        return [list(rows)]
+    by_length: dict[int, list[Row]] = {}
+    for row in sorted(rows, key=lambda r: len(r.prompt)):
+        by_length.setdefault(len(row.prompt), []).append(row)
+    return list(by_length.values())
+
+
+def _left_padded(prompts: list[list[int]], device):
+    import torch
+
+    length = max(len(p) for p in prompts)
+    ids = torch.zeros(len(prompts), length, dtype=torch.long)
+    mask = torch.zeros(len(prompts), length, dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, length - len(p):] = torch.tensor(p, dtype=torch.long)
+        mask[i, length - len(p):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _new_cache(model):
+    """A DynamicCache whose full-attention layers are `growing_layer`s (sliding-window ones stay as they are)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    cache = DynamicCache(config=model.config)
+    cache.layers = [_growing_layer()() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
+_GROWING = None
+
+
+def _growing_layer():
+    """The class of a DynamicLayer that appends into spare room instead of concatenating its whole cache at every
+    step (profiled: that concatenation was 37% of a four-row decode step on this CPU). ``keys`` and ``values``
+    stay the filled part (views); a caller that replaces them (`_Batch` does) makes the next update copy them into
+    fresh room. Defined on first use: transformers is imported lazily."""
+    global _GROWING
+    if _GROWING is None:
+        from transformers.cache_utils import DynamicLayer
+
+        class GrowingLayer(DynamicLayer):
+            spare = 64  # tokens of room added whenever the layer runs full
+
+            def update(self, key_states, value_states, *args, **kwargs):
+                if not self.is_initialized:
+                    self.lazy_initialization(key_states, value_states)
+                    self._room = None
+                filled = self.keys.shape[-2] if self.keys.dim() == 4 else 0
+                total = filled + key_states.shape[-2]
+                room = self._room
+                if room is None or room[0].data_ptr() != self.keys.data_ptr() or room[0].shape[0] != \
+                        key_states.shape[0] or room[0].shape[-2] < total:
+                    shape = (*key_states.shape[:2], total + self.spare, key_states.shape[-1])
+                    room = (key_states.new_empty(shape), value_states.new_empty(shape))
+                    if filled:
+                        room[0][:, :, :filled] = self.keys
+                        room[1][:, :, :filled] = self.values
+                    self._room = room
+                room[0][:, :, filled:total] = key_states
+                room[1][:, :, filled:total] = value_states
+                self.keys, self.values = room[0][:, :, :total], room[1][:, :, :total]
+                return self.keys, self.values
+
+        _GROWING = GrowingLayer
+    return _GROWING

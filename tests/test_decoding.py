@@ -1,0 +1,132 @@
+"""The decode loop on a tiny random Llama with a random LoRA adapter: every way of batching gives each row the
+tokens it gets alone (greedy), and the pieces (stop rules, per-row adapters, cache merging) do what they say."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ragft.decoding import AdapterRows, Row, StopRules, run
+from ragft.generation import repeated_tail
+from ragft.models import BASE
+
+VOCAB = 64
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A 2-layer Llama with random weights and a random (non-zero) LoRA adapter "a" on every linear layer."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    base = LlamaForCausalLM(config).eval()
+    lora = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM",
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    model = get_peft_model(base, lora, adapter_name="a").eval()
+    model.add_adapter("b", lora)
+    with torch.no_grad():  # "b" differs from "a"
+        for name, p in model.named_parameters():
+            if ".b." in name or name.endswith(".b.weight"):
+                p.add_(torch.randn_like(p))
+    return model
+
+
+def generate(model, prompts, adapters, max_new=12, **kwargs) -> list[list[int]]:
+    rows = [Row(p, a) for p, a in zip(prompts, adapters)]
+    rules = StopRules(frozenset({0}), max_new, lambda t: 0)
+    with torch.inference_mode():
+        run(model, rows, rules, lambda logits: logits.argmax(-1), lambda: None, lambda: False, **kwargs)
+    return [r.tokens for r in rows]
+
+
+PROMPTS = [list(range(1, 6)), list(range(3, 40)), list(range(1, 6)), list(range(3, 40)), list(range(7, 22))]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"chunk": 8}, {"padded_prefill": True}, {"padded_prefill": True, "chunk": 8}])
+@pytest.mark.parametrize("adapters", [[BASE, BASE, "a", "a", BASE], [BASE, "a", "b", "a", BASE], ["a"] * 5,
+                                      [BASE] * 5])
+def test_batched_rows_get_what_they_get_alone(tiny, adapters, kwargs):
+    alone = [generate(tiny, [p], [a])[0] for p, a in zip(PROMPTS, adapters)]
+    assert generate(tiny, PROMPTS, adapters, **kwargs) == alone
+    assert all(len(t) > 0 for t in alone)
+
+
+def test_the_adapter_acts_only_on_its_rows(tiny):
+    plain, tuned = generate(tiny, PROMPTS[:2], [BASE, BASE]), generate(tiny, PROMPTS[:2], ["a", "a"])
+    assert plain != tuned
+    assert generate(tiny, PROMPTS[:2] * 2, [BASE, BASE, "a", "a"]) == plain + tuned
+
+
+def test_rows_leave_the_batch_when_they_end(tiny, monkeypatch):
+    import ragft.decoding as decoding
+
+    rows = [Row(PROMPTS[0], BASE), Row(PROMPTS[1], BASE)]
+    short = rows[0].tokens  # this row "repeats itself" at its 5th token: the last 3 are dropped and it ends
+    rules = StopRules(frozenset(), 8, lambda tokens: 3 if tokens is short and len(tokens) == 5 else 0)
+    sizes: list[int] = []
+    original = decoding._Batch.drop_finished
+
+    def spy(batch):
+        original(batch)
+        sizes.append(len(batch.rows))
+
+    monkeypatch.setattr(decoding._Batch, "drop_finished", spy)
+    with torch.inference_mode():
+        run(tiny, rows, rules, lambda logits: logits.argmax(-1), lambda: None, lambda: False)
+    assert rows[0].done and len(rows[0].tokens) == 2
+    assert rows[1].done and len(rows[1].tokens) == 8
+    assert 2 in sizes and 1 in sizes and sizes[-1] == 0  # both ran together, then the long one alone
+
+
+def test_cancel_stops_at_the_next_step(tiny):
+    rows = [Row(PROMPTS[0], BASE), Row(PROMPTS[1], "a")]
+    steps = []
+    with torch.inference_mode():
+        run(tiny, rows, StopRules(frozenset(), 50, lambda t: 0), lambda logits: logits.argmax(-1),
+            lambda: steps.append(1), lambda: len(steps) >= 3)
+    assert len(steps) == 3 and all(len(r.tokens) < 50 for r in rows)
+
+
+def test_stop_rules():
+    rules = StopRules(frozenset({0}), 6, lambda t: repeated_tail(t, 2))
+    row = Row([1], BASE)
+    for token in (5, 6, 7):
+        rules.accept(row, token)
+    assert row.tokens == [5, 6, 7] and not row.done
+    rules.accept(row, 0)  # a stop token ends the row and is not kept
+    assert row.done and row.tokens == [5, 6, 7]
+    row = Row([1], BASE)
+    for token in (5, 6, 7, 5, 6):
+        rules.accept(row, token)
+    assert row.done and row.tokens == [5, 6, 7]  # "5 6" again: dropped
+    row = Row([1], BASE)
+    for token in range(1, 7):
+        rules.accept(row, token)
+    assert row.done and len(row.tokens) == 6  # max_new
+
+
+def test_one_adapter_uses_per_row_scaling_and_restores_it(tiny):
+    from peft.tuners.lora import LoraLayer
+
+    layer = next(m for m in tiny.modules() if isinstance(m, LoraLayer))
+    before = dict(layer.scaling)
+    with AdapterRows(tiny, [BASE, "a"]) as rows:
+        assert rows.kwargs([BASE, "a"]) == {}  # no adapter_names: the scaling does it
+        assert layer.scaling["a"].view(-1).tolist() == [0.0, before["a"]]
+        assert rows.kwargs(["a"]) == {} and layer.scaling["a"] == before["a"]
+    assert layer.scaling == before
+    with AdapterRows(tiny, [BASE, "a", "b"]) as rows:
+        assert rows.kwargs([BASE, "a", "b"]) == {"adapter_names": [BASE, "a", "b"]}
+
+
+def test_no_adapter_loaded_is_a_clear_error():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1))
+    with pytest.raises(ValueError, match="no adapter is loaded"):
+        with AdapterRows(model, [BASE, "memo"]):
+            pass
