@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Self
 
 from .models import BASE
 
@@ -80,7 +81,7 @@ class AdapterRows:
         self._exit = contextlib.ExitStack()
         self._mixed = False
 
-    def __enter__(self) -> AdapterRows:
+    def __enter__(self) -> Self:
         from peft import PeftModel
 
         if not isinstance(self.model, PeftModel):
@@ -156,7 +157,7 @@ class _Batch:
         if not (self.mergeable() and other.mergeable()):
             return False
         length = max(self.mask.shape[1], other.mask.shape[1])
-        pad = lambda t, n: F.pad(t, (0, 0, length - n, 0)) if t.dim() == 4 else F.pad(t, (length - n, 0))  # noqa: E731
+        pad = lambda t, n: F.pad(t, (0, 0, length - n, 0)) if t.dim() == 4 else F.pad(t, (length - n, 0))
         mine, theirs = self.mask.shape[1], other.mask.shape[1]
         for a, b in zip(self.cache.layers, other.cache.layers):
             a.keys = torch.cat([pad(a.keys, mine), pad(b.keys, theirs)])

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .models import BASE, Generator
+from .models import Generator
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def _stream_local(generator: Generator, conversations: list[list[dict]], adapter
                 device = generator.device
                 run(generator.model, rows, rules, _picker(decode, device), on_step, stop.is_set,
                     padded_prefill=device.type == "cuda")
-        except BaseException as exc:  # surfaced to the caller's thread below
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the caller's thread below
             errors.append(exc)
         finally:
             updates.put(end)
@@ -128,7 +128,11 @@ def _picker(decode: DecodeSettings, device):
 
     if decode.temperature <= 0:
         return lambda logits: logits.argmax(-1)
-    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+    from transformers import (
+        LogitsProcessorList,
+        TemperatureLogitsWarper,
+        TopPLogitsWarper,
+    )
 
     warp = LogitsProcessorList([TemperatureLogitsWarper(decode.temperature), TopPLogitsWarper(0.95)])
     rng = torch.Generator(device=device).manual_seed(decode.seed)

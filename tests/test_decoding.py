@@ -61,7 +61,7 @@ def test_the_adapter_acts_only_on_its_rows(tiny):
 
 
 def test_rows_leave_the_batch_when_they_end(tiny, monkeypatch):
-    import ragft.decoding as decoding
+    from ragft import decoding
 
     rows = [Row(PROMPTS[0], BASE), Row(PROMPTS[1], BASE)]
     short = rows[0].tokens  # this row "repeats itself" at its 5th token: the last 3 are dropped and it ends
@@ -127,6 +127,5 @@ def test_no_adapter_loaded_is_a_clear_error():
 
     model = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                          num_attention_heads=2, num_key_value_heads=1))
-    with pytest.raises(ValueError, match="no adapter is loaded"):
-        with AdapterRows(model, [BASE, "memo"]):
-            pass
+    with pytest.raises(ValueError, match="no adapter is loaded"), AdapterRows(model, [BASE, "memo"]):
+        pass

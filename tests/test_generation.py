@@ -6,7 +6,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import torch
 
 from ragft.chat import VARIANTS, build_messages
 from ragft.generation import DecodeSettings, generate_batch, repeated_tail, stream_batch
