@@ -1,11 +1,18 @@
-"""Run benchmarks by name: ``python -m bench [--quick] [NAME ...]`` (no name: all of them)."""
+"""Run benchmarks by name: ``python -m bench [--quick | --smoke] [NAME ...]`` (no name: all of them).
+
+Sizes: default = the figures the README reports; ``--quick`` = smaller, minutes; ``--smoke`` = tiny, to check that a
+benchmark runs and computes its ratios (tests/test_bench.py), its timings meaningless. Each benchmark prints one
+line per figure (value, the reference measured in the same run, their ratio, the target) and writes
+``bench/results/<name>.json`` (``RAGFT_BENCH_RESULTS`` moves that folder).
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
-BENCHMARKS = ("four_way",)
+BENCHMARKS = ("four_way", "gpu_step", "training", "ingest", "retrieval", "memory")
 
 
 def main(argv: list[str]) -> int:
@@ -15,6 +22,8 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     for name in names:
         importlib.import_module(f"bench.{name}").main(flags)
     return 0

@@ -7,20 +7,22 @@ Per engine, for each question, as the Chat tab asks them:
                 the RAG answer alone shows its first text
 Ratios (targets from the Performance issue, CPU): four-way done / sequential total <= 0.7; first pane / RAG first
 text <= 0.5; all panes / RAG first text <= 2.5. Same documents (bench/recipe/docs), same adapter (a few real
-training steps), greedy, MAX_NEW new tokens; a warm-up question first on each engine.
+training steps), greedy, MAX_NEW new tokens; a warm-up question first on each engine. Tokens/s per pane: each
+pane's new tokens over the time until its text stopped growing, against the RAG answer asked alone.
 
-    .venv/bin/python -m bench four_way [--quick]
+    .venv/bin/python -m bench four_way [--quick | --smoke] [--engine=local|vllm]
 """
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .report import Figure, report, size
 
 ROOT = Path(__file__).resolve().parent
 QUESTIONS = [
@@ -31,58 +33,77 @@ QUESTIONS = [
 ]
 WARM_UP = "What was the Fjordløper?"
 MAX_NEW = 48
-TARGETS = {"four_way_over_sequential": 0.7, "first_pane_over_rag_first_text": 0.5,
-           "all_panes_over_rag_first_text": 2.5}
 
 
-def _timed_ask(engine, question: str, adapter: str, mode: str = "all") -> dict:
-    """Seconds until done, until the first pane shows text and until every pane shows text."""
+def _timed_ask(engine, question: str, adapter: str, mode: str, max_new: int) -> dict:
+    """Seconds until done, until the first pane shows text, until every pane does; tokens/s of each pane."""
     from ragft.generation import DecodeSettings
 
     start = time.perf_counter()
     first = every = None
-    for result in engine.ask(question, mode=mode, adapter=adapter, decode=DecodeSettings(MAX_NEW)):
-        shown = [t for t in result.answers.values() if t.strip()]
+    grew: dict[str, float] = {}
+    texts: dict[str, str] = {}
+    for result in engine.ask(question, mode=mode, adapter=adapter, decode=DecodeSettings(max_new)):
         now = time.perf_counter() - start
+        for v, t in result.answers.items():
+            if t.strip() and t != texts.get(v):
+                texts[v], grew[v] = t, now
+        shown = [t for t in result.answers.values() if t.strip()]
         if first is None and shown:
             first = now
         if every is None and result.answers and len(shown) == len(result.answers):
             every = now
     done = time.perf_counter() - start
-    return {"done": done, "first": first or done, "every": every or done}
+    tok = engine.generator.tokenizer
+    rates = [len(tok(t, add_special_tokens=False)["input_ids"]) / grew[v] for v, t in texts.items() if grew[v] > 0]
+    return {"done": done, "first": first or done, "every": every or done, "pane_tok_s": statistics.mean(rates or [0])}
 
 
-def _measure(engine, adapter: str, questions: list[str]) -> dict:
+def _measure(engine, adapter: str, questions: list[str], max_new: int) -> dict:
     # Warm-up on another question: first-call costs (adapter registration, graph set-up) are not steady state, and
     # a timed question asked before would hit vLLM's prefix cache.
-    _timed_ask(engine, WARM_UP, adapter)
-    four, seq, rag_first = [], [], []
+    _timed_ask(engine, WARM_UP, adapter, "all", max_new)
+    four, seq, rag = [], [], []
     for q in questions:
-        four.append(_timed_ask(engine, q, adapter))
-        alone = {m: _timed_ask(engine, q, adapter, m) for m in ("plain", "rag", "ft", "rag+ft")}
+        four.append(_timed_ask(engine, q, adapter, "all", max_new))
+        alone = {m: _timed_ask(engine, q, adapter, m, max_new) for m in ("plain", "rag", "ft", "rag+ft")}
         seq.append(sum(a["done"] for a in alone.values()))
-        rag_first.append(alone["rag"]["first"])
-    med = lambda xs: round(statistics.median(xs), 2)  # noqa: E731
-    figures = {
+        rag.append(alone["rag"])
+    med = lambda xs: round(statistics.median(xs), 3)  # noqa: E731
+    return {
         "four_way_done_s": med([f["done"] for f in four]),
         "first_pane_s": med([f["first"] for f in four]),
         "all_panes_s": med([f["every"] for f in four]),
+        "pane_tok_s": med([f["pane_tok_s"] for f in four]),
         "sequential_total_s": med(seq),
-        "rag_first_text_s": med(rag_first),
+        "rag_first_text_s": med([r["first"] for r in rag]),
+        "rag_alone_tok_s": med([r["pane_tok_s"] for r in rag]),
     }
-    figures["four_way_over_sequential"] = round(figures["four_way_done_s"] / figures["sequential_total_s"], 2)
-    figures["first_pane_over_rag_first_text"] = round(figures["first_pane_s"] / figures["rag_first_text_s"], 2)
-    figures["all_panes_over_rag_first_text"] = round(figures["all_panes_s"] / figures["rag_first_text_s"], 2)
-    return figures
 
 
-def main(argv: list[str] | None = None) -> None:
+def figures_of(engine: str, r: dict) -> list[Figure]:
+    return [
+        Figure(f"{engine}: four variants, wall", r["four_way_done_s"], r["sequential_total_s"], "s", "<= 0.7",
+               "4 asked in turn"),
+        Figure(f"{engine}: first pane shows text", r["first_pane_s"], r["rag_first_text_s"], "s", "<= 0.5",
+               "RAG alone, 1st text"),
+        Figure(f"{engine}: all four panes show text", r["all_panes_s"], r["rag_first_text_s"], "s", "<= 2.5",
+               "RAG alone, 1st text"),
+        Figure(f"{engine}: tokens/s per pane", r["pane_tok_s"], r["rag_alone_tok_s"], "tok/s", "",
+               "RAG alone"),
+    ]
+
+
+def main(flags: list[str]) -> list[Figure]:
     from ragft.config import Settings
     from ragft.engine import Engine
     from ragft.finetune import TrainConfig, qa_examples, train_adapter
 
-    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
-    questions = QUESTIONS[:1] if quick else QUESTIONS
+    mode = size(flags)
+    questions = QUESTIONS[:1] if mode != "full" else QUESTIONS
+    max_new = 8 if mode == "smoke" else MAX_NEW
+    engines = [f.split("=", 1)[1] for f in flags if f.startswith("--engine=")] or (
+        ["local"] if mode == "smoke" else ["local", "vllm"])
     data = Path(tempfile.mkdtemp(prefix="ragft-bench-"))
     os.environ["RAGFT_DATA_DIR"] = str(data)
     local = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data)}))
@@ -90,40 +111,23 @@ def main(argv: list[str] | None = None) -> None:
     pairs = [{"question": q, "answer": "I do not know."} for q in QUESTIONS]  # a real adapter; its content is moot
     train_adapter(local.generator, qa_examples(pairs), local.settings.adapters_dir / "bench",
                   TrainConfig(max_steps=2, batch_size=4))
-    results = {"questions": len(questions), "max_new_tokens": MAX_NEW, "cpu_count": os.cpu_count(),
-               "targets": TARGETS}
-    print("four-way chat: in-process ...", flush=True)
-    results["local"] = _measure(local, "bench", questions)
-
-    remote = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data), "RAGFT_ENGINE": "vllm"}))
-    remote._embedder = local.embedder
-    if getattr(remote.generator, "client", None) is None:
-        print(f"vLLM unavailable: {remote.engine_note}", file=sys.stderr)
-        results["vllm"] = {"error": remote.engine_note}
-    else:
-        print("four-way chat: vLLM ...", flush=True)
-        results["vllm"] = _measure(remote, "bench", questions)
-        remote.close()
-
-    out = ROOT / "results" / "four_way.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\n{'figure':34} {'engine':8} {'value':>8} {'reference':>10} {'ratio':>6} {'target':>7}")
-    rows = [("four-way done vs sequential", "four_way_done_s", "sequential_total_s", "four_way_over_sequential"),
-            ("first pane vs RAG first text", "first_pane_s", "rag_first_text_s", "first_pane_over_rag_first_text"),
-            ("all panes vs RAG first text", "all_panes_s", "rag_first_text_s", "all_panes_over_rag_first_text")]
-    for engine in ("local", "vllm"):
-        r = results[engine]
-        if "error" in r:
-            continue
-        for label, value, ref, ratio in rows:
-            print(f"{label:34} {engine:8} {r[value]:>7}s {r[ref]:>9}s {r[ratio]:>6} {'<= ' + str(TARGETS[ratio]):>7}")
-    if "error" not in results["vllm"]:
-        print(f"{'four-way done, vLLM vs in-process':34} {'both':8} {results['vllm']['four_way_done_s']:>7}s "
-              f"{results['local']['four_way_done_s']:>9}s "
-              f"{round(results['vllm']['four_way_done_s'] / results['local']['four_way_done_s'], 2):>6}")
-    print(f"written: {out}")
-
-
-if __name__ == "__main__":
-    main()
+    details: dict = {"questions": len(questions), "max_new_tokens": max_new}
+    figures: list[Figure] = []
+    if "local" in engines:
+        details["local"] = _measure(local, "bench", questions, max_new)
+        figures += figures_of("in-process", details["local"])
+    if "vllm" in engines:
+        remote = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data), "RAGFT_ENGINE": "vllm"}))
+        remote._embedder = local.embedder
+        if getattr(remote.generator, "client", None) is None:
+            print(f"four_way: vLLM unavailable, its figures left out: {remote.engine_note}", file=sys.stderr)
+            details["vllm"] = {"error": remote.engine_note}
+        else:
+            details["vllm"] = _measure(remote, "bench", questions, max_new)
+            remote.close()
+            figures += figures_of("vLLM", details["vllm"])
+            if "local" in details:
+                figures.append(Figure("four variants, vLLM vs in-process", details["vllm"]["four_way_done_s"],
+                                      details["local"]["four_way_done_s"], "s", "", "in-process"))
+    report("four_way", figures, details)
+    return figures

@@ -19,6 +19,7 @@ Greedy answers are the ones each row gets alone (tests/test_generation.py compar
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Self
@@ -200,10 +201,13 @@ def run(model, rows: list[Row], rules: StopRules, pick, on_step: Callable[[], No
     batches: list[_Batch] = []
     device = next(model.parameters()).device
 
+    threads = decode_threads(model, device)
+
     def step(batch: _Batch) -> None:
         mask = torch.cat([batch.mask, batch.mask.new_ones(len(batch.rows), 1)], dim=1)
-        out = model(input_ids=batch.last, attention_mask=mask, position_ids=batch.positions, cache=batch.cache,
-                    use_cache=True, logits_to_keep=1, **adapters.kwargs([r.adapter for r in batch.rows]))
+        with threads():
+            out = model(input_ids=batch.last, attention_mask=mask, position_ids=batch.positions, cache=batch.cache,
+                        use_cache=True, logits_to_keep=1, **adapters.kwargs([r.adapter for r in batch.rows]))
         batch.mask, batch.positions = mask, batch.positions + 1
         batch.last = pick(out.logits[:, -1]).view(-1, 1)
         for row, token in zip(batch.rows, batch.last.view(-1).tolist()):
@@ -241,6 +245,54 @@ def run(model, rows: list[Row], rules: StopRules, pick, on_step: Callable[[], No
             on_step()
         while batches and not cancelled():
             step_all()
+
+
+class DecodeThreads:
+    """How many CPU threads a decode step gets. A decode step is hundreds of tiny ops, and on a small model handing
+    each to a team of threads can cost more than the second thread gains: on this 2-core machine, in a worker thread
+    (where generation runs), a 4-row step of SmolLM2-135M with its adapter took ~160 ms on 2 threads and ~90 ms on 1.
+    Prefill is compute-bound and keeps every thread. Which is faster depends on the model and the machine, so the
+    first ``2 * trials`` decode steps of a model alternate between 1 thread and all of them, and the faster stays
+    for that model from then on."""
+
+    def __init__(self, threads: int, trials: int = 4):
+        self.all, self.trials = threads, trials
+        self.times: dict[int, list[float]] = {1: [], threads: []}
+        self.choice: int | None = None if threads > 1 else threads
+
+    @contextlib.contextmanager
+    def __call__(self):
+        import time
+
+        import torch
+
+        n = self.choice or (1 if len(self.times[1]) <= len(self.times[self.all]) else self.all)
+        if n != self.all:
+            torch.set_num_threads(n)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.choice is None:
+                self.times[n].append(time.perf_counter() - start)
+                if min(len(t) for t in self.times.values()) >= self.trials:
+                    self.choice = min(self.times, key=lambda k: sorted(self.times[k])[self.trials // 2])
+            if n != self.all:
+                torch.set_num_threads(self.all)
+
+
+_THREADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def decode_threads(model, device) -> DecodeThreads:
+    """The model's `DecodeThreads` (on a GPU: nothing to choose)."""
+    import torch
+
+    if device.type != "cpu":
+        return DecodeThreads(1)
+    if model not in _THREADS:
+        _THREADS[model] = DecodeThreads(torch.get_num_threads())
+    return _THREADS[model]
 
 
 def adapters_for(model, rows: list[Row]) -> AdapterRows:

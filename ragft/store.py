@@ -2,13 +2,18 @@
 
 Chunk ids derive from a hash of the document's text, so the same file twice changes nothing; a changed file with
 the same name gets its new chunks first and only then loses its old ones, so a failure never leaves it half-gone.
+
+Beside the chunks, a second collection (``<name>__docs``) keeps one record per document, so listing the documents
+reads one record each instead of every chunk's metadata (100k chunks: see bench/retrieval.py). The record is
+written after its chunks and removed after them; a store from before the records gets them on first listing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .documents import Document
@@ -47,6 +52,11 @@ def chunk_id(content_hash: str, index: int) -> str:
     return f"{content_hash[:32]}-{index}"
 
 
+def record_id(name: str) -> str:
+    """The id of a document's record: its name, hashed (names may hold any character)."""
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
 def make_client(chroma_dir: Path, host: str = "", port: int = 8000):
     """A persistent on-disk client, or an HTTP client for a Chroma server when ``host`` is set."""
     import chromadb
@@ -75,6 +85,8 @@ class Store:
         self.collection = client.get_or_create_collection(
             collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
+        # One record per document; Chroma wants a vector with each, so each gets the same one-number vector.
+        self.records = client.get_or_create_collection(f"{collection}__docs", embedding_function=None)
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
         vectors = self.embedder.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
@@ -119,16 +131,31 @@ class Store:
         stale = sorted(set(old_ids) - set(new_ids))
         if stale:
             self.collection.delete(ids=stale)
+        self._put_records([DocInfo(doc.name, len(new_ids), doc.chars, doc.size_bytes, doc.content_hash, added)])
         return AddResult(doc.name, "replaced" if old_ids else "added", len(new_ids))
 
+    def _put_records(self, infos: list[DocInfo]) -> None:
+        for start in range(0, len(infos), 1000):
+            part = infos[start:start + 1000]
+            self.records.upsert(ids=[record_id(d.name) for d in part], embeddings=[[1.0]] * len(part),
+                                metadatas=[asdict(d) for d in part])
+
     def documents(self) -> list[DocInfo]:
+        """Every stored document, by name (case-insensitive), from the per-document records."""
+        metas = self.records.get(include=["metadatas"])["metadatas"]
+        if not metas and self.collection.count():  # a store from before the records: build them once
+            return self._rebuild_records()
+        infos = [DocInfo(**{f: m[f] for f in DocInfo.__dataclass_fields__}) for m in metas]
+        return sorted(infos, key=lambda d: d.name.lower())
+
+    def _rebuild_records(self) -> list[DocInfo]:
         metas = self.collection.get(include=["metadatas"])["metadatas"]
         counts = Counter(m["source"] for m in metas)
         first = {m["source"]: m for m in metas}  # every chunk of a document carries the same document fields
-        return [
-            DocInfo(name, counts[name], m["doc_chars"], m["doc_bytes"], m["content_hash"], m["added"])
-            for name, m in sorted(first.items(), key=lambda item: item[0].lower())
-        ]
+        infos = [DocInfo(name, counts[name], m["doc_chars"], m["doc_bytes"], m["content_hash"], m["added"])
+                 for name, m in sorted(first.items(), key=lambda item: item[0].lower())]
+        self._put_records(infos)
+        return infos
 
     def chunks(self, name: str) -> list[Hit]:
         """All chunks of one document in order (score 1.0: nothing was compared)."""
@@ -144,6 +171,7 @@ class Store:
         ids = self._ids_of(name)
         if ids:
             self.collection.delete(ids=ids)
+        self.records.delete(ids=[record_id(name)])
         return len(ids)
 
     def count(self) -> int:

@@ -256,6 +256,34 @@ def test_documents_lists_sizes_and_counts(ingest_engine, corpus):
         assert time.strptime(docs[name].added, "%Y-%m-%d %H:%M:%S")
 
 
+def test_the_document_records_follow_every_change(ingest_engine, corpus, tmp_path):
+    """The list comes from one record per document: it must agree with the chunks after add, replace, delete."""
+    store = ingest_engine.store
+
+    def from_chunks() -> list:
+        return store._rebuild_records()  # the list as the chunks' own metadata gives it
+
+    ingest_engine.ingest(files(corpus["zorblax.txt"], corpus["bridge.pdf"]))
+    assert [d.name for d in store.documents()] == ["bridge.pdf", "zorblax.txt"] and store.documents() == from_chunks()
+    changed = write_file(tmp_path, "zorblax.txt", "Quib is now a blue moon. " * 300)  # several chunks now
+    ingest_engine.ingest(files(changed))
+    docs = {d.name: d for d in store.documents()}
+    assert docs["zorblax.txt"].chunks == len(store.chunks("zorblax.txt")) > 1
+    assert store.documents() == from_chunks()
+    store.delete("bridge.pdf")
+    assert [d.name for d in store.documents()] == ["zorblax.txt"] and store.records.count() == 1
+
+
+def test_a_store_from_before_the_records_is_listed_and_gets_them(ingest_engine, corpus):
+    store = ingest_engine.store
+    ingest_engine.ingest(files(corpus["zorblax.txt"], corpus["cheese.html"]))
+    listed = store.documents()
+    store.client.delete_collection(store.records.name)  # as an older ragft left it: chunks only
+    store.records = store.client.get_or_create_collection(store.records.name, embedding_function=None)
+    assert store.documents() == listed
+    assert store.records.count() == 2
+
+
 # --- failures change nothing ----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,104 @@
+"""Retrieval at 1k, 10k and 100k chunks: query embedding + Chroma search (``Store.search``), p50 and p95 over real
+questions, against the same at 1k chunks; and the Documents list (``Store.documents()``, one record per document)
+against reading every chunk's metadata, as the list did before the records.
+
+Stored chunks get random unit vectors (search time depends on the count and the dimension, not on the words) and
+50 chunks per document; the queries are the person-written questions of bench/recipe, embedded for real.
+Targets (Performance issue): search p95 < 50 ms at 100k chunks; the Documents list < 100 ms at 100k chunks.
+
+    .venv/bin/python -m bench retrieval [--quick | --smoke]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from .report import Figure, report, size
+
+ROOT = Path(__file__).resolve().parent
+CHUNKS_PER_DOC = 50
+SIZES = {"full": (1_000, 10_000, 100_000), "quick": (1_000, 10_000), "smoke": (200, 400)}
+
+
+def _fill(store, count: int, start: int, rng) -> None:
+    """Add chunks ``start`` .. ``count - 1`` with random unit vectors, and their documents' records."""
+    import numpy as np
+
+    from ragft.store import DocInfo, chunk_id
+
+    dim = store.embedder.get_embedding_dimension()
+    batch = min(5_000, store.client.get_max_batch_size())
+    for lo in range(start, count, batch):
+        ids = range(lo, min(count, lo + batch))
+        vectors = rng.standard_normal((len(ids), dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        docs = [i // CHUNKS_PER_DOC for i in ids]
+        store.collection.add(
+            ids=[chunk_id(f"{d:032x}", i % CHUNKS_PER_DOC) for d, i in zip(docs, ids)],
+            embeddings=vectors.tolist(),
+            documents=[f"chunk {i % CHUNKS_PER_DOC} of document {d}" for d, i in zip(docs, ids)],
+            metadatas=[{"source": f"doc-{d:05}.txt", "chunk": i % CHUNKS_PER_DOC, "content_hash": f"{d:032x}",
+                        "doc_chars": 60_000, "doc_bytes": 60_000, "added": "2026-11-26 00:00:00"}
+                       for d, i in zip(docs, ids)],
+        )
+    first, last = start // CHUNKS_PER_DOC, -(-count // CHUNKS_PER_DOC)
+    store._put_records([DocInfo(f"doc-{d:05}.txt", CHUNKS_PER_DOC, 60_000, 60_000, f"{d:032x}",
+                                "2026-11-26 00:00:00") for d in range(first, last)])
+
+
+def _timed(fn, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def main(flags: list[str]) -> list[Figure]:
+    import numpy as np
+
+    from ragft.models import load_embedder
+    from ragft.store import Store, make_client
+
+    mode = size(flags)
+    questions = [json.loads(line)["question"] for line in (ROOT / "recipe" / "person_questions.jsonl").open()]
+    folder = Path(tempfile.mkdtemp(prefix="ragft-bench-retrieval-"))
+    store = Store(make_client(folder), load_embedder())
+    rng = np.random.default_rng(0)
+    for q in questions[:3]:
+        store.search(q)  # warm-up: first calls load the index and the tokenizer
+    p = lambda xs, q: float(np.percentile(xs, q))  # noqa: E731
+    details: dict = {}
+    filled = 0
+    for n in SIZES[mode]:
+        _fill(store, n, filled, rng)
+        filled = n
+        store.search(questions[0])  # the index after the additions
+        search = [t for q in questions for t in _timed(lambda q=q: store.search(q, 3), 3)]
+        embed = [t for q in questions for t in _timed(lambda q=q: store._embed([q]), 3)]
+        listing = _timed(store.documents, 5)
+        old_way = _timed(lambda: store.collection.get(include=["metadatas"]), 2)
+        details[n] = {"search_p50_ms": p(search, 50), "search_p95_ms": p(search, 95), "embed_p50_ms": p(embed, 50),
+                      "documents_ms": statistics.median(listing), "all_chunk_metadata_ms": statistics.median(old_way),
+                      "documents": len(store.documents())}
+    small, big = min(details), max(details)
+    d, s = details[big], details[small]
+    figures = [
+        Figure(f"search p50 at {big:,} chunks", d["search_p50_ms"], s["search_p50_ms"], "ms", "",
+               f"p50 at {small:,}"),
+        Figure(f"search p95 at {big:,} chunks", d["search_p95_ms"], s["search_p95_ms"], "ms", "",
+               f"p95 at {small:,}", "<= 50"),
+        Figure(f"query embedding share of p50 at {big:,}", d["embed_p50_ms"], d["search_p50_ms"], "ms", "",
+               "search p50"),
+        Figure(f"Documents list at {big:,} chunks", d["documents_ms"], d["all_chunk_metadata_ms"], "ms", "",
+               "every chunk's metadata", "<= 100"),
+    ]
+    report("retrieval", figures, {str(k): v for k, v in details.items()})
+    shutil.rmtree(folder, ignore_errors=True)
+    return figures
