@@ -39,6 +39,7 @@ def main(flags: list[str]) -> list[Figure]:
     from ragft.engine import Engine
 
     folder = Path(tempfile.mkdtemp(prefix="ragft-bench-ingest-"))
+    (folder / "files").mkdir()
     paths = _write_corpus(folder / "files", COPIES[size(flags)])
     engine = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(folder / "data")}))
     s = engine.settings
