@@ -1,7 +1,7 @@
 """Load the models: the generator (embedded GGUF, hub id or local dir) with its LoRA adapters, and the embedder.
 
 One base model in memory serves every variant: adapters are loaded onto it by name, and each row of a batch
-picks its own adapter through peft's mixed-adapter batches (``adapter_names``; ``"__base__"`` = no adapter).
+picks its own adapter (``"__base__"`` = no adapter; how: `decoding.AdapterRows`).
 """
 
 from __future__ import annotations

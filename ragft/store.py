@@ -148,8 +148,15 @@ class Store:
         infos = [DocInfo(**{f: m[f] for f in DocInfo.__dataclass_fields__}) for m in metas]
         return sorted(infos, key=lambda d: d.name.lower())
 
+    def chunk_metadata(self, page: int = 5000) -> list[dict]:
+        """Every chunk's metadata, read a page at a time (one read of 100k chunks fails: too many SQL variables)."""
+        metas: list[dict] = []
+        while got := self.collection.get(include=["metadatas"], limit=page, offset=len(metas))["metadatas"]:
+            metas += got
+        return metas
+
     def _rebuild_records(self) -> list[DocInfo]:
-        metas = self.collection.get(include=["metadatas"])["metadatas"]
+        metas = self.chunk_metadata()
         counts = Counter(m["source"] for m in metas)
         first = {m["source"]: m for m in metas}  # every chunk of a document carries the same document fields
         infos = [DocInfo(name, counts[name], m["doc_chars"], m["doc_bytes"], m["content_hash"], m["added"])
