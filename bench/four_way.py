@@ -94,16 +94,12 @@ def figures_of(engine: str, r: dict) -> list[Figure]:
     ]
 
 
-def main(flags: list[str]) -> list[Figure]:
+def prepare() -> object:
+    """An in-process engine on a fresh data dir holding bench/recipe's documents and a small real adapter "bench"."""
     from ragft.config import Settings
     from ragft.engine import Engine
     from ragft.finetune import TrainConfig, qa_examples, train_adapter
 
-    mode = size(flags)
-    questions = QUESTIONS[:1] if mode != "full" else QUESTIONS
-    max_new = 8 if mode == "smoke" else MAX_NEW
-    engines = [f.split("=", 1)[1] for f in flags if f.startswith("--engine=")] or (
-        ["local"] if mode == "smoke" else ["local", "vllm"])
     data = Path(tempfile.mkdtemp(prefix="ragft-bench-"))
     os.environ["RAGFT_DATA_DIR"] = str(data)
     local = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data)}))
@@ -111,17 +107,42 @@ def main(flags: list[str]) -> list[Figure]:
     pairs = [{"question": q, "answer": "I do not know."} for q in QUESTIONS]  # a real adapter; its content is moot
     train_adapter(local.generator, qa_examples(pairs), local.settings.adapters_dir / "bench",
                   TrainConfig(max_steps=2, batch_size=4))
+    return local
+
+
+def vllm_engine(local, bench: str):
+    """An engine on the same data dir generating on vLLM (started here), or None when it cannot start (said why)."""
+    from ragft.config import Settings
+    from ragft.engine import Engine
+
+    remote = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(local.settings.data_dir), "RAGFT_ENGINE": "vllm"}))
+    remote._embedder = local.embedder
+    if getattr(remote.generator, "client", None) is None:
+        print(f"{bench}: vLLM unavailable, its figures left out: {remote.engine_note}", file=sys.stderr)
+        return None
+    return remote
+
+
+def engines_of(flags: list[str], mode: str) -> list[str]:
+    return [f.split("=", 1)[1] for f in flags if f.startswith("--engine=")] or (
+        ["local"] if mode == "smoke" else ["local", "vllm"])
+
+
+def main(flags: list[str]) -> list[Figure]:
+    mode = size(flags)
+    questions = QUESTIONS[:1] if mode != "full" else QUESTIONS
+    max_new = 8 if mode == "smoke" else MAX_NEW
+    engines = engines_of(flags, mode)
+    local = prepare()
     details: dict = {"questions": len(questions), "max_new_tokens": max_new}
     figures: list[Figure] = []
     if "local" in engines:
         details["local"] = _measure(local, "bench", questions, max_new)
         figures += figures_of("in-process", details["local"])
     if "vllm" in engines:
-        remote = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data), "RAGFT_ENGINE": "vllm"}))
-        remote._embedder = local.embedder
-        if getattr(remote.generator, "client", None) is None:
-            print(f"four_way: vLLM unavailable, its figures left out: {remote.engine_note}", file=sys.stderr)
-            details["vllm"] = {"error": remote.engine_note}
+        remote = vllm_engine(local, "four_way")
+        if remote is None:
+            details["vllm"] = {"error": "vLLM unavailable"}
         else:
             details["vllm"] = _measure(remote, "bench", questions, max_new)
             remote.close()

@@ -28,6 +28,7 @@ RAG_INSTRUCTION = (
 )
 NO_ADAPTER_TEXT = "No adapter picked: train one in the Fine-tune tab, or pick one, to see this variant."
 NO_DOCUMENTS_TEXT = "No documents stored yet: add some in the Documents tab to see this variant."
+MAX_QUESTION_CHARS = 4000  # a longer prompt would not fit the small model's context with the retrieved chunks
 HISTORY_TURNS = 2  # earlier exchanges kept in each pane's prompt; prefill is the cost on a CPU
 
 
@@ -95,6 +96,8 @@ def stream_answers(
     question = question.strip()
     if not question:
         raise ValueError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ValueError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise ValueError(f"unknown variant(s) {sorted(unknown)}; use {', '.join(VARIANTS)}")

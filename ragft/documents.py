@@ -5,8 +5,10 @@ One reader per format, each a well-kept parser: pypdf (PDF), python-docx (DOCX),
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +50,41 @@ def _read_pdf(path: Path) -> str:
     from pypdf import PdfReader
 
     reader = PdfReader(str(path))
-    return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+    if reader.is_encrypted:
+        try:
+            opened = reader.decrypt("")  # many "protected" PDFs only restrict printing: an empty password opens them
+        except Exception:  # noqa: BLE001 - a cipher pypdf cannot open is the same answer for the user
+            opened = 0
+        if not opened:
+            raise UnreadableDocumentError("the PDF is password-protected; save a copy without the "
+                                          "password and upload that")
+    text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
+    if not text.strip():
+        raise EmptyDocumentError("no text layer in this PDF (scanned pages are images: run OCR on it "
+                                 "first)")
+    return text
+
+
+MAX_UNZIPPED_BYTES = 200_000_000  # a DOCX whose parts unpack to more than this is refused (zip bomb)
 
 
 def _read_docx(path: Path) -> str:
+    import zipfile
+
     import docx
 
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            unpacked = sum(i.file_size for i in z.infolist())
+    except zipfile.BadZipFile:
+        raise UnreadableDocumentError("not a DOCX file (a DOCX is a zip archive; this is not one)") \
+            from None
+    if "word/document.xml" not in names:
+        raise UnreadableDocumentError("a zip archive but not a Word document (no word/document.xml)")
+    if unpacked > MAX_UNZIPPED_BYTES:
+        raise UnreadableDocumentError(f"unpacks to {unpacked / 1e6:,.0f} MB, over the "
+                                      f"{MAX_UNZIPPED_BYTES / 1e6:.0f} MB a document may unpack to (a zip bomb?)")
     document = docx.Document(str(path))
     parts = [p.text for p in document.paragraphs]
     for table in document.tables:
@@ -65,20 +96,52 @@ def _read_docx(path: Path) -> str:
 def _read_html(path: Path) -> str:
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(path.read_bytes(), "html.parser")
+    soup = BeautifulSoup(_read_plain(path), "html.parser")  # decoded as text files are: binary is refused
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
     return soup.get_text("\n")
 
 
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))  # UTF-32 LE starts like UTF-16 LE
+
+
 def _read_plain(path: Path) -> str:
+    """Text in UTF-8 (a few broken bytes among valid non-ASCII become U+FFFD), UTF-16/32 with a byte-order mark, UTF-16 without one, or a
+    legacy one-byte encoding (read as Latin-1); anything with NUL bytes or many control characters is binary."""
     raw = path.read_bytes()
-    if b"\x00" in raw[:4096]:
-        raise UnreadableDocumentError(f"{path.name}: looks like a binary file, not text")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+    encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), None) or _utf16_without_bom(raw[:4096])
+    if encoding:
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            raise UnreadableDocumentError(f"starts like {encoding.upper()} text but is not valid "
+                                          f"{encoding.upper()}") from None
+    elif b"\x00" in raw[:4096]:
+        raise UnreadableDocumentError("looks like a binary file, not text")
+    else:
+        text = raw.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd")
+        if bad and bad > sum(1 for c in text if ord(c) > 127 and c != "\ufffd"):
+            text = raw.decode("latin-1")  # more broken than valid non-ASCII: a legacy one-byte encoding
+    sample = text[:4096]
+    controls = sum(1 for c in sample if ord(c) < 32 and c not in "\n\r\t\f" or 0x7F <= ord(c) < 0xA0)
+    if controls > len(sample) // 20:
+        raise UnreadableDocumentError("looks like a binary file, not text")
+    return text
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 with no byte-order mark, told by its NUL bytes: mostly-ASCII text has one in every other byte."""
+    half = len(head) // 2
+    if half < 8:
+        return None
+    high_first, low_first = head[0::2].count(0), head[1::2].count(0)
+    if low_first > 0.4 * half and high_first < 0.05 * half:
+        return "utf-16-le"
+    if high_first > 0.4 * half and low_first < 0.05 * half:
+        return "utf-16-be"
+    return None
 
 
 _READERS = {
@@ -103,8 +166,8 @@ def read_text(path: Path, name: str | None = None) -> str:
         )
     try:
         text = reader(path)
-    except DocumentError:
-        raise
+    except DocumentError as exc:  # the readers see the upload's temp path: the message names what the user called it
+        raise type(exc)(f"{name}: {exc}") from None
     except Exception as exc:  # parsers raise many types on corrupt input; the user needs only the gist
         raise UnreadableDocumentError(f"{name}: cannot read this {suffix[1:].upper()} file ({exc})") from exc
     text = re.sub(r"[ \t\f\v\r]+", " ", text)
@@ -135,6 +198,9 @@ def _join(pieces: list[list[str]]) -> str:
     return out
 
 
+MAX_WORD_CHARS = 100
+
+
 def chunk_text(text: str, chunk_words: int = 120, overlap_words: int = 20) -> list[str]:
     """Pack whole sentences into chunks of at most ``chunk_words`` words; each chunk repeats the last sentences of
     the one before, up to ``overlap_words`` words. A sentence longer than a chunk is cut into word windows.
@@ -146,7 +212,8 @@ def chunk_text(text: str, chunk_words: int = 120, overlap_words: int = 20) -> li
         raise ValueError("need chunk_words >= 1 and 0 <= overlap_words < chunk_words")
     pieces: list[list[str]] = []
     for sentence in split_sentences(text):
-        words = sentence.split()
+        # A "word" of thousands of characters (inline data, a hash) is cut, so no chunk outgrows a prompt.
+        words = [w[i:i + MAX_WORD_CHARS] for w in sentence.split() for i in range(0, len(w), MAX_WORD_CHARS)]
         for start in range(0, len(words), chunk_words):
             pieces.append(words[start : start + chunk_words])
 
@@ -172,12 +239,27 @@ def chunk_text(text: str, chunk_words: int = 120, overlap_words: int = 20) -> li
     return chunks
 
 
+MAX_NAME_CHARS = 200
+
+
+def display_name(name: str) -> str:
+    """The name a document is stored and listed under: the last part of whatever path the browser or the command
+    line gave (``/`` or ``\\``), without control or invisible format characters, at most ``MAX_NAME_CHARS`` long
+    (its suffix kept). Names never become paths: the store keys documents by name, nothing is written by it."""
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    suffix = Path(name).suffix if len(Path(name).suffix) <= 10 else ""
+    if len(name) > MAX_NAME_CHARS:
+        name = name[: MAX_NAME_CHARS - len(suffix)] + suffix
+    return name if name.strip(".") else f"unnamed{suffix}"
+
+
 def load_document(
     path: Path, name: str | None = None, chunk_words: int = 120, overlap_words: int = 20, max_bytes: int | None = None
 ) -> Document:
     """Read, check and chunk one file. ``name`` is what the user called it (uploads arrive under temp names)."""
     path = Path(path)
-    name = Path(name or path.name).name
+    name = display_name(name or path.name)
     if not path.is_file():
         raise UnreadableDocumentError(f"{name}: file not found")
     size = path.stat().st_size

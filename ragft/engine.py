@@ -13,7 +13,7 @@ from pathlib import Path
 from .adapters import stale_note, staleness
 from .chat import MODE_VARIANTS, ChatResult, ChatState, build_messages, stream_answers
 from .config import Settings
-from .documents import DocumentError, load_document
+from .documents import DocumentError, display_name, load_document
 from .evaluate import EvalConfig, EvalProgress, EvalResult, run_evaluation, training_overlap
 from .experiment import ExperimentConfig, Plan, Speed, measure_speed, plan_experiment, run_experiment
 from .experiment_report import list_reports, load_report
@@ -125,7 +125,7 @@ class Engine:
         s = self.settings
         reports: list[IngestReport] = []
         for n, (path, name) in enumerate(files):
-            name = Path(name).name
+            name = display_name(name)
             if progress:
                 progress(n / max(len(files), 1), f"reading {name}")
             try:

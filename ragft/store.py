@@ -48,6 +48,9 @@ class AddResult:
     detail: str = ""
 
 
+EMBED_BATCH = 256  # chunks per encoder call and per Chroma upsert
+
+
 def chunk_id(content_hash: str, index: int) -> str:
     return f"{content_hash[:32]}-{index}"
 
@@ -107,7 +110,9 @@ class Store:
             return AddResult(doc.name, "duplicate", 0, f"same content is already stored as {other}")
 
         added = time.strftime("%Y-%m-%d %H:%M:%S")
-        batch = 32
+        # Embedding takes the time: hand the encoder many chunks per call (it sorts them by length, so its batches
+        # carry little padding); progress is reported per call.
+        batch = EMBED_BATCH
         for start in range(0, len(doc.chunks), batch):
             texts = doc.chunks[start : start + batch]
             self.collection.upsert(

@@ -16,7 +16,7 @@ from bench.__main__ import BENCHMARKS
 from bench.report import Figure
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINS = {"four_way", "training", "memory"}  # they train a small adapter first: the slow tier
+TRAINS = {"four_way", "evaluation", "training", "memory"}  # they train a small adapter first: the slow tier
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in TRAINS else n for n in BENCHMARKS])

@@ -59,6 +59,9 @@ def _optional_str(obj: dict, key: str, where: str) -> str:
     return value
 
 
+MAX_TEXT_CHARS = 4000  # per question or answer: longer would not fit a small model's prompt with its context
+
+
 def _parse_item(obj: dict, where: str) -> QAItem:
     if "messages" in obj:
         msgs = obj["messages"]
@@ -80,6 +83,10 @@ def _parse_item(obj: dict, where: str) -> QAItem:
             '{"question": "...", "answer": "..."} (non-empty text) or {"messages": [...]}'
         )
     question, answer = question.strip(), answer.strip()
+    long = [f"{k} ({len(v):,} characters)" for k, v in (("question", question), ("answer", answer))
+            if len(v) > MAX_TEXT_CHARS]
+    if long:
+        raise QuestionSetError(f"{where}: {' and '.join(long)} over the {MAX_TEXT_CHARS:,}-character limit")
 
     chunk = obj.get("chunk")
     if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 0):
