@@ -4,8 +4,10 @@ Chunk ids derive from a hash of the document's text, so the same file twice chan
 the same name gets its new chunks first and only then loses its old ones, so a failure never leaves it half-gone.
 
 Beside the chunks, a second collection (``<name>__docs``) keeps one record per document, so listing the documents
-reads one record each instead of every chunk's metadata (100k chunks: see bench/retrieval.py). The record is
-written after its chunks and removed after them; a store from before the records gets them on first listing.
+reads one record each instead of every chunk's metadata (100k chunks: see bench/retrieval.py). Before a
+document's chunks are written its record is marked with their hash, and the complete record replaces the mark
+after them; a process killed in between leaves the mark, and the next open undoes that half-done ingest
+(`Store.recover`). A store from before the records gets them on first listing.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class Store:
         )
         # One record per document; Chroma wants a vector with each, so each gets the same one-number vector.
         self.records = client.get_or_create_collection(f"{collection}__docs", embedding_function=None)
+        self.recovered = self.recover()  # ingests a killed process left half-done, undone
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
         vectors = self.embedder.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
@@ -110,6 +113,20 @@ class Store:
             return AddResult(doc.name, "duplicate", 0, f"same content is already stored as {other}")
 
         added = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._mark_pending(doc)
+        try:
+            self._write_chunks(doc, new_ids, added, progress)
+        except BaseException:  # an embedding or Chroma error: undo this document's half, keep what was there
+            rid = record_id(doc.name)
+            self._undo(rid, self.records.get(ids=[rid], include=["metadatas"])["metadatas"][0])
+            raise
+        stale = sorted(set(old_ids) - set(new_ids))
+        if stale:
+            self.collection.delete(ids=stale)
+        self._put_records([DocInfo(doc.name, len(new_ids), doc.chars, doc.size_bytes, doc.content_hash, added)])
+        return AddResult(doc.name, "replaced" if old_ids else "added", len(new_ids))
+
+    def _write_chunks(self, doc: Document, new_ids: list[str], added: str, progress) -> None:
         # Embedding takes the time: hand the encoder many chunks per call (it sorts them by length, so its batches
         # carry little padding); progress is reported per call.
         batch = EMBED_BATCH
@@ -133,24 +150,47 @@ class Store:
             )
             if progress:
                 progress(min(start + batch, len(doc.chunks)), len(doc.chunks))
-        stale = sorted(set(old_ids) - set(new_ids))
-        if stale:
-            self.collection.delete(ids=stale)
-        self._put_records([DocInfo(doc.name, len(new_ids), doc.chars, doc.size_bytes, doc.content_hash, added)])
-        return AddResult(doc.name, "replaced" if old_ids else "added", len(new_ids))
 
     def _put_records(self, infos: list[DocInfo]) -> None:
+        """Complete records (their pending mark cleared: the document's chunks are all in)."""
         for start in range(0, len(infos), 1000):
             part = infos[start:start + 1000]
             self.records.upsert(ids=[record_id(d.name) for d in part], embeddings=[[1.0]] * len(part),
-                                metadatas=[asdict(d) for d in part])
+                                metadatas=[asdict(d) | {"pending_hash": "", "complete": True} for d in part])
+
+    def _mark_pending(self, doc: Document) -> None:
+        """Before any chunk of ``doc`` is written: note its hash on its record, so a process killed mid-way leaves a
+        trace `recover` can undo. A first version gets an incomplete record (never listed); a replaced one keeps its
+        listed record, marked."""
+        got = self.records.get(ids=[record_id(doc.name)], include=["metadatas"])
+        meta = got["metadatas"][0] if got["ids"] else asdict(DocInfo(doc.name, 0, 0, 0, "", "")) | {"complete": False}
+        self.records.upsert(ids=[record_id(doc.name)], embeddings=[[1.0]],
+                            metadatas=[meta | {"pending_hash": doc.content_hash}])
+
+    def recover(self) -> list[str]:
+        """Undo ingests a killed process left half-done: their chunks go, the version before stays listed (a first
+        version is not listed at all). Returns the names, so the user can be told to upload them again. Runs when
+        the store opens; reads one record per document."""
+        got = self.records.get(include=["metadatas"])
+        pending = [(rid, meta) for rid, meta in zip(got["ids"], got["metadatas"]) if meta.get("pending_hash")]
+        for rid, meta in pending:
+            self._undo(rid, meta)
+        return [meta["name"] for _, meta in pending]
+
+    def _undo(self, rid: str, meta: dict) -> None:
+        if meta["pending_hash"] != meta.get("content_hash"):
+            self.collection.delete(where={"$and": [{"source": meta["name"]}, {"content_hash": meta["pending_hash"]}]})
+        if meta.get("complete", True):
+            self.records.upsert(ids=[rid], embeddings=[[1.0]], metadatas=[meta | {"pending_hash": ""}])
+        else:
+            self.records.delete(ids=[rid])
 
     def documents(self) -> list[DocInfo]:
         """Every stored document, by name (case-insensitive), from the per-document records."""
         metas = self.records.get(include=["metadatas"])["metadatas"]
         if not metas and self.collection.count():  # a store from before the records: build them once
             return self._rebuild_records()
-        infos = [DocInfo(**{f: m[f] for f in DocInfo.__dataclass_fields__}) for m in metas]
+        infos = [DocInfo(**{f: m[f] for f in DocInfo.__dataclass_fields__}) for m in metas if m.get("complete", True)]
         return sorted(infos, key=lambda d: d.name.lower())
 
     def chunk_metadata(self, page: int = 5000) -> list[dict]:

@@ -315,7 +315,7 @@ def test_bad_files_in_a_batch_are_refused_alone(ingest_engine, corpus, tmp_path)
     assert reports[1].message.startswith("corrupt.pdf: cannot read this PDF file (")
     assert reports[2].message.startswith("image.png: unsupported file type .png; use one of .txt, .md")
     assert reports[3].message == "empty.txt: the file is empty"
-    assert reports[4].message.startswith("broken.docx: cannot read this DOCX file (")
+    assert reports[4].message.startswith("broken.docx: not a DOCX file (")
     assert all(r.chunks == 0 for r in reports if not r.ok)
 
     assert stored_ids(store, "zorblax.txt") == before

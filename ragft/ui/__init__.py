@@ -34,7 +34,8 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
                 chat = create_chat_tab(engine)
             with gr.Tab("Evaluate", id="evaluate") as eval_tab:
                 evaluation = create_evaluate_tab(engine)
-        demo.load(lambda: (*docs["refresh"](), chat["refresh"]()), None, [docs["table"], docs["picked"], chat["adapter"]])
+        demo.load(lambda: (*docs["refresh"](), chat["refresh"](), docs["notice"]()), None,
+                  [docs["table"], docs["picked"], chat["adapter"], docs["ingest_log"]])
         experiment_tab.select(experiment["refresh"], None, experiment["outputs"], queue=False)
         chat_tab.select(chat["refresh"], chat["adapter"], chat["adapter"], queue=False)
         finetune_tab.select(finetune["refresh_sets"], finetune["sets"], finetune["sets"], queue=False)

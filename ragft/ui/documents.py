@@ -82,4 +82,9 @@ def create_documents_tab(engine: Engine) -> dict:
     show_btn.click(show, picked, [doc_status, chunks_view])
     delete_btn.click(delete, picked, [doc_status, chunks_view, table, picked])
     query.submit(search, [query, k], hits)
-    return {"refresh": refresh, "table": table, "picked": picked}
+    def notice() -> str:
+        """Said once the page loads: ingests a killed process left half-done, undone when the store opened."""
+        names = engine.store.recovered
+        return M.INTERRUPTED_INGEST.format(names=", ".join(names)) if names else ""
+
+    return {"refresh": refresh, "table": table, "picked": picked, "notice": notice, "ingest_log": ingest_log}

@@ -10,6 +10,8 @@ INTRO = (
 SUPPORTED = ", ".join(SUPPORTED_SUFFIXES)
 UPLOAD_LABEL = f"Files to add ({SUPPORTED})"
 NO_FILES = "Pick one or more files first."
+INTERRUPTED_INGEST = ("⚠️ The app stopped while adding {names}; what had been stored of it was removed and any earlier "
+                      "version kept. Upload it again.")
 NO_DOCS = "No documents yet: upload some above."
 PICK_DOC = "Pick a document first."
 DELETED = "Deleted **{name}** ({n} chunks)."

@@ -1,0 +1,106 @@
+"""Faults: a process SIGKILLed in the middle of an ingest. On the next open the store holds every document whose
+ingest completed and nothing of the one that was cut off (a replaced document keeps its old version); the names
+cut off are reported so the user can upload them again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ragft.store import Store, make_client
+
+ROOT = Path(__file__).resolve().parents[1]
+
+INGEST = r'''
+import sys
+from pathlib import Path
+from ragft.config import Settings
+from ragft.engine import Engine
+data, doc, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+engine = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data)}))
+def progress(fraction, message):
+    if "embedding" in message:  # a batch of chunks is in Chroma
+        print("STORED", message, flush=True)
+engine.ingest([(doc, name)], progress)
+print("DONE", flush=True)
+'''
+
+
+def _ingest(data: Path, doc: Path, name: str, kill_after_first_batch: bool) -> None:
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", INGEST, str(data), str(doc), name], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    for line in proc.stdout:
+        if kill_after_first_batch and line.startswith("STORED"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=300)
+    assert proc.returncode == (-signal.SIGKILL if kill_after_first_batch else 0)
+
+
+def _long_document(path: Path, version: str) -> Path:
+    path.write_text(" ".join(f"Entry {i} of the Skarvik harbour log ({version}) notes a tide of {i % 97} "
+                             f"centimetres at dawn." for i in range(7000)))
+    return path
+
+
+def _open(data: Path, embedder) -> Store:
+    return Store(make_client(data / "chroma"), embedder)
+
+
+def test_a_killed_first_ingest_leaves_nothing_behind(tmp_path, embedder):
+    data = tmp_path / "data"
+    small = tmp_path / "small.txt"
+    small.write_text("The Skarvik ferry sails at 7 each morning.")
+    _ingest(data, small, "small.txt", kill_after_first_batch=False)
+    _ingest(data, _long_document(tmp_path / "log.txt", "first"), "log.txt", kill_after_first_batch=True)
+
+    store = _open(data, embedder)
+    assert store.recovered == ["log.txt"]
+    assert [d.name for d in store.documents()] == ["small.txt"]
+    assert store.count() == 1  # the killed document's stored batch is gone
+    assert {h.source for h in store.search("Skarvik harbour log tide", k=3)} == {"small.txt"}
+
+
+def test_a_killed_replacement_keeps_the_old_version(tmp_path, embedder):
+    data = tmp_path / "data"
+    log = _long_document(tmp_path / "log.txt", "first")
+    _ingest(data, log, "log.txt", kill_after_first_batch=False)
+    before = _open(data, embedder)
+    listed, chunks = before.documents(), before.chunks("log.txt")
+    before.client.close()
+
+    _ingest(data, _long_document(tmp_path / "log2.txt", "second"), "log.txt", kill_after_first_batch=True)
+    store = _open(data, embedder)
+    assert store.recovered == ["log.txt"]
+    assert store.documents() == listed and store.chunks("log.txt") == chunks
+    assert store.count() == len(chunks)
+    assert _open(data, embedder).recovered == []  # undone once, then clean
+
+
+def test_an_error_in_the_middle_of_an_ingest_is_undone_at_once(tmp_path, embedder, monkeypatch):
+    from ragft import store as store_module
+    from ragft.documents import load_document
+
+    store = _open(tmp_path / "data", embedder)
+    old = store.add(load_document(_long_document(tmp_path / "log.txt", "first"), "log.txt"))
+    listed, chunks = store.documents(), store.chunks("log.txt")
+    calls = []
+
+    def failing(texts):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the embedder ran out of memory")
+        return embedder.encode(texts, normalize_embeddings=True, convert_to_numpy=True).tolist()
+
+    monkeypatch.setattr(store, "_embed", failing)
+    monkeypatch.setattr(store_module, "EMBED_BATCH", 64)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        store.add(load_document(_long_document(tmp_path / "log2.txt", "second"), "log.txt"))
+    assert len(calls) == 2 and old.status == "added"
+    assert store.documents() == listed and store.chunks("log.txt") == chunks and store.count() == len(chunks)
