@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .adapters import stale_note, staleness
 from .chat import MODE_VARIANTS, ChatResult, ChatState, build_messages, stream_answers
-from .config import Settings
+from .config import Settings, check_data_dir
 from .documents import DocumentError, display_name, load_document
 from .evaluate import EvalConfig, EvalProgress, EvalResult, run_evaluation, training_overlap
 from .experiment import ExperimentConfig, Plan, Speed, measure_speed, plan_experiment, run_experiment
@@ -114,6 +114,8 @@ class Engine:
         with self._lock:
             if self._store is None:
                 s = self.settings
+                if not s.chroma_host:  # on a Chroma server the data lives there
+                    check_data_dir(s.data_dir)
                 self._store = Store(make_client(s.chroma_dir, s.chroma_host, s.chroma_port), embedder, s.collection)
             return self._store
 
@@ -123,6 +125,7 @@ class Engine:
     ) -> list[IngestReport]:
         """Add ``(path, display name)`` files. Each file succeeds or fails alone; failures change nothing."""
         s = self.settings
+        store = self.store  # a data dir that cannot be written is one error for the whole upload, raised here
         reports: list[IngestReport] = []
         for n, (path, name) in enumerate(files):
             name = display_name(name)
@@ -135,9 +138,13 @@ class Engine:
                     if progress:
                         progress((n + done / total) / len(files), f"embedding {name}: {done}/{total} chunks")
 
-                result: AddResult = self.store.add(doc, on_batch)
+                result: AddResult = store.add(doc, on_batch)
             except DocumentError as exc:
                 reports.append(IngestReport(name, False, "refused", 0, str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a full disk, a Chroma error: `Store.add` kept nothing of it
+                reports.append(IngestReport(name, False, "failed", 0, f"{name}: could not be stored ({exc}); "
+                                            "nothing of it was kept"))
                 continue
             message = {
                 "added": f"{name}: added {result.chunks} chunks",

@@ -104,3 +104,49 @@ def test_an_error_in_the_middle_of_an_ingest_is_undone_at_once(tmp_path, embedde
         store.add(load_document(_long_document(tmp_path / "log2.txt", "second"), "log.txt"))
     assert len(calls) == 2 and old.status == "added"
     assert store.documents() == listed and store.chunks("log.txt") == chunks and store.count() == len(chunks)
+
+
+@pytest.mark.parametrize("where", ["file", "sysfs"])
+def test_a_data_dir_that_cannot_be_written_is_one_clear_error(tmp_path, where):
+    """At start-up (the CLI here; `ragft serve` and app.py stop the same way, before loading the generator)."""
+    if where == "file":
+        data = tmp_path / "taken"
+        data.write_text("a file where the data dir should be")
+    else:
+        data = Path("/sys/ragft-data")  # a read-only file system, even for root
+    env = os.environ | {"PYTHONPATH": str(ROOT), "RAGFT_DATA_DIR": str(data)}
+    doc = tmp_path / "a.txt"
+    doc.write_text("The Skarvik ferry sails at 7.")
+    out = subprocess.run([sys.executable, "-m", "ragft", "ingest", str(doc)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith(f"ragft: error: the data dir {data} cannot be written (")
+    assert "Traceback" not in out.stderr and "set RAGFT_DATA_DIR" in out.stderr
+
+
+def test_a_full_disk_during_an_ingest_fails_that_file_and_keeps_the_rest(engine, tmp_path, monkeypatch):
+    import errno
+
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("The Skarvik ferry sails at 7 each morning.")
+    second.write_text("The Skarvik lighthouse was built in 1871.")
+    assert engine.ingest([(first, first.name)])[0].ok
+    before = (engine.store.documents(), engine.store.count())
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(engine.store, "_write_chunks", full)
+    [report] = engine.ingest([(second, second.name)])
+    assert (report.ok, report.status) == (False, "failed")
+    assert report.message == "second.txt: could not be stored ([Errno 28] No space left on device); nothing of it " \
+                             "was kept"
+    assert (engine.store.documents(), engine.store.count()) == before
+    assert engine.store.recovered == [] and engine.store.recover() == []  # no mark left behind
+
+
+def test_too_little_free_space_is_refused_with_the_numbers(tmp_path):
+    from ragft.config import ConfigError, check_data_dir
+
+    with pytest.raises(ConfigError, match=r"has \d+ MB free; ragft needs at least 10000000000 MB"):
+        check_data_dir(tmp_path / "data", min_free_mb=10_000_000_000)

@@ -6,6 +6,7 @@ import logging
 
 import gradio as gr
 
+from ..config import ConfigError
 from ..engine import Engine, get_engine
 from . import messages as M
 from .chat import create_chat_tab
@@ -50,7 +51,10 @@ def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request to the vLLM server
     engine = get_engine()
     print("ragft: loading models (first start takes a few seconds)…", flush=True)
-    engine.store  # embedder + store
+    try:
+        engine.store  # embedder + store; checks the data dir first
+    except ConfigError as exc:  # a read-only or full data dir: say so once and stop, no traceback
+        raise SystemExit(f"ragft: error: {exc}") from None
     engine.generator  # the one base model, before the first request rather than during it
     demo = create_ui(engine)
     print(f"ragft: open http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}", flush=True)
