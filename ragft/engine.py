@@ -17,7 +17,15 @@ from .documents import DocumentError, display_name, load_document
 from .evaluate import EvalConfig, EvalProgress, EvalResult, run_evaluation, training_overlap
 from .experiment import ExperimentConfig, Plan, Speed, measure_speed, plan_experiment, run_experiment
 from .experiment_report import list_reports, load_report
-from .finetune import DataSpec, TrainConfig, delete_adapter, plan_training, read_run, run_training
+from .finetune import (
+    DataSpec,
+    TrainConfig,
+    delete_adapter,
+    plan_training,
+    read_run,
+    remove_partial_adapters,
+    run_training,
+)
 from .generation import DecodeSettings, generate_batch
 from .jobs import JobRunner, JobState
 from .models import BASE, Generator, NoAdapterError, list_adapters, load_embedder, load_generator
@@ -60,7 +68,11 @@ class Engine:
         self._embedder = None
         self._store: Store | None = None
         self._speed: Speed | None = None
-        self.jobs = JobRunner()  # the one background runner: training, evaluation, experiments
+        # the one background runner: training, evaluation, experiments (the record names the running one, so a
+        # restart after a crash can say it was interrupted); training leftovers of a killed process go
+        self.jobs = JobRunner(self.settings.data_dir / "jobs" / "running.json")
+        if self.jobs.state.status == "interrupted":
+            remove_partial_adapters(self.settings.adapters_dir)
         self.engine_note = ""  # why the configured generation engine is not in use, if it is not
 
     @property

@@ -394,6 +394,15 @@ def run_training(generator: Generator, plan: TrainingPlan, state: JobState, canc
     return path
 
 
+def remove_partial_adapters(adapters_dir: Path) -> list[str]:
+    """Delete the ``.name.partial`` folders a killed training run left (never listed as adapters); their names."""
+    gone = []
+    for d in adapters_dir.glob(".*.partial") if adapters_dir.is_dir() else []:
+        shutil.rmtree(d, ignore_errors=True)
+        gone.append(d.name)
+    return gone
+
+
 def read_run(adapter_dir: Path) -> dict:
     """The run record saved beside an adapter (empty for adapters made elsewhere)."""
     try:

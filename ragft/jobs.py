@@ -13,16 +13,19 @@ lives on the engine, not on a page, so a reloaded page finds the running job aga
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 KINDS = {"train": "a training run", "evaluate": "an evaluation", "experiment": "an experiment"}  # kind -> noun
-FINISHED = ("done", "cancelled", "failed")
+FINISHED = ("done", "cancelled", "failed", "interrupted")  # interrupted: the process died during the job
 
 
 class JobBusyError(RuntimeError):
@@ -35,7 +38,7 @@ class JobState:
 
     kind: str = ""  # "train" | "evaluate" | "experiment"
     name: str = ""  # adapter name, question set, experiment name
-    status: str = "idle"  # idle | preparing | running | cancelling | done | cancelled | failed
+    status: str = "idle"  # idle | preparing | running | cancelling | done | cancelled | failed | interrupted
     stage: str = ""  # the current stage in words, e.g. "training raft adapter"
     step: int = 0
     total: int = 0
@@ -56,15 +59,57 @@ class JobState:
         return f"{noun} ({self.name})" if self.name else noun
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
 class JobRunner:
     """Runs one job at a time in a background thread; ``state`` is the current (or last) job's state."""
 
-    def __init__(self) -> None:
+    def __init__(self, record: Path | None = None) -> None:
+        """``record``: a file that names the running job while it runs. Found at start-up, it means the process
+        died during that job (killed, out of memory, a restart): the job is shown as "interrupted"."""
         self.state = JobState()
         self._latest: dict[str, JobState] = {}  # kind -> newest job of that kind, running or finished
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._record = record
+        if record is not None and record.is_file():
+            self._interrupted(record)
+
+    def _interrupted(self, record: Path) -> None:
+        try:
+            was = json.loads(record.read_text())
+            kind, name, started, pid = str(was["kind"]), str(was["name"]), float(was["started"]), int(was["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            kind, name, started, pid = "", "", 0.0, 0
+        if pid and _alive(pid):  # still running, in this process or another one on the same data dir
+            return
+        state = JobState(kind=kind, name=name, status="interrupted", started=started)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(started)) if started else "an earlier run"
+        state.message = (f"{state.describe()} started {when} was interrupted: the app stopped while it ran. Nothing "
+                         "half-done was kept; start it again.")
+        self.state = state
+        if kind:
+            self._latest[kind] = state
+        record.unlink(missing_ok=True)
+
+    def _write_record(self, state: JobState) -> None:
+        if self._record is None:
+            return
+        try:
+            self._record.parent.mkdir(parents=True, exist_ok=True)
+            self._record.write_text(json.dumps({"kind": state.kind, "name": state.name, "started": state.started,
+                                                "pid": os.getpid()}))
+        except OSError:  # a record is a courtesy; the job itself must not fail for it
+            log.warning("cannot write the job record %s", self._record)
 
     def check_idle(self) -> None:
         """Raise `JobBusyError` if a job is active: callers check before slow preparation, ``start`` again after."""
@@ -86,12 +131,20 @@ class JobRunner:
             self._cancel = cancel = threading.Event()
             state = JobState(kind=kind, name=name, status="preparing", started=time.time(), message=message)
             self.state = self._latest[kind] = state
+            self._write_record(state)
             self._thread = threading.Thread(target=self._run, args=(work, state, cancel), daemon=True,
                                             name=f"ragft-{kind}")
             self._thread.start()
             return state
 
     def _run(self, work, state: JobState, cancel: threading.Event) -> None:
+        try:
+            self._work(work, state, cancel)
+        finally:
+            if self._record is not None:
+                self._record.unlink(missing_ok=True)
+
+    def _work(self, work, state: JobState, cancel: threading.Event) -> None:
         try:
             result = work(state, cancel)
         except Exception as exc:  # the job's thread must report, never die silently

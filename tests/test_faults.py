@@ -150,3 +150,39 @@ def test_too_little_free_space_is_refused_with_the_numbers(tmp_path):
 
     with pytest.raises(ConfigError, match=r"has \d+ MB free; ragft needs at least 10000000000 MB"):
         check_data_dir(tmp_path / "data", min_free_mb=10_000_000_000)
+
+
+TRAIN = r'''
+import sys, time
+from pathlib import Path
+from ragft.config import Settings
+from ragft.engine import Engine
+from ragft.finetune import DataSpec, TrainConfig
+engine = Engine(Settings.from_env({"RAGFT_DATA_DIR": sys.argv[1]}))
+name = engine.start_training(DataSpec("qa", Path(sys.argv[2])), TrainConfig(max_steps=200, batch_size=1), "killed")
+while engine.jobs.state.step < 1:
+    time.sleep(0.1)
+print("STEP", flush=True)
+time.sleep(600)
+'''
+
+
+@pytest.mark.slow
+def test_a_training_run_killed_midway_shows_interrupted_and_leaves_no_adapter(tmp_path, settings, embedder):
+    from ragft.engine import Engine
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "Who keeps the Skarvik light?", "answer": "Ola Berg keeps it."}\n')
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", TRAIN, str(settings.data_dir), str(qa)], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    assert proc.stdout.readline().startswith("STEP")
+    partial = list(settings.adapters_dir.glob(".*.partial"))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert partial  # the run was writing when it died
+
+    engine = Engine(settings)
+    state = engine.jobs.state
+    assert state.status == "interrupted" and state.kind == "train" and state.name.startswith("killed")
+    assert engine.adapters() == [] and not list(settings.adapters_dir.glob(".*.partial"))

@@ -114,3 +114,51 @@ def test_wait_with_a_timeout_returns_the_running_state():
     assert runner.wait(0.05).active
     go.set()
     assert runner.wait(5).status == "done"
+
+
+# --- a process that dies during a job ---------------------------------------------------------------------------
+
+
+def test_the_record_names_the_running_job_and_goes_when_it_ends(tmp_path):
+    import json
+    import os
+
+    record = tmp_path / "jobs" / "running.json"
+    runner = JobRunner(record)
+    seen = {}
+
+    def work(state, cancel):
+        seen.update(json.loads(record.read_text()))
+
+    runner.start("train", "memo-v1", work)
+    runner.wait()
+    assert seen["kind"] == "train" and seen["name"] == "memo-v1" and seen["pid"] == os.getpid()
+    assert not record.exists()
+
+
+def test_a_record_left_by_a_dead_process_shows_the_job_interrupted(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record = tmp_path / "running.json"
+    record.write_text(json.dumps({"kind": "train", "name": "memo-v2", "started": 1_700_000_000,
+                                  "pid": int(dead.stdout)}))
+    runner = JobRunner(record)
+    assert runner.state.status == "interrupted" and not runner.state.active
+    assert runner.latest("train") is runner.state
+    assert runner.state.message.startswith("a training run (memo-v2) started 2023-11-")
+    assert "was interrupted: the app stopped while it ran" in runner.state.message
+    assert not record.exists()
+    runner.start("evaluate", "set", lambda state, cancel: None)  # and the next job starts normally
+    assert runner.wait().status == "done"
+
+
+def test_a_record_of_a_live_process_is_left_alone(tmp_path):
+    import json
+    import os
+
+    record = tmp_path / "running.json"
+    record.write_text(json.dumps({"kind": "train", "name": "x", "started": 1.0, "pid": os.getpid()}))
+    assert JobRunner(record).state.status == "idle" and record.exists()  # e.g. the CLI beside a running app
