@@ -65,6 +65,9 @@ class Settings:
         vllm_url: a running vLLM server to use (``RAGFT_VLLM_URL``); empty with engine ``vllm`` means ragft starts
             one itself from ``vllm_python`` (``RAGFT_VLLM_PYTHON``, default ./.vllm-venv/bin/python).
         vllm_max_lora_rank: the largest adapter rank the started server accepts (``RAGFT_VLLM_MAX_LORA_RANK``).
+        max_documents / max_store_mb / max_adapters: quotas of the workspace (``RAGFT_MAX_DOCUMENTS``,
+            ``RAGFT_MAX_STORE_MB`` of uploaded file sizes, ``RAGFT_MAX_ADAPTERS``); past them an action is refused with
+            the numbers, before anything is written.
 
     Example:
         >>> Settings.from_env({"RAGFT_DATA_DIR": "/tmp/x", "RAGFT_TOP_K": "5"}).top_k
@@ -87,6 +90,9 @@ class Settings:
     vllm_url: str = ""
     vllm_python: str = ""
     vllm_max_lora_rank: int = 16
+    max_documents: int = 1000
+    max_store_mb: int = 1000
+    max_adapters: int = 50
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -109,6 +115,9 @@ class Settings:
             vllm_url=env.get("RAGFT_VLLM_URL", "").strip(),
             vllm_python=env.get("RAGFT_VLLM_PYTHON", "").strip(),
             vllm_max_lora_rank=_choice(env, "RAGFT_VLLM_MAX_LORA_RANK", cls.vllm_max_lora_rank, (8, 16, 32, 64, 128, 256)),
+            max_documents=_int(env, "RAGFT_MAX_DOCUMENTS", cls.max_documents, 1, 1_000_000),
+            max_store_mb=_int(env, "RAGFT_MAX_STORE_MB", cls.max_store_mb, 1, 1_000_000),
+            max_adapters=_int(env, "RAGFT_MAX_ADAPTERS", cls.max_adapters, 1, 10_000),
         )
 
     @property

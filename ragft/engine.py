@@ -47,6 +47,10 @@ from .store import AddResult, Store, make_client
 log = logging.getLogger(__name__)
 
 
+class QuotaError(ValueError):
+    """An action would pass one of the workspace's quotas (RAGFT_MAX_*); the message gives the numbers."""
+
+
 @dataclass(frozen=True)
 class IngestReport:
     """What happened to one file of an upload; ``ok`` False means it was refused and nothing changed."""
@@ -138,6 +142,7 @@ class Engine:
         """Add ``(path, display name)`` files. Each file succeeds or fails alone; failures change nothing."""
         s = self.settings
         store = self.store  # a data dir that cannot be written is one error for the whole upload, raised here
+        stored = {d.name: d.size_bytes for d in store.documents()}  # for the quotas, kept up to date below
         reports: list[IngestReport] = []
         for n, (path, name) in enumerate(files):
             name = display_name(name)
@@ -145,6 +150,9 @@ class Engine:
                 progress(n / max(len(files), 1), f"reading {name}")
             try:
                 doc = load_document(path, name, s.chunk_words, s.chunk_overlap_words, s.max_upload_mb * 1_000_000)
+                if over := self._over_quota(stored, doc.name, doc.size_bytes):
+                    reports.append(IngestReport(name, False, "refused", 0, f"{name}: {over}"))
+                    continue
 
                 def on_batch(done: int, total: int, n=n, name=name) -> None:
                     if progress:
@@ -165,9 +173,30 @@ class Engine:
                 "duplicate": f"{name}: skipped, {result.detail}",
             }[result.status]
             reports.append(IngestReport(name, result.status != "duplicate", result.status, result.chunks, message))
+            if result.status in ("added", "replaced"):
+                stored[doc.name] = doc.size_bytes
         if progress:
             progress(1.0, "done")
         return reports
+
+    def _over_quota(self, stored: dict[str, int], name: str, size: int) -> str:
+        """Why adding ``name`` (``size`` bytes) would pass the store's quotas, or ""; a replacement counts once."""
+        s = self.settings
+        if name not in stored and len(stored) >= s.max_documents:
+            return (f"the store holds {len(stored):,} documents, the limit (RAGFT_MAX_DOCUMENTS); delete some in the "
+                    "Documents tab first")
+        total = sum(stored.values()) - stored.get(name, 0) + size
+        if total > s.max_store_mb * 1_000_000:
+            return (f"the store would hold {total / 1e6:,.1f} MB of files, over its {s.max_store_mb:,} MB limit "
+                    "(RAGFT_MAX_STORE_MB); delete some documents first")
+        return ""
+
+    def check_adapter_room(self, needed: int = 1) -> None:
+        """`QuotaError` when ``needed`` more adapters would pass RAGFT_MAX_ADAPTERS (before any training starts)."""
+        have = len(self.adapters())
+        if have + needed > self.settings.max_adapters:
+            raise QuotaError(f"{have} adapters are saved and this run would add {needed}; the limit is "
+                             f"{self.settings.max_adapters} (RAGFT_MAX_ADAPTERS): delete some in the Fine-tune tab first")
 
     def search(self, query: str, k: int | None = None):
         return self.store.search(query, k or self.settings.top_k)
@@ -227,6 +256,7 @@ class Engine:
         loss and the outcome are on ``self.jobs.state``.
         """
         self.jobs.check_idle()  # before building examples (RAFT retrieves for every question)
+        self.check_adapter_room()
         plan = plan_training(spec, config, self.store, self.settings.adapters_dir, name)
         self.jobs.start("train", plan.name, lambda state, cancel: run_training(self.generator, plan, state, cancel),
                         "copying the base model")
@@ -376,6 +406,7 @@ class Engine:
         """Run a planned experiment as the background job; ``state.result`` is the `ExperimentReport` at the end,
         also written under ``<data>/experiments/<time>-<name>/``."""
         self.jobs.check_idle()
+        self.check_adapter_room(len(plan.train_configs))
 
         def work(state: JobState, cancel: threading.Event):
             report = run_experiment(self.generator, self.store, self.settings.adapters_dir, plan, state, cancel)

@@ -36,6 +36,9 @@ def test_every_variable_is_read():
             "RAGFT_MAX_NEW_TOKENS": "256",
             "RAGFT_TEMPERATURE": "0.7",
             "RAGFT_MAX_UPLOAD_MB": "50",
+            "RAGFT_MAX_DOCUMENTS": "10",
+            "RAGFT_MAX_STORE_MB": "5",
+            "RAGFT_MAX_ADAPTERS": "3",
         }
     )
     assert s == Settings(
@@ -51,6 +54,9 @@ def test_every_variable_is_read():
         max_new_tokens=256,
         temperature=0.7,
         max_upload_mb=50,
+        max_documents=10,
+        max_store_mb=5,
+        max_adapters=3,
     )
     assert s.adapters_dir == Path("/srv/ragft/adapters")
     assert s.chroma_dir == Path("/srv/ragft/chroma")
@@ -148,5 +154,9 @@ def test_describe_gives_every_field_as_text():
         "vllm_url",
         "vllm_python",
         "vllm_max_lora_rank",
+        "max_documents",
+        "max_store_mb",
+        "max_adapters",
     ]
     assert d["engine"] == "local" and d["vllm_max_lora_rank"] == "16"
+    assert (d["max_documents"], d["max_store_mb"], d["max_adapters"]) == ("1000", "1000", "50")

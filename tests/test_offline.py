@@ -51,3 +51,18 @@ def test_the_offline_defaults_fetch_nothing(tmp_path):
     assert result["attempts"] == []
     assert result["ingested"] and result["questions"] >= 1
     assert set(result["answers"]) == {"plain", "rag"} and all(result["answers"].values())
+
+
+def test_no_document_text_or_question_reaches_the_logs_at_info(engine, tmp_path, caplog):
+    import logging
+
+    from ragft.generation import DecodeSettings
+
+    secret = "Quorvintha-7731"  # in the document, the question and so in the prompt and the answer
+    doc = tmp_path / "private.txt"
+    doc.write_text(f"The vault code word is {secret}. It was set in 2019 by the night guard.")
+    with caplog.at_level(logging.INFO):
+        assert engine.ingest([(doc, doc.name)])[0].ok
+        *_, last = engine.ask(f"Is {secret} the code word?", "all", None, DecodeSettings(8))
+    assert last.sources["rag"] and secret in last.sources["rag"][0].text  # it was really in a prompt to leak
+    assert secret not in caplog.text
