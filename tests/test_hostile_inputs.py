@@ -214,6 +214,9 @@ def test_a_file_over_the_limit_is_refused_before_it_is_read(seeded, tmp_path, mo
 
 @pytest.mark.slow
 def test_thousands_of_tiny_files_in_one_upload(seeded, tmp_path):
+    import dataclasses
+
+    seeded.settings = dataclasses.replace(seeded.settings, max_documents=5000)  # the default quota is 1000
     folder = tmp_path / "many"
     folder.mkdir()
     files = []
