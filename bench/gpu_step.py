@@ -91,9 +91,6 @@ def _step_times(name: str, shape: dict, new: int, device) -> dict:
         fn(2)  # warm-up
         one, many = _timed(lambda fn=fn: fn(1), device), _timed(lambda fn=fn: fn(new), device)
         result[label] = (many - one) / (new - 1) * 1000
-    del base, peft
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return result
 
 
@@ -112,6 +109,8 @@ def main(flags: list[str]) -> list[Figure]:
     figures, details = [], {"new_tokens": new}
     for name in shapes:
         times = _step_times(name, SHAPES[name], new, device)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # the shape's model is gone with _step_times' frame
         details[name] = times
         figures.append(Figure(f"four-way decode step, {name}", round(times["ragft"], 2), round(times["generate"], 2),
                               "ms", "<= 1.3", "generate, no peft"))

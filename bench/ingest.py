@@ -27,7 +27,7 @@ def _write_corpus(folder: Path, copies: int) -> list[Path]:
     for c in range(copies):
         for i, text in enumerate(texts):
             path = folder / f"copy{c:03}-{i}.md"
-            body = re.sub(r"\d+", lambda m: str(int(m.group()) + c), text)  # every copy its own content
+            body = re.sub(r"\d+", lambda m, c=c: str(int(m.group()) + c), text)  # every copy its own content
             path.write_text("\n\n".join([body] * 4))  # longer documents: more chunks per file, as real ones
             paths.append(path)
     return paths

@@ -73,7 +73,7 @@ def main(flags: list[str]) -> list[Figure]:
     rng = np.random.default_rng(0)
     for q in questions[:3]:
         store.search(q)  # warm-up: first calls load the index and the tokenizer
-    p = lambda xs, q: float(np.percentile(xs, q))  # noqa: E731
+    p = lambda xs, q: float(np.percentile(xs, q))
     details: dict = {}
     filled = 0
     for n in SIZES[mode]:

@@ -11,6 +11,7 @@ with a document as its context and the person-written answer. Step times are med
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import shutil
 import statistics
@@ -82,7 +83,7 @@ def main(flags: list[str]) -> list[Figure]:
     folder = Path(tempfile.mkdtemp(prefix="ragft-bench-training-"))
     stamps: list[float] = []
     train_adapter(generator, examples, folder / "app", config, on_step=lambda: stamps.append(time.perf_counter()))
-    app_steps = [b - a for a, b in zip(stamps, stamps[1:])][1:]  # from the 3rd step on: warm
+    app_steps = [b - a for a, b in itertools.pairwise(stamps)][1:]  # from the 3rd step on: warm
     hand_steps = _hand_loop(generator, data, config, steps)[2:]
     app, hand = statistics.median(app_steps), statistics.median(hand_steps)
     tokens = statistics.mean(len(d["input_ids"]) for d in data) * config.batch_size

@@ -95,7 +95,7 @@ class Settings:
     max_adapters: int = 50
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> "Settings":
+    def from_env(cls, env: dict | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         chunk_words = _int(env, "RAGFT_CHUNK_WORDS", cls.chunk_words, 20, 2000)
         return cls(
