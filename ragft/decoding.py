@@ -13,16 +13,23 @@ one ends. Here instead:
   masked); a row leaves the batch as soon as it ends;
 - **adapters**: see `AdapterRows`.
 
-Greedy answers are the ones each row gets alone (tests/test_generation.py compares them).
+Greedy answers are the ones each row gets alone (tests/test_generation.py compares them). This module imports torch
+and transformers at the top: only generation (lazily) and the benchmarks import it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Self
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from .models import BASE
 
@@ -123,8 +130,6 @@ class AdapterRows:
         if self._mixed:
             return {"adapter_names": list(names)}
         if self._scaled:
-            import torch
-
             name = self.used[0]
             on = tuple(n == name for n in names)
             if on not in self._tensors:
@@ -147,14 +152,11 @@ class _Batch:
         self.rows, self.cache, self.mask, self.positions, self.last = rows, cache, mask, positions, last
 
     def mergeable(self) -> bool:
-        return all(type(layer) is _growing_layer() for layer in self.cache.layers)
+        return all(type(layer) is GrowingLayer for layer in self.cache.layers)
 
     def merge(self, other: _Batch) -> bool:
         """Take ``other``'s rows into this batch (the shorter cache is left-padded); False when the cache kind
         cannot be padded (sliding-window layers): then the two step side by side."""
-        import torch
-        import torch.nn.functional as F
-
         if not (self.mergeable() and other.mergeable()):
             return False
         length = max(self.mask.shape[1], other.mask.shape[1])
@@ -171,8 +173,6 @@ class _Batch:
 
     def drop_finished(self) -> None:
         """Rows that ended leave the batch; the cache columns only they used go with them."""
-        import torch
-
         keep = [i for i, r in enumerate(self.rows) if not r.done]
         if len(keep) == len(self.rows):
             return
@@ -196,11 +196,8 @@ def run(model, rows: list[Row], rules: StopRules, pick, on_step: Callable[[], No
     ``pick(logits) -> token ids`` chooses each row's next token from its last logits (greedy or sampled).
     ``padded_prefill``: prefill all rows in one left-padded batch (the GPU way) instead of by equal length.
     """
-    import torch
-
     batches: list[_Batch] = []
     device = next(model.parameters()).device
-
     threads = decode_threads(model, device)
 
     def step(batch: _Batch) -> None:
@@ -220,7 +217,7 @@ def run(model, rows: list[Row], rules: StopRules, pick, on_step: Callable[[], No
         batches[:] = [b for b in batches if b.rows]
         on_step()
 
-    with adapters_for(model, rows) as adapters:
+    with AdapterRows(model, [r.adapter for r in rows]) as adapters:
         for group in _prefill_groups(rows, padded_prefill):
             ids, mask = _left_padded([r.prompt for r in group], device)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -262,10 +259,6 @@ class DecodeThreads:
 
     @contextlib.contextmanager
     def __call__(self):
-        import time
-
-        import torch
-
         n = self.choice or (1 if len(self.times[1]) <= len(self.times[self.all]) else self.all)
         if n != self.all:
             torch.set_num_threads(n)
@@ -286,17 +279,11 @@ _THREADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def decode_threads(model, device) -> DecodeThreads:
     """The model's `DecodeThreads` (on a GPU: nothing to choose)."""
-    import torch
-
     if device.type != "cpu":
         return DecodeThreads(1)
     if model not in _THREADS:
         _THREADS[model] = DecodeThreads(torch.get_num_threads())
     return _THREADS[model]
-
-
-def adapters_for(model, rows: list[Row]) -> AdapterRows:
-    return AdapterRows(model, [r.adapter for r in rows])
 
 
 def _prefill_groups(rows: list[Row], padded: bool) -> list[list[Row]]:
@@ -309,8 +296,6 @@ def _prefill_groups(rows: list[Row], padded: bool) -> list[list[Row]]:
 
 
 def _left_padded(prompts: list[list[int]], device):
-    import torch
-
     length = max(len(p) for p in prompts)
     ids = torch.zeros(len(prompts), length, dtype=torch.long)
     mask = torch.zeros(len(prompts), length, dtype=torch.long)
@@ -321,49 +306,36 @@ def _left_padded(prompts: list[list[int]], device):
 
 
 def _new_cache(model):
-    """A DynamicCache whose full-attention layers are `growing_layer`s (sliding-window ones stay as they are)."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
+    """A DynamicCache whose full-attention layers are `GrowingLayer`s (sliding-window ones stay as they are)."""
     cache = DynamicCache(config=model.config)
-    cache.layers = [_growing_layer()() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    cache.layers = [GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
     return cache
 
 
-_GROWING = None
+class GrowingLayer(DynamicLayer):
+    """A DynamicLayer that appends into spare room instead of concatenating its whole cache at every step
+    (profiled: that concatenation was 37% of a four-row decode step on this CPU). ``keys`` and ``values`` stay the
+    filled part (views); a caller that replaces them (`_Batch` does) makes the next update copy them into fresh
+    room."""
 
+    spare = 64  # tokens of room added whenever the layer runs full
 
-def _growing_layer():
-    """The class of a DynamicLayer that appends into spare room instead of concatenating its whole cache at every
-    step (profiled: that concatenation was 37% of a four-row decode step on this CPU). ``keys`` and ``values``
-    stay the filled part (views); a caller that replaces them (`_Batch` does) makes the next update copy them into
-    fresh room. Defined on first use: transformers is imported lazily."""
-    global _GROWING
-    if _GROWING is None:
-        from transformers.cache_utils import DynamicLayer
-
-        class GrowingLayer(DynamicLayer):
-            spare = 64  # tokens of room added whenever the layer runs full
-
-            def update(self, key_states, value_states, *args, **kwargs):
-                if not self.is_initialized:
-                    self.lazy_initialization(key_states, value_states)
-                    self._room = None
-                filled = self.keys.shape[-2] if self.keys.dim() == 4 else 0
-                total = filled + key_states.shape[-2]
-                room = self._room
-                if room is None or room[0].data_ptr() != self.keys.data_ptr() or room[0].shape[0] != \
-                        key_states.shape[0] or room[0].shape[-2] < total:
-                    shape = (*key_states.shape[:2], total + self.spare, key_states.shape[-1])
-                    room = (key_states.new_empty(shape), value_states.new_empty(shape))
-                    if filled:
-                        room[0][:, :, :filled] = self.keys
-                        room[1][:, :, :filled] = self.values
-                    self._room = room
-                room[0][:, :, filled:total] = key_states
-                room[1][:, :, filled:total] = value_states
-                self.keys, self.values = room[0][:, :, :total], room[1][:, :, :total]
-                return self.keys, self.values
-
-        _GROWING = GrowingLayer
-    return _GROWING
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self._room = None
+        filled = self.keys.shape[-2] if self.keys.dim() == 4 else 0
+        total = filled + key_states.shape[-2]
+        room = self._room
+        if room is None or room[0].data_ptr() != self.keys.data_ptr() or room[0].shape[0] != \
+                key_states.shape[0] or room[0].shape[-2] < total:
+            shape = (*key_states.shape[:2], total + self.spare, key_states.shape[-1])
+            room = (key_states.new_empty(shape), value_states.new_empty(shape))
+            if filled:
+                room[0][:, :, :filled] = self.keys
+                room[1][:, :, :filled] = self.values
+            self._room = room
+        room[0][:, :, filled:total] = key_states
+        room[1][:, :, filled:total] = value_states
+        self.keys, self.values = room[0][:, :, :total], room[1][:, :, :total]
+        return self.keys, self.values

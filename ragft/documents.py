@@ -107,8 +107,9 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (code
 
 
 def _read_plain(path: Path) -> str:
-    """Text in UTF-8 (a few broken bytes among valid non-ASCII become U+FFFD), UTF-16/32 with a byte-order mark, UTF-16 without one, or a
-    legacy one-byte encoding (read as Latin-1); anything with NUL bytes or many control characters is binary."""
+    """Text in UTF-8 (a few broken bytes among valid non-ASCII become U+FFFD), UTF-16/32 with a byte-order mark,
+    UTF-16 without one, or a legacy one-byte encoding (read as Latin-1); anything with NUL bytes or many control
+    characters is binary."""
     raw = path.read_bytes()
     encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), None) or _utf16_without_bom(raw[:4096])
     if encoding:

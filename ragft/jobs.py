@@ -139,19 +139,15 @@ class JobRunner:
 
     def _run(self, work, state: JobState, cancel: threading.Event) -> None:
         try:
-            self._work(work, state, cancel)
-        finally:
-            if self._record is not None:
-                self._record.unlink(missing_ok=True)
-
-    def _work(self, work, state: JobState, cancel: threading.Event) -> None:
-        try:
             result = work(state, cancel)
         except Exception as exc:  # the job's thread must report, never die silently
             log.exception("%s job %r failed", state.kind, state.name)
             with self._lock:
                 state.status, state.message, state.eta_s = "failed", f"{state.kind} failed: {exc}", None
             return
+        finally:
+            if self._record is not None:  # ended, however: no longer running
+                self._record.unlink(missing_ok=True)
         with self._lock:  # not between cancel()'s check and its write: a finished job never turns "cancelling"
             if result is not None:
                 state.result = result
