@@ -38,6 +38,7 @@ def _float(env: dict, key: str, default: float, lo: float, hi: float) -> float:
 
 
 ENGINES = ("local", "vllm")
+WORKSPACE_MODES = ("shared", "private")
 
 
 def _choice(env: dict, key: str, default, allowed: tuple):
@@ -68,6 +69,13 @@ class Settings:
         max_documents / max_store_mb / max_adapters: quotas of the workspace (``RAGFT_MAX_DOCUMENTS``,
             ``RAGFT_MAX_STORE_MB`` of uploaded file sizes, ``RAGFT_MAX_ADAPTERS``); past them an action is refused with
             the numbers, before anything is written.
+        workspaces: ``shared`` (one workspace: the data dir itself; the default on a private machine) or ``private``
+            (one per user: per Hugging Face account on a Space with login, else per browser; the default on a Space)
+            (``RAGFT_WORKSPACES``). See `ragft.workspaces`.
+        workspace_idle_hours: anonymous workspaces unused this long are deleted (``RAGFT_WORKSPACE_IDLE_HOURS``).
+        max_jobs: trainings, evaluations and experiments running at once across all workspaces (``RAGFT_MAX_JOBS``);
+            each workspace runs one at a time.
+        train_processes: data-parallel processes a training run uses (``RAGFT_TRAIN_PROCESSES``; `train_process`).
 
     Example:
         >>> Settings.from_env({"RAGFT_DATA_DIR": "/tmp/x", "RAGFT_TOP_K": "5"}).top_k
@@ -93,6 +101,10 @@ class Settings:
     max_documents: int = 1000
     max_store_mb: int = 1000
     max_adapters: int = 50
+    workspaces: str = "shared"
+    workspace_idle_hours: float = 24.0
+    max_jobs: int = 2
+    train_processes: int = 1
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -118,6 +130,11 @@ class Settings:
             max_documents=_int(env, "RAGFT_MAX_DOCUMENTS", cls.max_documents, 1, 1_000_000),
             max_store_mb=_int(env, "RAGFT_MAX_STORE_MB", cls.max_store_mb, 1, 1_000_000),
             max_adapters=_int(env, "RAGFT_MAX_ADAPTERS", cls.max_adapters, 1, 10_000),
+            workspaces=_choice(env, "RAGFT_WORKSPACES", "private" if env.get("SPACE_ID") else cls.workspaces,
+                               WORKSPACE_MODES),
+            workspace_idle_hours=_float(env, "RAGFT_WORKSPACE_IDLE_HOURS", cls.workspace_idle_hours, 0.01, 24 * 365),
+            max_jobs=_int(env, "RAGFT_MAX_JOBS", cls.max_jobs, 1, 64),
+            train_processes=_int(env, "RAGFT_TRAIN_PROCESSES", cls.train_processes, 1, 64),
         )
 
     @property

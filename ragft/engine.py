@@ -1,4 +1,4 @@
-"""Process-wide state: one base model, one embedder, one store — loaded once, on first use, shared by all users."""
+"""The verbs of one workspace; the base model, embedder and Chroma client are loaded once, on first use, and shared."""
 
 from __future__ import annotations
 
@@ -63,24 +63,36 @@ class IngestReport:
 
 
 class Engine:
-    """The shared pieces behind the UI, the CLI and the tests."""
+    """The verbs behind the UI, the CLI and the tests, on one workspace's documents, adapters and question sets.
 
-    def __init__(self, settings: Settings | None = None):
+    The heavy pieces (base model, embedder, Chroma client) are loaded once, on first use, by the root engine; an
+    engine built with ``parent`` (a workspace of `ragft.workspaces.Workspaces`) uses its parent's, and keeps its
+    own collection (``settings.collection``) and folders (``settings.data_dir``).
+    """
+
+    def __init__(self, settings: Settings | None = None, parent: Engine | None = None, workspace: str = ""):
         self.settings = settings or Settings.from_env()
+        self.parent = parent
+        self.workspace = workspace  # "" for the root engine; else the workspace id, which also prefixes adapters
         self._lock = threading.Lock()
         self._generator: Generator | None = None
         self._embedder = None
+        self._client = None
         self._store: Store | None = None
         self._speed: Speed | None = None
-        # the one background runner: training, evaluation, experiments (the record names the running one, so a
-        # restart after a crash can say it was interrupted); training leftovers of a killed process go
-        self.jobs = JobRunner(self.settings.data_dir / "jobs" / "running.json")
+        # one background job at a time here, and RAGFT_MAX_JOBS at once across workspaces (the record names the
+        # running one, so a restart after a crash can say it was interrupted); training leftovers of a killed
+        # process go
+        self.job_slots = parent.job_slots if parent else threading.BoundedSemaphore(self.settings.max_jobs)
+        self.jobs = JobRunner(self.settings.data_dir / "jobs" / "running.json", self.job_slots)
         if self.jobs.state.status == "interrupted":
             remove_partial_adapters(self.settings.adapters_dir)
         self.engine_note = ""  # why the configured generation engine is not in use, if it is not
 
     @property
     def generator(self) -> Generator:
+        if self.parent:
+            return self.parent.generator
         with self._lock:
             if self._generator is None:
                 if self.settings.engine == "vllm":
@@ -88,6 +100,11 @@ class Engine:
                 else:
                     self._generator = load_generator(self.settings.base_model)
             return self._generator
+
+    @property
+    def generator_loaded(self) -> Generator | None:
+        """The base model if it was loaded already (nothing is loaded to answer)."""
+        return self.parent.generator_loaded if self.parent else self._generator
 
     def _vllm_generator(self):
         """Generation on vLLM (``RAGFT_VLLM_URL``, or a server started here). When it cannot start, a clear
@@ -104,6 +121,8 @@ class Engine:
     @property
     def engine_line(self) -> str:
         """Where answers are generated, in one line for the UI and CLI (does not load anything)."""
+        if self.parent:
+            return self.parent.engine_line
         if self.engine_note:
             return f"⚠️ {self.engine_note}"
         if self.settings.engine != "vllm":
@@ -119,21 +138,40 @@ class Engine:
 
     @property
     def embedder(self):
+        if self.parent:
+            return self.parent.embedder
         with self._lock:
             if self._embedder is None:
                 self._embedder = load_embedder(self.settings.embed_model)
             return self._embedder
 
     @property
-    def store(self) -> Store:
-        embedder = self.embedder
+    def chroma(self):
+        """The Chroma client (on-disk under the root data dir, or a server), shared by all workspaces."""
+        if self.parent:
+            return self.parent.chroma
         with self._lock:
-            if self._store is None:
+            if self._client is None:
                 s = self.settings
                 if not s.chroma_host:  # on a Chroma server the data lives there
                     check_data_dir(s.data_dir)
-                self._store = Store(make_client(s.chroma_dir, s.chroma_host, s.chroma_port), embedder, s.collection)
+                self._client = make_client(s.chroma_dir, s.chroma_host, s.chroma_port)
+            return self._client
+
+    @property
+    def store(self) -> Store:
+        embedder, client = self.embedder, self.chroma
+        with self._lock:
+            if self._store is None:
+                if self.parent and not self.settings.chroma_host:
+                    check_data_dir(self.settings.data_dir)
+                self._store = Store(client, embedder, self.settings.collection)
             return self._store
+
+    def adapter_key(self, name: str) -> str:
+        """The name adapter ``name`` of this workspace has on the shared base model: workspaces may use the same
+        adapter names, the model must not mix them up."""
+        return f"{self.workspace}/{name}" if self.workspace else name
 
     # --- documents -------------------------------------------------------------------------------------------
     def ingest(
@@ -211,14 +249,21 @@ class Engine:
             raise NoAdapterError(
                 f"no adapter named {name!r}; available: {', '.join(self.adapters()) or 'none yet (train one first)'}"
             )
-        self.generator.ensure_adapter(name, self.settings.adapters_dir / name)
+        self.generator.ensure_adapter(self.adapter_key(name), self.settings.adapters_dir / name)
+
+    def adapter_run(self, name: str | None) -> dict:
+        """The run record of this workspace's adapter ``name`` (empty when there is none or the name is not one of
+        its adapters: a crafted name never reads outside the adapters folder)."""
+        if not name or name not in self.adapters():
+            return {}
+        return read_run(self.settings.adapters_dir / name)
 
     def delete_adapter(self, name: str) -> None:
         job = self.jobs.state
         if job.active and job.kind == "train" and job.name == name:
             raise ValueError(f"{name} is being trained: cancel the run first")
-        if self._generator is not None:
-            self._generator.unload_adapter(name)
+        if self.generator_loaded is not None:
+            self.generator_loaded.unload_adapter(self.adapter_key(name))
         delete_adapter(self.settings.adapters_dir, name)
 
     def ask(
@@ -242,7 +287,7 @@ class Engine:
             self.store.search,
             question,
             MODE_VARIANTS[mode],
-            adapter or None,
+            self.adapter_key(adapter) if adapter else None,
             decode,
             top_k or s.top_k,
             state,
@@ -258,7 +303,8 @@ class Engine:
         self.jobs.check_idle()  # before building examples (RAFT retrieves for every question)
         self.check_adapter_room()
         plan = plan_training(spec, config, self.store, self.settings.adapters_dir, name)
-        self.jobs.start("train", plan.name, lambda state, cancel: run_training(self.generator, plan, state, cancel),
+        self.jobs.start("train", plan.name, lambda state, cancel: run_training(self.generator, plan, state, cancel,
+                                                                                 self.settings.train_processes),
                         "copying the base model")
         return plan.name
 
@@ -319,7 +365,7 @@ class Engine:
         """Which questions ``adapter`` was trained on (see ``evaluate.training_overlap``), and a note."""
         if not adapter or not items:
             return [""] * len(items), ""
-        return training_overlap(items, read_run(self.settings.adapters_dir / adapter))
+        return training_overlap(items, self.adapter_run(adapter))
 
     def evaluate(
         self,
@@ -334,10 +380,12 @@ class Engine:
         config = config or EvalConfig(top_k=self.settings.top_k)
         if adapter:
             self.use_adapter(adapter)
-        run = read_run(self.settings.adapters_dir / adapter) if adapter else {}
+        run = self.adapter_run(adapter)
         for progress in run_evaluation(
-            self.generator, self.store.search, items, adapter or None, config, cancel, set_name, run
+            self.generator, self.store.search, items, self.adapter_key(adapter) if adapter else None, config, cancel,
+            set_name, run
         ):
+            progress.result.adapter = adapter or None  # its name here, not on the shared model
             if progress.finished:
                 out = self.settings.evals_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{set_name or 'questions'}"
                 progress.result.files = progress.result.write(out)
@@ -379,6 +427,8 @@ class Engine:
     # --- experiments ---------------------------------------------------------------------------------------------
     def speed(self) -> Speed:
         """This machine's throughput on the base model, measured once per process (a few seconds)."""
+        if self.parent:
+            return self.parent.speed()
         if self._speed is None:
             self._speed = measure_speed(self.generator)
         return self._speed
@@ -409,7 +459,8 @@ class Engine:
         self.check_adapter_room(len(plan.train_configs))
 
         def work(state: JobState, cancel: threading.Event):
-            report = run_experiment(self.generator, self.store, self.settings.adapters_dir, plan, state, cancel)
+            report = run_experiment(self.generator, self.store, self.settings.adapters_dir, plan, state, cancel,
+                                    self.adapter_key, self.settings.train_processes)
             folder = self.settings.experiments_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{plan.config.name}"
             report.write(folder)
             state.message = report.headline
@@ -426,7 +477,7 @@ class Engine:
     def retrain_adapter(self, name: str) -> str:
         """Train a new version of adapter ``name`` with its recorded recipe and settings on the current documents
         (its question/answer pairs, if any, come from its run record). Returns the new version's name."""
-        run = read_run(self.settings.adapters_dir / name)
+        run = self.adapter_run(name)
         source = run.get("data", {}).get("source")
         if not run or source not in ("docs", "qa", "raft"):
             raise NoAdapterError(f"adapter {name!r} has no ragft run record to retrain from: train it again in the "
@@ -447,7 +498,7 @@ class Engine:
         """"Adapter X is stale: ..." when a document it was trained on changed or was deleted since; else ""."""
         if not name:
             return ""
-        run = read_run(self.settings.adapters_dir / name)
+        run = self.adapter_run(name)
         return stale_note(name, staleness(run, self.store.documents())) if run else ""
 
 

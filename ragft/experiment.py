@@ -36,7 +36,6 @@ from .finetune import (
     qa_examples,
     raft_examples,
     read_run,
-    train_adapter,
 )
 from .models import Generator
 from .questions import SPLIT_MODES, QAItem, QuestionSetError, generate_cloze, llm_questions, split_set
@@ -358,11 +357,15 @@ def run_experiment(
     plan: Plan,
     state,
     cancel: threading.Event | None = None,
+    adapter_key: Callable[[str], str] = str,
+    train_processes: int = 1,
 ) -> "ExperimentReport":
     """Train the plan's adapters, score every variant, and build the report. ``state`` (a `jobs.JobState`) gets
     stage, progress, ETA and the training losses; setting ``cancel`` stops at the next training step or batch and
-    reports what was scored so far."""
+    reports what was scored so far. ``adapter_key``: the name an adapter gets on the (shared) base model;
+    ``train_processes``: processes each adapter trains in (see `train_process`)."""
     from .experiment_report import build_report
+    from .train_process import launch_training
 
     cancel = cancel or threading.Event()
     started = time.perf_counter()
@@ -390,18 +393,19 @@ def run_experiment(
         if recipe == "raft":
             sources |= {h.source for h in plan.chunks}  # its contexts come from the whole store
         summary = {"source": recipe, "experiment": plan.config.name, "examples": len(examples)}
-        path = train_adapter(generator, examples, adapters_dir / name, tc, sub, cancel, summary,
-                             trained_on(store.documents(), sources), on_step)
+        path = launch_training(generator, examples, adapters_dir / name, tc, sub, cancel, summary,
+                               trained_on(store.documents(), sources), on_step, train_processes)
         runs.append(AdapterRun(recipe, name, path))
         progress.finish(stage)
 
     for i, run in enumerate(runs):
         if cancel.is_set():
             break
-        generator.ensure_adapter(run.name, run.path)
+        loaded = adapter_key(run.name)
+        generator.ensure_adapter(loaded, run.path)
         variants = VARIANTS if i == 0 else tuple(v for v in VARIANTS if v in NEEDS_ADAPTER)
         stage = stages[("eval", run.recipe)]
-        run.test = _evaluate(generator, store, plan.test, run.name, replace(plan.eval_config, variants=variants),
+        run.test = _evaluate(generator, store, plan.test, loaded, replace(plan.eval_config, variants=variants),
                              cancel, lambda f, m, stage=stage: progress.at(stage, f, m), "test questions")
         if i == 0:
             base = run.test
@@ -409,7 +413,7 @@ def run_experiment(
         if cancel.is_set() or not plan.checks:
             break
         stage = stages[("check", run.recipe)]
-        run.check = _evaluate(generator, store, plan.checks, run.name, replace(plan.eval_config, variants=("ft",)),
+        run.check = _evaluate(generator, store, plan.checks, loaded, replace(plan.eval_config, variants=("ft",)),
                               cancel, lambda f, m, stage=stage: progress.at(stage, f, m), "trained wordings")
         progress.finish(stage)
 
@@ -431,10 +435,11 @@ def _examples(recipe: str, plan: Plan, store: Store, config: TrainConfig) -> lis
 
 
 def _evaluate(generator, store, items, adapter, config, cancel, report: Callable[[float, str], None], what: str):
-    result = None
+    result, name = None, adapter.rpartition("/")[2]  # the workspace's name for it, not the shared model's
     for p in run_evaluation(generator, store.search, items, adapter, config, cancel):
-        report(p.done / max(p.total, 1), f"{what} with {adapter}: {p.message}")
+        report(p.done / max(p.total, 1), f"{what} with {name}: {p.message}")
         result = p.result
+        result.adapter = name
     return result
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import random
 import re
 import shutil
@@ -237,13 +238,17 @@ def train_adapter(
     data_summary: dict | None = None,
     trained_on: dict[str, str] | None = None,
     on_step: Callable[[], None] | None = None,
+    own_model: bool = False,
 ) -> Path:
-    """Train a LoRA adapter on ``examples`` and save it to ``out_dir`` (written beside it, then renamed in, so a
-    folder in the adapters list is always complete). Cancelling stops at the next step and saves what was learned.
+    """Train a LoRA adapter on ``examples`` in this process and save it to ``out_dir`` (written beside it, then
+    renamed in, so a folder in the adapters list is always complete). Cancelling stops at the next step and saves
+    what was learned. The app trains through `launch_training`, which runs this in its own processes.
 
-    Trains on a copy of the base weights: the shared model keeps serving chat meanwhile. ``trained_on`` maps the
-    documents the data came from to their content hashes (kept in the run record, so a later change to one of them
-    marks the adapter stale); ``on_step()`` is called after every optimiser step, once ``state`` is updated.
+    Trains on a copy of the base weights (the shared model keeps serving chat meanwhile), or on ``generator``'s
+    own model when ``own_model`` (a training process's). ``trained_on`` maps the documents the data came from to
+    their content hashes (kept in the run record, so a later change to one of them marks the adapter stale);
+    ``on_step()`` is called after every optimiser step, once ``state`` is updated. Launched as one of several
+    data-parallel processes (``WORLD_SIZE``), each takes its share of every batch and only the first saves.
     """
     import torch
     from peft import LoraConfig, get_peft_model
@@ -257,8 +262,11 @@ def train_adapter(
     data = [d for d in data if any(label != IGNORE for label in d["labels"])]
     if not data:
         raise TrainingDataError("no trainable tokens: every example was empty after tokenizing")
-    with generator.lock:  # not while a batch is being generated or an adapter loaded
-        model = copy.deepcopy(generator.model)
+    if own_model:
+        model = generator.model
+    else:
+        with generator.lock:  # not while a batch is being generated or an adapter loaded
+            model = copy.deepcopy(generator.model)
     if generator.has_adapters:
         model = model.unload()  # drop chat's adapters: train on the plain base weights
     if getattr(model, "hf_quantizer", None) is not None and model.hf_quantizer.__class__.__name__ == "GgufHfQuantizer":
@@ -276,8 +284,13 @@ def train_adapter(
     total = config.max_steps or max(1, round(steps_per_epoch * config.epochs))
     tokens_per_step = sum(len(d["input_ids"]) for d in data) / steps_per_epoch
     cuda = torch.cuda.is_available()
+    processes, main = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+    if config.batch_size % processes:
+        raise ValueError(f"batch size {config.batch_size} does not split over {processes} training processes: "
+                         f"use a multiple of {processes}")
     work_dir = out_dir.parent / f".{out_dir.name}.partial"
-    shutil.rmtree(work_dir, ignore_errors=True)
+    if main:
+        shutil.rmtree(work_dir, ignore_errors=True)
 
     class Monitor(TrainerCallback):
         def on_step_end(self, args, control_state, control, **kw):
@@ -299,7 +312,7 @@ def train_adapter(
     args = TrainingArguments(
         output_dir=str(work_dir / "trainer"),
         max_steps=total,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=config.batch_size // processes,  # the same batches, split over the processes
         learning_rate=config.learning_rate,
         lr_scheduler_type="constant_with_warmup",
         warmup_steps=min(5, total // 20),  # short runs: every step counts
@@ -320,6 +333,8 @@ def train_adapter(
     trainer.train()
 
     cancelled = cancel.is_set()
+    if not main:
+        return out_dir
     model.save_pretrained(str(work_dir))
     shutil.rmtree(work_dir / "trainer", ignore_errors=True)
     run = {
@@ -378,15 +393,15 @@ def plan_training(spec: DataSpec, config: TrainConfig, store: Store, adapters_di
                         trained_on(store.documents(), sources))
 
 
-def run_training(generator: Generator, plan: TrainingPlan, state: JobState, cancel: threading.Event) -> Path:
-    """A job's work: train ``plan`` reporting into ``state``; a failed run leaves no partial folder behind."""
+def run_training(generator: Generator, plan: TrainingPlan, state: JobState, cancel: threading.Event,
+                 processes: int = 1) -> Path:
+    """A job's work: train ``plan`` in its own ``processes`` (see `train_process`) reporting into ``state``; a
+    failed run leaves no partial folder behind."""
+    from .train_process import launch_training
+
     state.stage = f"training {plan.summary['source']} adapter"
-    try:
-        path = train_adapter(generator, plan.examples, plan.out_dir, plan.config, state, cancel, plan.summary,
-                             plan.trained_on)
-    except BaseException:
-        shutil.rmtree(plan.out_dir.parent / f".{plan.name}.partial", ignore_errors=True)
-        raise
+    path = launch_training(generator, plan.examples, plan.out_dir, plan.config, state, cancel, plan.summary,
+                           plan.trained_on, processes=processes)
     state.message = (
         f"saved {plan.name} after {state.step} of {state.total} steps"
         + (" (cancelled: the adapter holds what was learned so far)" if state.status == "cancelled" else "")
@@ -395,9 +410,10 @@ def run_training(generator: Generator, plan: TrainingPlan, state: JobState, canc
 
 
 def remove_partial_adapters(adapters_dir: Path) -> list[str]:
-    """Delete the ``.name.partial`` folders a killed training run left (never listed as adapters); their names."""
+    """Delete the ``.name.partial`` and ``.name.job`` folders a killed training run left (never listed as
+    adapters); their names."""
     gone = []
-    for d in adapters_dir.glob(".*.partial") if adapters_dir.is_dir() else []:
+    for d in [*adapters_dir.glob(".*.partial"), *adapters_dir.glob(".*.job")] if adapters_dir.is_dir() else []:
         shutil.rmtree(d, ignore_errors=True)
         gone.append(d.name)
     return gone

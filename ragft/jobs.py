@@ -1,4 +1,4 @@
-"""The one background runner for long work (train, evaluate, experiment): one heavy job at a time.
+"""The background runner for long work (train, evaluate, experiment): one heavy job at a time per workspace.
 
 A job is a function ``work(state, cancel)`` run in a daemon thread. It reports through ``state`` (a `JobState`
 that pollers read: the UI's timers, the CLI's progress bar) and stops early when ``cancel`` is set. The runner
@@ -72,9 +72,12 @@ def _alive(pid: int) -> bool:
 class JobRunner:
     """Runs one job at a time in a background thread; ``state`` is the current (or last) job's state."""
 
-    def __init__(self, record: Path | None = None) -> None:
+    def __init__(self, record: Path | None = None, slots: threading.BoundedSemaphore | None = None) -> None:
         """``record``: a file that names the running job while it runs. Found at start-up, it means the process
-        died during that job (killed, out of memory, a restart): the job is shown as "interrupted"."""
+        died during that job (killed, out of memory, a restart): the job is shown as "interrupted". ``slots``:
+        shared by the runners of all workspaces, it bounds how many of their jobs run at once (``RAGFT_MAX_JOBS``).
+        """
+        self._slots = slots
         self.state = JobState()
         self._latest: dict[str, JobState] = {}  # kind -> newest job of that kind, running or finished
         self._cancel = threading.Event()
@@ -128,6 +131,9 @@ class JobRunner:
         """
         with self._lock:
             self.check_idle()
+            if self._slots is not None and not self._slots.acquire(blocking=False):
+                raise JobBusyError("the server is running as many jobs as it allows at once (RAGFT_MAX_JOBS), for "
+                                   "other users: try again in a few minutes")
             self._cancel = cancel = threading.Event()
             state = JobState(kind=kind, name=name, status="preparing", started=time.time(), message=message)
             self.state = self._latest[kind] = state
@@ -148,6 +154,8 @@ class JobRunner:
         finally:
             if self._record is not None:  # ended, however: no longer running
                 self._record.unlink(missing_ok=True)
+            if self._slots is not None:
+                self._slots.release()
         with self._lock:  # not between cancel()'s check and its write: a finished job never turns "cancelling"
             if result is not None:
                 state.result = result

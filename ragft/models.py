@@ -170,12 +170,13 @@ class Generator:
                 self.model = self.model.unload()  # the last one gone: back to the plain base model
 
 
-def load_generator(configured: str = "") -> Generator:
-    """Load the base model once: float32 on CPU, bfloat16 on a GPU."""
+def load_generator(configured: str = "", source: ModelSource | None = None) -> Generator:
+    """Load the base model once (``configured`` as ``RAGFT_BASE_MODEL`` takes it, or an already resolved
+    ``source``): float32 on CPU, bfloat16 on a GPU."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = resolve_base_model(configured)
+    source = source or resolve_base_model(configured)
     kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     cuda = torch.cuda.is_available()
     try:

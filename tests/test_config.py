@@ -157,6 +157,11 @@ def test_describe_gives_every_field_as_text():
         "max_documents",
         "max_store_mb",
         "max_adapters",
+        "workspaces",
+        "workspace_idle_hours",
+        "max_jobs",
+        "train_processes",
     ]
     assert d["engine"] == "local" and d["vllm_max_lora_rank"] == "16"
     assert (d["max_documents"], d["max_store_mb"], d["max_adapters"]) == ("1000", "1000", "50")
+    assert (d["workspaces"], d["max_jobs"], d["train_processes"]) == ("shared", "2", "1")

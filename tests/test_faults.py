@@ -4,10 +4,12 @@ cut off are reported so the user can upload them again."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -167,6 +169,13 @@ time.sleep(600)
 '''
 
 
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return "gone"
+
+
 @pytest.mark.slow
 def test_a_training_run_killed_midway_shows_interrupted_and_leaves_no_adapter(tmp_path, settings, embedder):
     from ragft.engine import Engine
@@ -178,9 +187,14 @@ def test_a_training_run_killed_midway_shows_interrupted_and_leaves_no_adapter(tm
                             text=True, env=env)
     assert proc.stdout.readline().startswith("STEP")
     partial = list(settings.adapters_dir.glob(".*.partial"))
+    trainer = json.loads(next(settings.adapters_dir.glob(".*.job/progress.json")).read_text())["pid"]
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert partial  # the run was writing when it died
+    deadline = time.time() + 120  # the training process sees the app gone at its next step, and ends unsaved
+    while time.time() < deadline and Path(f"/proc/{trainer}").exists() and "Z" not in _proc_state(trainer):
+        time.sleep(0.5)
+    assert not Path(f"/proc/{trainer}").exists() or "Z" in _proc_state(trainer)
 
     engine = Engine(settings)
     state = engine.jobs.state

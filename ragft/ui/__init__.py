@@ -8,22 +8,29 @@ import gradio as gr
 
 from ..config import ConfigError
 from ..engine import Engine, get_engine
+from ..workspaces import Workspaces
 from . import messages as M
 from .chat import create_chat_tab
 from .documents import create_documents_tab
 from .evaluate import create_evaluate_tab
 from .experiment import create_experiment_tab
 from .finetune import create_finetune_tab
+from .workspace import CurrentEngine, add_workspace_bar
 
 log = logging.getLogger(__name__)
 
 
 def create_ui(engine: Engine | None = None) -> gr.Blocks:
-    engine = engine or get_engine()
+    """The app on ``engine`` (the root engine: models and store); with private workspaces each request works in
+    its user's workspace, built on it (see `ragft.workspaces`)."""
+    root = engine or get_engine()
+    spaces = Workspaces(root)
+    engine = root if spaces.mode == "shared" else CurrentEngine(spaces)
     with gr.Blocks(title="ragft") as demo:
         gr.Markdown(f"# {M.TITLE}")
-        if engine.settings.engine != "local" or engine.engine_note:
-            gr.Markdown(engine.engine_line, elem_id="engine-line")
+        if root.settings.engine != "local" or root.engine_note:
+            gr.Markdown(root.engine_line, elem_id="engine-line")
+        entered = add_workspace_bar(demo, spaces) if spaces.mode == "private" else None
         with gr.Tabs():
             with gr.Tab("Documents", id="documents"):
                 docs = create_documents_tab(engine)
@@ -35,8 +42,8 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
                 chat = create_chat_tab(engine)
             with gr.Tab("Evaluate", id="evaluate") as eval_tab:
                 evaluation = create_evaluate_tab(engine)
-        demo.load(lambda: (*docs["refresh"](), chat["refresh"](), docs["notice"]()), None,
-                  [docs["table"], docs["picked"], chat["adapter"], docs["ingest_log"]])
+        (entered.then if entered else demo.load)(lambda: (*docs["refresh"](), chat["refresh"](), docs["notice"]()),
+                                                 None, [docs["table"], docs["picked"], chat["adapter"], docs["ingest_log"]])
         experiment_tab.select(experiment["refresh"], None, experiment["outputs"], queue=False)
         chat_tab.select(chat["refresh"], chat["adapter"], chat["adapter"], queue=False)
         finetune_tab.select(finetune["refresh_sets"], finetune["sets"], finetune["sets"], queue=False)
@@ -51,8 +58,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request to the vLLM server
     engine = get_engine()
     print("ragft: loading models (first start takes a few seconds)…", flush=True)
-    try:
-        engine.store  # embedder + store; checks the data dir first
+    try:  # the embedder and the store (with private workspaces, the Chroma client); checks the data dir first
+        engine.store if engine.settings.workspaces == "shared" else (engine.embedder, engine.chroma)
     except ConfigError as exc:  # a read-only or full data dir: say so once and stop, no traceback
         raise SystemExit(f"ragft: error: {exc}") from None
     engine.generator  # the one base model, before the first request rather than during it

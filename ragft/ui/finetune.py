@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from ..engine import Engine
-from ..finetune import DataSpec, TrainConfig, TrainingDataError, preview, read_run, zip_adapter
+from ..finetune import DataSpec, TrainConfig, TrainingDataError, preview, zip_adapter
 from ..jobs import JobBusyError, JobState
 from ..questions import set_path
 from . import messages as M
@@ -51,7 +51,7 @@ def status_html(engine: Engine) -> str:
 def adapter_info(engine: Engine, name: str | None) -> str:
     if not name:
         return ""
-    run = read_run(engine.settings.adapters_dir / name)
+    run = engine.adapter_run(name)
     if not run:
         return f"**{name}** (made outside ragft: no run record)"
     final = f"{run['losses'][-1][1]:.4f}" if run.get("losses") else "n/a"
@@ -186,7 +186,7 @@ def create_finetune_tab(engine: Engine) -> dict:
     timer.tick(poll, [seen, saved], [progress, plot, saved, seen], queue=False, show_progress="hidden")
     def on_pick(nm):
         # While idle, the plot shows the picked adapter's recorded loss curve.
-        losses = read_run(engine.settings.adapters_dir / nm).get("losses", []) if nm else []
+        losses = engine.adapter_run(nm).get("losses", []) if nm else []
         training = engine.jobs.state.active and engine.jobs.state.kind == "train"
         curve = gr.skip() if training or not losses else loss_frame(losses)
         return adapter_info(engine, nm), gr.update(visible=False), curve

@@ -108,3 +108,9 @@ EXP_METHODS = {
     "Fill-in-the-blank from sentences (no model)": "cloze",
     "Written by the base model (set RAGFT_BASE_MODEL to a capable model)": "llm",
 }
+
+# --- workspaces ----------------------------------------------------------------------------------------------------
+WORKSPACE_USER = "🔒 Signed in as **{name}**: your documents, adapters and results are private to your account."
+WORKSPACE_ANONYMOUS = ("🔒 Your documents, adapters and results are private to this browser, and deleted after {hours} h "
+                       "unused.")
+WORKSPACE_SIGN_IN = " Sign in with Hugging Face to keep them across browsers."

@@ -35,10 +35,16 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def app_url(settings, tmp_path):
+def app_env() -> dict:
+    """More environment for the app (a test sets it with ``parametrize(..., indirect=True)``)."""
+    return {}
+
+
+@pytest.fixture
+def app_url(settings, tmp_path, app_env):
     """Start `python app.py` as a user would, on a free port, on this test's data dir."""
     port = free_port()
-    env = {**os.environ, "RAGFT_DATA_DIR": str(settings.data_dir), "GRADIO_SERVER_PORT": str(port)}
+    env = {**os.environ, "RAGFT_DATA_DIR": str(settings.data_dir), "GRADIO_SERVER_PORT": str(port), **app_env}
     log = open(tmp_path / "app.log", "w+")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -62,15 +68,33 @@ def app_url(settings, tmp_path):
 
 
 @pytest.fixture
-def page():
+def browser():
     from playwright.sync_api import sync_playwright
 
     assert shutil.which(CHROMIUM), "Debian's chromium is missing: `apt-get install -y chromium` (make test does it)"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    return browser.new_page(viewport={"width": 1600, "height": 1000})
+
+
+def set_slider(page, elem_id: str, value: int, timeout_s: float = 15) -> None:
+    """Type ``value`` into a slider's number box until the slider itself shows it (its range input follows the
+    component's value): a click on a button right after typing could otherwise send the old value."""
+    box, bar = page.locator(f"{elem_id} input[type=number]"), page.locator(f"{elem_id} input[type=range]")
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        box.fill(str(value))
+        box.press("Tab")
+        time.sleep(0.5)
+        if bar.input_value() == str(value) and box.input_value() == str(value):
+            return
+    raise AssertionError(f"{elem_id} never took the value {value}; it shows {bar.input_value()}")
 
 
 def wait_for_text(locator, pattern: str, timeout_s: float = 180) -> str:
@@ -229,9 +253,7 @@ def test_evaluate_generated_questions_and_read_table_chart_and_answers(app_url, 
 
     pick_memo()
     page.get_by_text("Decoding and retrieval").click()
-    page.fill("#eval-batch input[type=number]", "2")  # 13 short steps: time to reload the page mid-run
-    page.locator("#eval-batch input[type=number]").press("Tab")
-    time.sleep(1)  # the number reaches the server on blur; a click sooner can run with the old batch size
+    set_slider(page, "#eval-batch", 2)  # 13 short steps: time to reload the page mid-run
     page.click("#eval-run")
     progress = page.locator("#eval-progress")
     wait_for_text(progress, r"facts — running · (Plain|RAG|Fine-tuned).*questions 1–2 of 6", 120)
@@ -271,3 +293,36 @@ def test_evaluate_generated_questions_and_read_table_chart_and_answers(app_url, 
     result = Client(app_url, verbose=False).predict("facts", "", "plain,rag", api_name="/evaluate_set")
     assert [row["variant"] for row in result["summary"]] == ["Plain", "RAG"]
     assert result["summary"][1]["recall@3"] == 1.0 and len(result["questions"]) == 6
+
+
+@pytest.mark.parametrize("app_env", [{"RAGFT_WORKSPACES": "private"}], indirect=True)
+def test_private_workspaces_two_browsers_see_only_their_own_documents(app_url, browser, tmp_path, settings):
+    """Two people (two browser profiles) on an app with private workspaces: each sees only what they uploaded, a
+    reload keeps one's workspace, and the data dir holds one workspace each."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    pages = {}
+    for who, text in (("ada", "Ada's notebook: the Zorblax vault code is 7-4-1-9."),
+                      ("ben", "Ben's notebook: the greenhouse holds eleven blue tulips.")):
+        doc = tmp_path / f"{who}.txt"
+        doc.write_text(text)
+        page = pages[who] = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        page.goto(app_url)
+        wait_for_text(page.locator("#workspace-line"), r"private to this browser, and deleted after 24 h unused")
+        page.locator("#upload-files input[type=file]").set_input_files(str(doc))
+        wait_for_text(page.locator("#upload-files"), rf"{who}\s*\.txt", 60)
+        page.click("#add-docs")
+        wait_for_text(page.locator("#ingest-log"), rf"{who}\.txt: added 1 chunks", 120)
+
+    for who, other in (("ada", "ben"), ("ben", "ada")):
+        page = pages[who]
+        page.reload()  # the workspace is the browser's, not the page's
+        table = wait_for_text(page.locator("#docs-table"), rf"{who}\.txt", 60)
+        assert f"{other}.txt" not in table
+        query = page.locator("#search-query").locator("input, textarea")
+        query.fill("What is the vault code?")
+        query.press("Enter")
+        hits = wait_for_text(page.locator("#search-hits"), rf"{who}\.txt", 60)
+        assert f"{other}.txt" not in hits and ("7-4-1-9" in hits) == (who == "ada")
+    pages["ada"].screenshot(path=str(ARTIFACTS / "workspaces.png"), full_page=True)
+    spaces = sorted(p.name for p in (settings.data_dir / "workspaces").iterdir() if p.is_dir())
+    assert len(spaces) == 2 and all(s.startswith("anon-") for s in spaces)

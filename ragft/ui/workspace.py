@@ -1,0 +1,88 @@
+"""The workspace of each request (see `ragft.workspaces`), for the tabs' handlers.
+
+The tabs call ``engine.<verb>`` in their handlers. With private workspaces ``engine`` is a `CurrentEngine`: every
+attribute is looked up on the engine of the workspace of the request being handled, which Gradio keeps in a
+context variable for the duration of each call (also across a generator's steps). A page registers its workspace
+when it loads (`add_workspace_bar`): a random token kept in the browser's localStorage, or the Hugging Face account
+it signed in with.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+import gradio as gr
+from gradio.context import LocalContext
+
+from ..engine import Engine
+from ..workspaces import Workspaces
+from . import messages as M
+
+
+def signed_in(request) -> str:
+    """The Hugging Face user name a request signed in with (Gradio's OAuth session), else ""."""
+    underlying = getattr(request, "request", None) or request
+    scope = getattr(underlying, "scope", None)
+    session = scope.get("session") if isinstance(scope, dict) else getattr(underlying, "session", None)
+    info = (session or {}).get("oauth_info") or {}
+    if info.get("expires_at") and info["expires_at"] < time.time():
+        return ""
+    return str((info.get("userinfo") or {}).get("preferred_username") or "")
+
+
+class CurrentEngine:
+    """Stands in for the engine in handlers: each attribute is that of the calling user's workspace's engine."""
+
+    def __init__(self, spaces: Workspaces) -> None:
+        self._spaces = spaces
+
+    def now(self) -> Engine:
+        request = LocalContext.request.get(None)
+        if request is None:  # building the page: defaults only, from an empty workspace
+            return self._spaces.blank
+        return self._spaces.engine(self._spaces.of_session(request.session_hash, signed_in(request)))
+
+    def __getattr__(self, name: str):
+        return getattr(self.now(), name)
+
+
+def login_available() -> bool:
+    """Hugging Face login works on a Space with ``hf_oauth: true`` (Spaces then sets ``OAUTH_CLIENT_ID``). Elsewhere
+    Gradio would fake it with the machine's own token, which is not a login: no button then."""
+    return bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"))
+
+
+def _secret(spaces: Workspaces) -> str:
+    """The key that encrypts the browser's token, kept under the data dir so a restart does not lose workspaces."""
+    path = spaces.folder / ".browser-secret"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        value = secrets.token_hex(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+
+def add_workspace_bar(demo: gr.Blocks, spaces: Workspaces):
+    """The sign-in button and a line saying whose workspace this is; returns the load event that registers the
+    page's workspace (the tabs' own loading goes ``.then`` it)."""
+    hours = f"{spaces.idle_s / 3600:g}"
+    with gr.Row():
+        if login_available():
+            gr.LoginButton(scale=0)
+        line = gr.Markdown(elem_id="workspace-line")
+    token = gr.BrowserState("", storage_key="ragft-workspace", secret=_secret(spaces))
+
+    def enter(saved: str, profile: gr.OAuthProfile | None, request: gr.Request):
+        saved = saved if isinstance(saved, str) and len(saved) >= 32 else secrets.token_urlsafe(32)
+        name = profile.username if profile else ""
+        spaces.enter(request.session_hash, saved, name)
+        if name:
+            return saved, M.WORKSPACE_USER.format(name=name)
+        return saved, M.WORKSPACE_ANONYMOUS.format(hours=hours) + (M.WORKSPACE_SIGN_IN if login_available() else "")
+
+    return demo.load(enter, token, [token, line], queue=False)

@@ -1,0 +1,163 @@
+"""Workspaces: ids that never become paths, one engine (collection, folders, job) per workspace, idle anonymous
+workspaces deleted, and, through the real app's API as two clients, nothing of one reachable from the other."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from ragft.config import Settings
+from ragft.engine import Engine
+from ragft.jobs import JobBusyError
+from ragft.workspaces import Workspaces, anonymous_id, api_id, user_id
+
+
+@pytest.fixture
+def private(data_dir, embedder) -> Workspaces:
+    root = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data_dir), "RAGFT_WORKSPACES": "private",
+                                     "RAGFT_WORKSPACE_IDLE_HOURS": "1", "RAGFT_MAX_JOBS": "1"}))
+    root._embedder = embedder
+    return Workspaces(root)
+
+
+def fake_adapter(folder, questions=("What is the vault code?",)):
+    """An adapter folder as `list_adapters` sees one, with a run record naming the questions it was trained on."""
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "adapter_model.safetensors").write_bytes(b"")
+    (folder / "ragft_run.json").write_text(json.dumps({"pairs": [{"question": q, "answer": "x"} for q in questions]}))
+
+
+def test_ids_are_names_never_paths():
+    assert user_id("Alice") != user_id("alice") and user_id("Alice").startswith("user-alice-")
+    assert user_id("../../etc") .startswith("user-etc-") and "/" not in user_id("a/b") and user_id("") .startswith("user-x-")
+    assert anonymous_id("t1") == anonymous_id("t1") != anonymous_id("t2")
+    assert api_id("s1") != anonymous_id("s1")
+    for wid in (user_id("é/..\\\x00"), anonymous_id("../x"), api_id("..")):
+        assert wid.replace("-", "").isalnum()
+
+
+def test_shared_mode_is_the_data_dir_itself(data_dir):
+    root = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data_dir)}))
+    spaces = Workspaces(root)
+    assert spaces.mode == "shared" and spaces.enter("s1", "token") == "" and spaces.engine("") is root
+    assert Settings.from_env({"SPACE_ID": "me/app"}).workspaces == "private"  # the default on a Space
+
+
+def test_each_workspace_has_its_collection_folders_and_adapter_names(private, tmp_path):
+    a = private.enter("page-a", token="a" * 40)
+    b = private.enter("page-b", username="bob")
+    assert private.of_session("page-a") == a and private.of_session("page-b") == b == user_id("bob")
+    assert private.of_session("client-c") == api_id("client-c")  # an API client: its own session's workspace
+    ea, eb = private.engine(a), private.engine(b)
+    assert ea is private.engine(a) and ea.generator_loaded is None  # one engine each, the models still shared
+    assert ea.settings.data_dir != eb.settings.data_dir and ea.settings.collection != eb.settings.collection
+    assert ea.adapter_key("memo") != eb.adapter_key("memo")  # same names, different adapters on the base model
+
+    doc = tmp_path / "vault.txt"
+    doc.write_text("The Zorblax vault code is 7-4-1-9, set by the engineer Mira Quell.")
+    assert ea.ingest([(doc, "vault.txt")])[0].ok
+    assert [d.name for d in ea.store.documents()] == ["vault.txt"] and eb.store.documents() == []
+    assert eb.search("vault code") == [] and eb.store.delete("vault.txt") == 0
+    assert [d.name for d in ea.store.documents()] == ["vault.txt"]
+
+    fake_adapter(ea.settings.adapters_dir / "memo")
+    assert ea.adapters() == ["memo"] and eb.adapters() == []
+    crafted = f"../../{a}/adapters/memo"
+    assert eb.adapter_run("memo") == {} and eb.adapter_run(crafted) == {}  # never read from another workspace
+    assert eb.training_overlap([], crafted) == ([], "")
+    with pytest.raises(ValueError):
+        eb.delete_adapter(crafted)
+    assert (ea.settings.adapters_dir / "memo").is_dir()
+    with pytest.raises(Exception, match="no adapter named"):
+        eb.use_adapter("memo")
+
+
+def test_one_job_per_workspace_and_a_limit_across_them(private):
+    ea, eb = private.engine(private.enter("p1", "1" * 40)), private.engine(private.enter("p2", "2" * 40))
+    release = threading.Event()
+    ea.jobs.start("evaluate", "a", lambda state, cancel: release.wait(30))
+    with pytest.raises(JobBusyError, match="already going"):
+        ea.jobs.start("evaluate", "again", lambda state, cancel: None)
+    with pytest.raises(JobBusyError, match="RAGFT_MAX_JOBS"):  # RAGFT_MAX_JOBS=1: the other workspace waits
+        eb.jobs.start("evaluate", "b", lambda state, cancel: None)
+    release.set()
+    assert ea.jobs.wait(30).status == "done"
+    eb.jobs.start("evaluate", "b", lambda state, cancel: None)
+    assert eb.jobs.wait(30).status == "done"
+
+
+def test_idle_anonymous_workspaces_are_deleted_with_their_collection(private, tmp_path):
+    anon, user = private.enter("p1", "t" * 40), private.enter("p2", username="carol")
+    doc = tmp_path / "note.md"
+    doc.write_text("# Note\nThe archive opens at dawn.")
+    for wid in (anon, user):
+        assert private.engine(wid).ingest([(doc, "note.md")])[0].ok
+    busy = private.enter("p3", "b" * 40)
+    release = threading.Event()
+    private.engine(busy).jobs.start("evaluate", "long", lambda state, cancel: release.wait(30))
+    collections = {c.name for c in private.root.chroma.list_collections()}
+    assert f"ws-{anon}" in collections and f"ws-{user}" in collections
+
+    assert private.sweep(now=time.time() + 1800) == []  # half the idle time: all kept
+    later = time.time() + 2 * 3600
+    assert private.sweep(now=later) == [anon]  # the signed-in user's stays; the busy one waits for its job
+    assert anon not in private.ids() and user in private.ids() and busy in private.ids()
+    assert f"ws-{anon}" not in {c.name for c in private.root.chroma.list_collections()}
+    assert private.of_session("p1") == api_id("p1")  # the page is forgotten: a reload starts a new workspace
+    release.set()
+    private.engine(busy).jobs.wait(30)
+    os.utime(private.folder / busy / ".last-used", (0, 0))
+    private._touched.pop(busy)
+    assert private.sweep(now=later) == [busy]
+
+
+@pytest.mark.slow
+def test_two_api_clients_never_reach_each_others_workspace(private, tmp_path):
+    """The real app, launched in-process, and two `gradio_client` clients: each has its own session, so its own
+    workspace; every documents and adapters endpoint, with names and crafted paths of the other's things."""
+    from gradio_client import Client, handle_file
+
+    from ragft.ui import create_ui
+
+    demo = create_ui(private.root)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.queue().launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    try:
+        alice, bob = Client(demo.local_url, verbose=False), Client(demo.local_url, verbose=False)
+        mine = {}
+        for who, client, text in ((("alice"), alice, "The Zorblax vault code is 7-4-1-9."),
+                                  ("bob", bob, "Bob's garden has eleven blue tulips.")):
+            path = tmp_path / f"{who}.txt"
+            path.write_text(text)
+            log, table, _ = client.predict([handle_file(str(path))], api_name="/add")
+            assert f"{who}.txt: added 1 chunks" in log
+            assert [row[0] for row in table["data"]] == [f"{who}.txt"]  # only its own document listed
+            mine[who] = api_id(client.session_hash)
+
+        hits = bob.predict("vault code", 5, api_name="/search")
+        assert all("Zorblax" not in str(row) for row in hits["data"]) and "tulips" in str(hits["data"])
+        with pytest.raises(Exception, match=r"not in the list of choices: \['bob.txt'\]"):  # bob's own names only
+            bob.predict("alice.txt", api_name="/delete")
+        hits = alice.predict("vault code", 5, api_name="/search")
+        assert "7-4-1-9" in str(hits["data"])  # bob's delete of alice's name removed nothing of hers
+
+        fake_adapter(tmp_path / "data" / "workspaces" / mine["alice"] / "adapters" / "memo")
+        for name in ("memo", f"../../{mine['alice']}/adapters/memo", "/etc/passwd"):
+            for endpoint in ("/on_pick", "/make_zip", "/delete_1"):
+                try:
+                    out = bob.predict(name, api_name=endpoint)
+                except Exception as exc:  # noqa: BLE001 - refused outright is as good as nothing shown
+                    out = str(exc)
+                assert "What is the vault code" not in str(out) and ".zip" not in str(out)
+        assert (tmp_path / "data" / "workspaces" / mine["alice"] / "adapters" / "memo").is_dir()
+        assert sorted(private.ids()) == sorted(mine.values())
+    finally:
+        demo.close()
