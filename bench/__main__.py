@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-BENCHMARKS = ("four_way", "evaluation", "gpu_step", "training", "ingest", "retrieval", "memory")
+BENCHMARKS = ("four_way", "evaluation", "gpu_step", "training", "ingest", "retrieval", "memory", "load")
 
 
 def main(argv: list[str]) -> int:

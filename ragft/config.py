@@ -169,6 +169,15 @@ class Settings:
 MIN_FREE_MB = 100  # below this the store, uploads and adapters soon fail half-way
 
 
+def free_mb(folder: Path) -> float:
+    """Megabytes free on the filesystem of ``folder`` (or of its nearest existing parent)."""
+    import shutil
+
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free / 1e6
+
+
 def check_data_dir(data_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
     """Make sure ``data_dir`` exists, can be written and has room; else `ConfigError` saying what to change. Called
     before the store opens, so a read-only or full disk is one clear message at start-up, not a traceback later."""

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .adapters import stale_note, staleness
 from .chat import MODE_VARIANTS, ChatResult, ChatState, build_messages, stream_answers
-from .config import Settings, check_data_dir
+from . import config
+from .config import Settings, check_data_dir, free_mb
 from .documents import DocumentError, display_name, load_document
 from .evaluate import EvalConfig, EvalProgress, EvalResult, run_evaluation, training_overlap
 from .experiment import ExperimentConfig, Plan, Speed, measure_speed, plan_experiment, run_experiment
@@ -80,6 +81,7 @@ class Engine:
         self._client = None
         self._store: Store | None = None
         self._speed: Speed | None = None
+        self.chroma_wedged = False  # a write failed on a full disk: reopen the client before the next one
         # one background job at a time here, and RAGFT_MAX_JOBS at once across workspaces (the record names the
         # running one, so a restart after a crash can say it was interrupted); training leftovers of a killed
         # process go
@@ -154,7 +156,7 @@ class Engine:
             if self._client is None:
                 s = self.settings
                 if not s.chroma_host:  # on a Chroma server the data lives there
-                    check_data_dir(s.data_dir)
+                    check_data_dir(s.data_dir, config.MIN_FREE_MB)
                 self._client = make_client(s.chroma_dir, s.chroma_host, s.chroma_port)
             return self._client
 
@@ -162,9 +164,9 @@ class Engine:
     def store(self) -> Store:
         embedder, client = self.embedder, self.chroma
         with self._lock:
-            if self._store is None:
+            if self._store is None or self._store.client is not client:  # first use, or the client was reopened
                 if self.parent and not self.settings.chroma_host:
-                    check_data_dir(self.settings.data_dir)
+                    check_data_dir(self.settings.data_dir, config.MIN_FREE_MB)
                 self._store = Store(client, embedder, self.settings.collection)
             return self._store
 
@@ -188,7 +190,7 @@ class Engine:
                 progress(n / max(len(files), 1), f"reading {name}")
             try:
                 doc = load_document(path, name, s.chunk_words, s.chunk_overlap_words, s.max_upload_mb * 1_000_000)
-                if over := self._over_quota(stored, doc.name, doc.size_bytes):
+                if over := self._over_quota(stored, doc.name, doc.size_bytes) or self._low_on_space():
                     reports.append(IngestReport(name, False, "refused", 0, f"{name}: {over}"))
                     continue
 
@@ -196,6 +198,9 @@ class Engine:
                     if progress:
                         progress((n + done / total) / len(files), f"embedding {name}: {done}/{total} chunks")
 
+                if (self.parent or self).chroma_wedged:
+                    (self.parent or self).reopen_chroma()
+                    store = self.store
                 result: AddResult = store.add(doc, on_batch)
             except DocumentError as exc:
                 reports.append(IngestReport(name, False, "refused", 0, str(exc)))
@@ -203,6 +208,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - a full disk, a Chroma error: `Store.add` kept nothing of it
                 reports.append(IngestReport(name, False, "failed", 0, f"{name}: could not be stored ({exc}); "
                                             "nothing of it was kept"))
+                (self.parent or self).chroma_wedged = True  # reopened before the next write, once there is room
                 continue
             message = {
                 "added": f"{name}: added {result.chunks} chunks",
@@ -216,6 +222,30 @@ class Engine:
         if progress:
             progress(1.0, "done")
         return reports
+
+    def _low_on_space(self) -> str:
+        """Why the data dir has too little room to add a document (a full disk wedges Chroma), or ""."""
+        if self.settings.chroma_host:
+            return ""
+        free = free_mb(self.settings.data_dir)
+        if free >= config.MIN_FREE_MB:
+            return ""
+        return (f"not added: the data dir has {free:.0f} MB free and ragft keeps at least {config.MIN_FREE_MB} MB "
+                "free; free some space or delete documents first")
+
+    def reopen_chroma(self) -> None:
+        """A new Chroma client, and stores on it for every workspace: after a write failed on a full disk, the old
+        one hangs on the next write even once there is room again (chromadb 1.5; reads still work on it, and the
+        new client cannot open while the disk is full, hence ``chroma_wedged`` and a reopen before the next write).
+        """
+        self.chroma_wedged = False
+        from chromadb.api.client import SharedSystemClient
+
+        with self._lock:
+            if self._client is not None:  # chromadb keeps one system per path: forget this one (only)
+                SharedSystemClient._identifier_to_system.pop(self._client._identifier, None)
+                SharedSystemClient._identifier_to_refcount.pop(self._client._identifier, None)
+            self._client, self._store = None, None
 
     def _over_quota(self, stored: dict[str, int], name: str, size: int) -> str:
         """Why adding ``name`` (``size`` bytes) would pass the store's quotas, or ""; a replacement counts once."""

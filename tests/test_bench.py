@@ -17,9 +17,14 @@ from bench.report import Figure
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINS = {"four_way", "evaluation", "training", "memory"}  # they train a small adapter first: the slow tier
+BROWSER = {"load"}  # browsers (and a training run): the e2e tier
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in TRAINS else n for n in BENCHMARKS])
+def _marks(name: str) -> list:
+    return [pytest.mark.e2e] if name in BROWSER else [pytest.mark.slow] if name in TRAINS else []
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in BENCHMARKS])
 def test_benchmark_runs_and_reports_ratios(name, tmp_path):
     env = os.environ | {"RAGFT_BENCH_RESULTS": str(tmp_path), "RAGFT_DATA_DIR": str(tmp_path / "data")}
     out = subprocess.run([sys.executable, "-m", "bench", "--smoke", name], cwd=ROOT, env=env, capture_output=True, check=False,
@@ -35,6 +40,8 @@ def test_benchmark_runs_and_reports_ratios(name, tmp_path):
         assert f"ratio {figure['ratio']:>7.3g}" in line and figure["name"] in line
         if figure["target"] or figure["limit"]:
             assert figure["met"] in (True, False) and ("met" in line or "MISSED" in line)
+    if name == "load":  # its one target is correctness: every request served, nobody seeing another's things
+        assert result["details"]["errors"] == [] and result["figures"][0]["met"], result["details"]["errors"]
 
 
 def test_a_unknown_benchmark_is_refused():

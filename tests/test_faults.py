@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -200,3 +201,73 @@ def test_a_training_run_killed_midway_shows_interrupted_and_leaves_no_adapter(tm
     state = engine.jobs.state
     assert state.status == "interrupted" and state.kind == "train" and state.name.startswith("killed")
     assert engine.adapters() == [] and not list(settings.adapters_dir.glob(".*.partial"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 160 MB filesystem (tmpfs) to fill up; skipped where this user may not mount one."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(mount)], capture_output=True,
+                          text=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here ({made.stderr.strip()}): the monkeypatched test stands in")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path, leave_bytes: int) -> Path:
+    """Fill the filesystem of ``folder`` with one file until ``leave_bytes`` are free."""
+    import shutil
+
+    ballast = folder / "ballast"
+    with open(ballast, "wb") as f:
+        room = shutil.disk_usage(folder).free - leave_bytes
+        while room > 0:
+            f.write(b"\0" * min(room, 1 << 24))
+            room -= 1 << 24
+    return ballast
+
+
+def test_a_really_full_disk_fails_the_action_keeps_what_was_stored_and_stops_the_next_start(small_disk, tmp_path,
+                                                                                             embedder, monkeypatch):
+    from ragft.config import Settings
+    from ragft.engine import Engine
+    from ragft.questions import QAItem, QuestionSetError
+
+    data = small_disk / "data"
+    engine = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data)}))
+    engine._embedder = embedder
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("The Skarvik ferry sails at 7 each morning.")
+    second.write_text(" ".join(f"The Skarvik lighthouse keeper number {i} kept the lamp lit." for i in range(3000)))
+    assert engine.ingest([(first, first.name)])[0].ok
+    before = [d.name for d in engine.store.documents()]
+
+    ballast = _fill(small_disk, 0)
+    [report] = engine.ingest([(second, second.name)])  # too little room: refused before Chroma writes a thing
+    assert (report.ok, report.status) == (False, "refused")
+    assert report.message == ("second.txt: not added: the data dir has 0 MB free and ragft keeps at least 100 MB free; "
+                              "free some space or delete documents first")
+    monkeypatch.setattr("ragft.config.MIN_FREE_MB", 0)  # without that check, the write itself fails on the full disk
+    [report] = engine.ingest([(second, second.name)])
+    assert (report.ok, report.status) == (False, "failed") and "database or disk is full" in report.message
+    assert "nothing of it was kept" in report.message
+    monkeypatch.undo()
+    assert [d.name for d in engine.store.documents()] == before
+    assert engine.search("When does the ferry sail?")[0].source == "first.txt"
+    with pytest.raises(QuestionSetError, match="could not save facts.jsonl: No space left on device; nothing was "
+                                               "changed"):  # a question set cannot be saved either: said so
+        engine.save_question_set("facts", [QAItem("When does the ferry sail?", "7")])
+    assert not list(data.glob("questions/*.jsonl"))
+
+    # A start on the full disk: one line saying so, no traceback, no crash loop.
+    env = os.environ | {"RAGFT_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "ragft", "ingest", str(first)], capture_output=True, text=True,
+                         env=env, check=False, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert re.search(r"ragft: error: the data dir .* (has 0 MB free|cannot be written)", out.stderr), out.stderr
+
+    ballast.unlink()  # room again: the same engine adds the file now (on a reopened Chroma client: see Engine)
+    assert engine.ingest([(second, second.name)])[0].ok
+    assert sorted(d.name for d in engine.store.documents()) == ["first.txt", "second.txt"]

@@ -154,15 +154,18 @@ def save_set(items: list[QAItem], path: Path | str) -> Path:
     """Write ``items`` as JSON Lines, atomically: a reader sees the old file or the whole new one, never half."""
     if not items:
         raise QuestionSetError("no questions to save")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in items)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a read-only folder: said, and the old file (if any) kept
+            raise QuestionSetError(f"could not save {path.name}: {exc.strerror or exc}; nothing was changed") from None
         raise
     return path
 
