@@ -10,13 +10,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import config
 from .adapters import stale_note, staleness
 from .chat import MODE_VARIANTS, ChatResult, ChatState, build_messages, stream_answers
-from . import config
 from .config import Settings, check_data_dir, free_mb
 from .documents import DocumentError, display_name, load_document
-from .evaluate import EvalConfig, EvalProgress, EvalResult, run_evaluation, training_overlap
-from .experiment import ExperimentConfig, Plan, Speed, measure_speed, plan_experiment, run_experiment
+from .evaluate import (
+    EvalConfig,
+    EvalProgress,
+    EvalResult,
+    run_evaluation,
+    training_overlap,
+)
+from .experiment import (
+    ExperimentConfig,
+    Plan,
+    Speed,
+    measure_speed,
+    plan_experiment,
+    run_experiment,
+)
 from .experiment_report import list_reports, load_report
 from .finetune import (
     DataSpec,
@@ -29,7 +42,14 @@ from .finetune import (
 )
 from .generation import DecodeSettings, generate_batch
 from .jobs import JobRunner, JobState
-from .models import BASE, Generator, NoAdapterError, list_adapters, load_embedder, load_generator
+from .models import (
+    BASE,
+    Generator,
+    NoAdapterError,
+    list_adapters,
+    load_embedder,
+    load_generator,
+)
 from .questions import (
     QAItem,
     QuestionSetError,
