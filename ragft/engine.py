@@ -362,13 +362,17 @@ class Engine:
     def question_sets(self) -> list[str]:
         return list_sets(self.settings.questions_dir)
 
-    def load_question_set(self, name: str) -> list[QAItem]:
+    def question_set_path(self, name: str) -> Path:
+        """The file of saved question set ``name`` (a name, never a path: `QuestionSetError` if there is none)."""
         path = set_path(self.settings.questions_dir, check_set_name(name))
         if not path.is_file():
             raise QuestionSetError(
                 f"no question set named {name!r}; saved sets: {', '.join(self.question_sets()) or 'none yet'}"
             )
-        return load_set(path)
+        return path
+
+    def load_question_set(self, name: str) -> list[QAItem]:
+        return load_set(self.question_set_path(name))
 
     def save_question_set(self, name: str, items: list[QAItem], split: str = "") -> list[str]:
         """Save ``items`` as set ``name``; with ``split`` ("heldout" or "paraphrase") as ``name-train`` (for the

@@ -117,46 +117,53 @@ def test_idle_anonymous_workspaces_are_deleted_with_their_collection(private, tm
     assert private.sweep(now=later) == [busy]
 
 
+def launched(demo):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.queue().launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    return demo.local_url
+
+
 @pytest.mark.slow
 def test_two_api_clients_never_reach_each_others_workspace(private, tmp_path):
     """The real app, launched in-process, and two `gradio_client` clients: each has its own session, so its own
-    workspace; every documents and adapters endpoint, with names and crafted paths of the other's things."""
+    workspace; every endpoint that takes a name, with the other's names and crafted paths."""
     from gradio_client import Client, handle_file
 
     from ragft.ui import create_ui
 
     demo = create_ui(private.root)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.queue().launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    url = launched(demo)
     try:
-        alice, bob = Client(demo.local_url, verbose=False), Client(demo.local_url, verbose=False)
+        alice, bob = Client(url, verbose=False), Client(url, verbose=False)
         mine = {}
-        for who, client, text in ((("alice"), alice, "The Zorblax vault code is 7-4-1-9."),
+        for who, client, text in (("alice", alice, "The Zorblax vault code is 7-4-1-9."),
                                   ("bob", bob, "Bob's garden has eleven blue tulips.")):
             path = tmp_path / f"{who}.txt"
             path.write_text(text)
-            log, table, _ = client.predict([handle_file(str(path))], api_name="/add")
-            assert f"{who}.txt: added 1 chunks" in log
-            assert [row[0] for row in table["data"]] == [f"{who}.txt"]  # only its own document listed
+            [report] = client.predict([handle_file(str(path))], api_name="/ingest")
+            assert report["message"] == f"{who}.txt: added 1 chunks"
+            assert [d["name"] for d in client.predict(api_name="/documents")] == [f"{who}.txt"]  # its own only
             mine[who] = api_id(client.session_hash)
 
         hits = bob.predict("vault code", 5, api_name="/search")
-        assert all("Zorblax" not in str(row) for row in hits["data"]) and "tulips" in str(hits["data"])
-        with pytest.raises(Exception, match=r"not in the list of choices: \['bob.txt'\]"):  # bob's own names only
-            bob.predict("alice.txt", api_name="/delete")
-        hits = alice.predict("vault code", 5, api_name="/search")
-        assert "7-4-1-9" in str(hits["data"])  # bob's delete of alice's name removed nothing of hers
+        assert [h["source"] for h in hits] == ["bob.txt"]
+        with pytest.raises(Exception, match="no document named 'alice.txt'"):
+            bob.predict("alice.txt", api_name="/delete_document")
+        assert "7-4-1-9" in alice.predict("vault code", 5, api_name="/search")[0]["text"]  # nothing of hers went
 
         fake_adapter(tmp_path / "data" / "workspaces" / mine["alice"] / "adapters" / "memo")
-        for name in ("memo", f"../../{mine['alice']}/adapters/memo", "/etc/passwd"):
-            for endpoint in ("/on_pick", "/make_zip", "/delete_1"):
-                try:
-                    out = bob.predict(name, api_name=endpoint)
-                except Exception as exc:  # noqa: BLE001 - refused outright is as good as nothing shown
-                    out = str(exc)
-                assert "What is the vault code" not in str(out) and ".zip" not in str(out)
+        assert alice.predict(api_name="/adapters") == ["memo"] and bob.predict(api_name="/adapters") == []
+        crafted = f"../../{mine['alice']}/adapters/memo"
+        for name in ("memo", crafted, "/etc/passwd"):
+            with pytest.raises(Exception, match="no adapter named"):
+                bob.predict("What is the vault code?", "ft", name, api_name="/ask")
+            with pytest.raises(Exception, match="no adapter named|not a valid|question set"):
+                bob.predict("facts", name, "ft", api_name="/evaluate")
+        for set_name in (f"../../{mine['alice']}/questions/facts", "/etc/passwd"):
+            with pytest.raises(Exception, match="question set"):
+                bob.predict("qa", set_name, api_name="/train")
         assert (tmp_path / "data" / "workspaces" / mine["alice"] / "adapters" / "memo").is_dir()
         assert sorted(private.ids()) == sorted(mine.values())
     finally:

@@ -10,6 +10,7 @@ from ..config import ConfigError
 from ..engine import Engine, get_engine
 from ..workspaces import Workspaces
 from . import messages as M
+from .api import add_api, hide_wiring
 from .chat import create_chat_tab
 from .documents import create_documents_tab
 from .evaluate import create_evaluate_tab
@@ -31,6 +32,7 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
         if root.settings.engine != "local" or root.engine_note:
             gr.Markdown(root.engine_line, elem_id="engine-line")
         entered = add_workspace_bar(demo, spaces) if spaces.mode == "private" else None
+        add_api(engine)  # first, so its names are taken before the tabs' wiring (hidden below) gets any
         with gr.Tabs():
             with gr.Tab("Documents", id="documents"):
                 docs = create_documents_tab(engine)
@@ -49,6 +51,7 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
         finetune_tab.select(finetune["refresh_sets"], finetune["sets"], finetune["sets"], queue=False)
         eval_tab.select(lambda current: (evaluation["refresh"](current), evaluation["refresh_sets"]()),
                         evaluation["adapter"], [evaluation["adapter"], evaluation["saved"]], queue=False)
+    hide_wiring(demo)
     return demo
 
 

@@ -359,22 +359,5 @@ def create_evaluate_tab(engine: Engine) -> dict:
     per_question.select(pick_row, None, picked)
     picked.change(detail_html, [result_state, picked], detail, show_progress="hidden")
 
-    @gr.api(api_name="evaluate_set")
-    def evaluate_set(set_name: str, adapter: str = "", variants: str = "plain,rag,ft,rag+ft") -> dict:
-        """Run a saved question set on the chosen variants (comma-separated); returns the full results.
-
-        Runs as the app's background job (an open Evaluate tab shows it); refused while another job runs."""
-        try:
-            config = EvalConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
-                                top_k=engine.settings.top_k).validate()
-            state = engine.start_evaluation(engine.load_question_set(set_name), adapter or None, config, set_name)
-        except (JobBusyError, QuestionSetError, ValueError, LookupError) as exc:
-            raise gr.Error(str(exc)) from None
-        while state.active:
-            engine.jobs.wait(1.0)
-        if state.status == "failed":
-            raise gr.Error(state.message)
-        return state.result.to_json()
-
     return {"adapter": adapter, "refresh": refresh_adapters, "saved": saved,
             "refresh_sets": lambda: gr.update(choices=engine.question_sets())}

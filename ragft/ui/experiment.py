@@ -13,7 +13,13 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from ..experiment import PRESETS, RECIPES, ExperimentConfig, ExperimentError, format_duration
+from ..experiment import (
+    PRESETS,
+    RECIPES,
+    ExperimentConfig,
+    ExperimentError,
+    format_duration,
+)
 from ..experiment_report import chart_svg
 from ..jobs import JobBusyError, JobState
 from ..questions import SPLIT_MODES, QuestionSetError
@@ -246,26 +252,5 @@ def create_experiment_tab(engine) -> dict:
 
     per_question.select(pick_row, None, picked)
     picked.change(detail_html, [report_state, picked], detail, show_progress="hidden")
-
-    @gr.api(api_name="run_experiment")
-    def run_experiment_api(preset: str = "quick", questions: int = 0, split: str = "", train: str = "qa,raft",
-                           steps: int = 0, question_set: str = "", name: str = "experiment") -> dict:
-        """Run an experiment to the end (as the app's background job) and return its report: verdict, per-variant
-        scores with 95% intervals, paired tests, causes of misses, costs and the adapters' names."""
-        try:
-            config = ExperimentConfig(name=name, preset=preset, questions=int(questions), split=split,
-                                      train=tuple(t.strip() for t in train.split(",") if t.strip()), steps=int(steps),
-                                      top_k=engine.settings.top_k, method=engine.question_method)
-            items = engine.read_questions(question_set) if question_set else None
-            state = engine.start_experiment(engine.plan_experiment(config, items))
-        except (JobBusyError, ExperimentError, QuestionSetError, ValueError) as exc:
-            raise gr.Error(str(exc)) from None
-        while state.active:
-            engine.jobs.wait(1.0)
-        if state.status == "failed":
-            raise gr.Error(state.message)
-        report = state.result
-        return {**report.to_json(), "adapters": [a["adapter"] for a in report.adapters],
-                "folder": str(report.folder)}
 
     return {"refresh": refresh, "outputs": [documents, qset, past]}

@@ -290,7 +290,7 @@ def test_evaluate_generated_questions_and_read_table_chart_and_answers(app_url, 
     # The same evaluation is an API endpoint for gradio_client.
     from gradio_client import Client
 
-    result = Client(app_url, verbose=False).predict("facts", "", "plain,rag", api_name="/evaluate_set")
+    result = Client(app_url, verbose=False).predict("facts", "", "plain,rag", api_name="/evaluate")
     assert [row["variant"] for row in result["summary"]] == ["Plain", "RAG"]
     assert result["summary"][1]["recall@3"] == 1.0 and len(result["questions"]) == 6
 
