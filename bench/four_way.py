@@ -115,8 +115,8 @@ def vllm_engine(local, bench: str):
     from ragft.config import Settings
     from ragft.engine import Engine
 
-    remote = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(local.settings.data_dir), "RAGFT_ENGINE": "vllm"}))
-    remote._embedder = local.embedder
+    remote = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(local.settings.data_dir), "RAGFT_ENGINE": "vllm"}),
+                    embedder=local.embedder)
     if getattr(remote.generator, "client", None) is None:
         print(f"{bench}: vLLM unavailable, its figures left out: {remote.engine_note}", file=sys.stderr)
         return None

@@ -153,12 +153,15 @@ def api_user(url: str, word: str, questions: int, folder: Path) -> list[tuple[st
     doc = folder / f"{word}.txt"
     doc.write_text(f"The secret word of the {word} client is {word}.")
     client = Client(url, verbose=False)
-    for kind, call in [("api ingest", lambda: client.predict([handle_file(str(doc))], api_name="/add")),
+    for kind, call in [("api ingest", lambda: client.predict([handle_file(str(doc))], api_name="/ingest")),
+                       ("api documents", lambda: client.predict(api_name="/documents")),
                        *[("api search", lambda: client.predict(f"secret word of the {word} client", 5,
                                                                api_name="/search"))] * questions]:
         start = time.perf_counter()
         try:
             out = call()
+            if kind == "api ingest" and not out[0]["ok"]:
+                raise RuntimeError(out[0]["message"])
             check_only_own(json.dumps(out, default=str), word, f"the API {kind}")
             rows.append((kind, time.perf_counter() - start, ""))
         except Exception as exc:  # noqa: BLE001
@@ -238,7 +241,7 @@ def main(flags: list[str]) -> None:
                reference_name="users (incl. reference)"),
     ]
     for error in log.errors:
-        print(f"load       error: {error}", flush=True)
+        print(f"error: {error}", file=sys.stderr, flush=True)
     report("load", figures, {"size": size(flags), "browsers": browsers, "api_clients": clients,
                              "questions_each": questions, "errors": log.errors, "rows": log.rows,
                              "wall_s": next(s for k, s, _ in log.rows if k == "wall"), "workspaces": workspaces})

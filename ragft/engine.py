@@ -91,13 +91,16 @@ class Engine:
     own collection (``settings.collection``) and folders (``settings.data_dir``).
     """
 
-    def __init__(self, settings: Settings | None = None, parent: Engine | None = None, workspace: str = ""):
+    def __init__(self, settings: Settings | None = None, parent: Engine | None = None, workspace: str = "", *,
+                 generator: Generator | None = None, embedder=None):
+        """``generator`` / ``embedder``: models already loaded (tests share one per session); else loaded on first
+        use."""
         self.settings = settings or Settings.from_env()
         self.parent = parent
         self.workspace = workspace  # "" for the root engine; else the workspace id, which also prefixes adapters
         self._lock = threading.Lock()
-        self._generator: Generator | None = None
-        self._embedder = None
+        self._generator: Generator | None = generator
+        self._embedder = embedder
         self._client = None
         self._store: Store | None = None
         self._speed: Speed | None = None

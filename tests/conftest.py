@@ -49,9 +49,7 @@ def engine(settings, embedder, generator):
     """An engine on this test's data dir, sharing the session's models (never reloaded per test)."""
     from ragft.engine import Engine
 
-    e = Engine(settings)
-    e._embedder = embedder
-    e._generator = generator
+    e = Engine(settings, embedder=embedder, generator=generator)
     return e
 
 

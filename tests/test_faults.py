@@ -236,8 +236,7 @@ def test_a_really_full_disk_fails_the_action_keeps_what_was_stored_and_stops_the
     from ragft.questions import QAItem, QuestionSetError
 
     data = small_disk / "data"
-    engine = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data)}))
-    engine._embedder = embedder
+    engine = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data)}), embedder=embedder)
     first, second = tmp_path / "first.txt", tmp_path / "second.txt"
     first.write_text("The Skarvik ferry sails at 7 each morning.")
     second.write_text(" ".join(f"The Skarvik lighthouse keeper number {i} kept the lamp lit." for i in range(3000)))

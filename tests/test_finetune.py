@@ -111,8 +111,7 @@ def test_document_text_is_learned_whole(generator):
 def docs_engine(settings, embedder, generator, tmp_path):
     from ragft.engine import Engine
 
-    e = Engine(settings)
-    e._embedder, e._generator = embedder, generator
+    e = Engine(settings, embedder=embedder, generator=generator)
     facts = {
         "vault.txt": "The Zorblax vault is guarded by a robot named Pim. Its door is bright teal.",
         "moon.txt": "The moon of Zorblax is named Quib. It orbits every 12 days.",
@@ -137,8 +136,7 @@ def test_raft_context_has_gold_among_distractors(docs_engine, no_gold, expect_go
 def test_raft_needs_documents(settings, embedder):
     from ragft.engine import Engine
 
-    e = Engine(settings)
-    e._embedder = embedder
+    e = Engine(settings, embedder=embedder)
     with pytest.raises(TrainingDataError, match="RAFT needs stored documents"):
         raft_examples([{"question": "q", "answer": "a"}], e.store, TrainConfig())
 

@@ -69,8 +69,7 @@ def write_file(folder: Path, name: str, text: str) -> Path:
 @pytest.fixture
 def ingest_engine(settings, embedder) -> Engine:
     """An engine on this test's data dir with the session's embedder; the generator is never loaded."""
-    e = Engine(settings)
-    e._embedder = embedder
+    e = Engine(settings, embedder=embedder)
     return e
 
 
@@ -169,8 +168,7 @@ def test_chunk_ids_are_content_hashes(ingest_engine, tmp_path):
 def test_changed_file_replaces_its_chunks_without_stale_ones(ingest_engine, tmp_path, monkeypatch):
     monkeypatch.setenv("RAGFT_CHUNK_WORDS", "20")
     monkeypatch.setenv("RAGFT_CHUNK_OVERLAP_WORDS", "5")
-    e = Engine(Settings.from_env())
-    e._embedder = ingest_engine.embedder
+    e = Engine(Settings.from_env(), embedder=ingest_engine.embedder)
     other = write_file(tmp_path, "other.txt", "The moon of Zorblax is named Quib.")
     f = write_file(tmp_path, "notes.txt", long_text("glimmerphones", 12))
     e.ingest(files(other, f))
@@ -325,8 +323,7 @@ def test_bad_files_in_a_batch_are_refused_alone(ingest_engine, corpus, tmp_path)
 
 def test_a_file_over_the_upload_limit_is_refused(ingest_engine, tmp_path, monkeypatch):
     monkeypatch.setenv("RAGFT_MAX_UPLOAD_MB", "1")
-    e = Engine(Settings.from_env())
-    e._embedder = ingest_engine.embedder
+    e = Engine(Settings.from_env(), embedder=ingest_engine.embedder)
     big = tmp_path / "big.txt"
     big.write_text("Quib. " * 200_000, encoding="utf-8")  # 1.2 MB
     report = e.ingest(files(big))[0]
@@ -380,8 +377,7 @@ def test_store_survives_a_restart(ingest_engine, corpus, settings, embedder):
         for name, (_, question) in FACTS.items():
             assert reopened.search(question, k=1)[0].source == name
         # And a fresh engine on the same settings sees the same store.
-        e = Engine(settings)
-        e._embedder = embedder
+        e = Engine(settings, embedder=embedder)
         assert e.ingest(files(corpus["bridge.pdf"]))[0].status == "unchanged"
     finally:
         reopened.client.close()
@@ -447,8 +443,7 @@ def test_server_mode_uses_the_same_engine_and_store(chroma_server, monkeypatch, 
     settings = Settings.from_env()
     assert (settings.chroma_host, settings.chroma_port) == ("127.0.0.1", chroma_server)
 
-    e = Engine(settings)
-    e._embedder = embedder
+    e = Engine(settings, embedder=embedder)
     reports = e.ingest(files(*corpus.values()))
     assert [(r.name, r.status) for r in reports] == [(n, "added") for n in FACTS]
     assert not settings.chroma_dir.exists()  # nothing went to the on-disk store

@@ -57,8 +57,7 @@ def remote_engine(settings, embedder, generator, vllm_url, monkeypatch):
 
     monkeypatch.setenv("RAGFT_ENGINE", "vllm")
     monkeypatch.setenv("RAGFT_VLLM_URL", vllm_url)
-    e = Engine(Settings.from_env())
-    e._embedder = embedder
+    e = Engine(Settings.from_env(), embedder=embedder)
     monkeypatch.setattr("ragft.engine.load_generator", lambda *_: generator)  # the local copy, for training
     return e
 

@@ -20,8 +20,7 @@ from ragft.workspaces import Workspaces, anonymous_id, api_id, user_id
 @pytest.fixture
 def private(data_dir, embedder) -> Workspaces:
     root = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data_dir), "RAGFT_WORKSPACES": "private",
-                                     "RAGFT_WORKSPACE_IDLE_HOURS": "1", "RAGFT_MAX_JOBS": "1"}))
-    root._embedder = embedder
+                                     "RAGFT_WORKSPACE_IDLE_HOURS": "1", "RAGFT_MAX_JOBS": "1"}), embedder=embedder)
     return Workspaces(root)
 
 

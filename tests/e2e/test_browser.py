@@ -35,9 +35,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def app_env() -> dict:
-    """More environment for the app (a test sets it with ``parametrize(..., indirect=True)``)."""
-    return {}
+def app_env(request) -> dict:
+    """More environment for the app (a test sets it with ``parametrize("app_env", [...], indirect=True)``)."""
+    return getattr(request, "param", {})
 
 
 @pytest.fixture

@@ -7,7 +7,15 @@ import re
 import time
 import urllib.request
 
-from .test_browser import ARTIFACTS, ROOT, app_url, page, wait_for_text  # noqa: F401  (fixtures)
+from .test_browser import (  # noqa: F401
+    ARTIFACTS,
+    ROOT,
+    app_env,
+    app_url,
+    browser,
+    page,
+    wait_for_text,
+)
 
 
 def test_experiment_survives_a_reload_and_shows_the_verdict(app_url, page):  # noqa: F811
