@@ -18,13 +18,14 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ragft.serving.server import free_port
 
 from .report import Figure, report, size
 
@@ -217,9 +218,7 @@ def main(flags: list[str]) -> None:
     if not shutil.which(CHROMIUM):
         raise SystemExit("bench load: Debian's chromium is missing (`apt-get install -y chromium`)")
     folder = Path(tempfile.mkdtemp(prefix="ragft-load-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     app = start_app(folder / "data", port, folder / "app.log")
     try:
         log, alone = asyncio.run(run(f"http://127.0.0.1:{port}", folder, browsers, clients, questions,

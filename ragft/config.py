@@ -181,7 +181,6 @@ def free_mb(folder: Path) -> float:
 def check_data_dir(data_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
     """Make sure ``data_dir`` exists, can be written and has room; else `ConfigError` saying what to change. Called
     before the store opens, so a read-only or full disk is one clear message at start-up, not a traceback later."""
-    import shutil
     import tempfile
 
     hint = "set RAGFT_DATA_DIR to a folder ragft may write"
@@ -189,9 +188,9 @@ def check_data_dir(data_dir: Path, min_free_mb: int = MIN_FREE_MB) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".write-check-"):
             pass
-        free_mb = shutil.disk_usage(data_dir).free / 1e6
+        free = free_mb(data_dir)
     except OSError as exc:
         raise ConfigError(f"the data dir {data_dir} cannot be written ({exc.strerror or exc}); {hint}") from None
-    if free_mb < min_free_mb:
-        raise ConfigError(f"the data dir {data_dir} has {free_mb:.0f} MB free; ragft needs at least {min_free_mb} MB "
+    if free < min_free_mb:
+        raise ConfigError(f"the data dir {data_dir} has {free:.0f} MB free; ragft needs at least {min_free_mb} MB "
                           f"there: free some space or {hint}")

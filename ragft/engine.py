@@ -185,6 +185,9 @@ class Engine:
 
     @property
     def store(self) -> Store:
+        root = self.parent or self
+        if root.chroma_wedged and not self._low_on_space():  # room again after a failed write: a fresh client
+            root.reopen_chroma()
         embedder, client = self.embedder, self.chroma
         with self._lock:
             if self._store is None or self._store.client is not client:  # first use, or the client was reopened
@@ -204,8 +207,8 @@ class Engine:
     ) -> list[IngestReport]:
         """Add ``(path, display name)`` files. Each file succeeds or fails alone; failures change nothing."""
         s = self.settings
-        store = self.store  # a data dir that cannot be written is one error for the whole upload, raised here
-        stored = {d.name: d.size_bytes for d in store.documents()}  # for the quotas, kept up to date below
+        # a data dir that cannot be written is one error for the whole upload, raised here
+        stored = {d.name: d.size_bytes for d in self.store.documents()}  # for the quotas, kept up to date below
         reports: list[IngestReport] = []
         for n, (path, name) in enumerate(files):
             name = display_name(name)
@@ -221,17 +224,14 @@ class Engine:
                     if progress:
                         progress((n + done / total) / len(files), f"embedding {name}: {done}/{total} chunks")
 
-                if (self.parent or self).chroma_wedged:
-                    (self.parent or self).reopen_chroma()
-                    store = self.store
-                result: AddResult = store.add(doc, on_batch)
+                result: AddResult = self.store.add(doc, on_batch)
             except DocumentError as exc:
                 reports.append(IngestReport(name, False, "refused", 0, str(exc)))
                 continue
             except Exception as exc:  # noqa: BLE001 - a full disk, a Chroma error: `Store.add` kept nothing of it
                 reports.append(IngestReport(name, False, "failed", 0, f"{name}: could not be stored ({exc}); "
                                             "nothing of it was kept"))
-                (self.parent or self).chroma_wedged = True  # reopened before the next write, once there is room
+                (self.parent or self).chroma_wedged = True  # `store` reopens the client once there is room
                 continue
             message = {
                 "added": f"{name}: added {result.chunks} chunks",
@@ -259,7 +259,7 @@ class Engine:
     def reopen_chroma(self) -> None:
         """A new Chroma client, and stores on it for every workspace: after a write failed on a full disk, the old
         one hangs on the next write even once there is room again (chromadb 1.5; reads still work on it, and the
-        new client cannot open while the disk is full, hence ``chroma_wedged`` and a reopen before the next write).
+        new client cannot open while the disk is full, hence ``chroma_wedged``: `store` reopens once there is room).
         """
         self.chroma_wedged = False
         from chromadb.api.client import SharedSystemClient
@@ -358,7 +358,7 @@ class Engine:
         plan = plan_training(spec, config, self.store, self.settings.adapters_dir, name)
         self.jobs.start("train", plan.name, lambda state, cancel: run_training(self.generator, plan, state, cancel,
                                                                                  self.settings.train_processes),
-                        "copying the base model")
+                        "starting the training processes")
         return plan.name
 
     # --- question sets and evaluation ------------------------------------------------------------------------

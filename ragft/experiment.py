@@ -38,7 +38,14 @@ from .finetune import (
     read_run,
 )
 from .models import Generator
-from .questions import SPLIT_MODES, QAItem, QuestionSetError, generate_cloze, llm_questions, split_set
+from .questions import (
+    SPLIT_MODES,
+    QAItem,
+    QuestionSetError,
+    generate_cloze,
+    llm_questions,
+    split_set,
+)
 from .store import Hit, Store
 
 RECIPES = ("qa", "raft", "docs")
@@ -439,6 +446,7 @@ def _evaluate(generator, store, items, adapter, config, cancel, report: Callable
     for p in run_evaluation(generator, store.search, items, adapter, config, cancel):
         report(p.done / max(p.total, 1), f"{what} with {name}: {p.message}")
         result = p.result
+    if result is not None:
         result.adapter = name
     return result
 

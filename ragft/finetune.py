@@ -23,6 +23,7 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -252,7 +253,13 @@ def train_adapter(
     """
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+    from transformers import (
+        DataCollatorForSeq2Seq,
+        PrinterCallback,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     config.validate()
     state = state or RunState()
@@ -284,10 +291,8 @@ def train_adapter(
     total = config.max_steps or max(1, round(steps_per_epoch * config.epochs))
     tokens_per_step = sum(len(d["input_ids"]) for d in data) / steps_per_epoch
     cuda = torch.cuda.is_available()
+    # one of several data-parallel processes (`train_process.launch_training` checked the batch splits evenly)
     processes, main = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
-    if config.batch_size % processes:
-        raise ValueError(f"batch size {config.batch_size} does not split over {processes} training processes: "
-                         f"use a multiple of {processes}")
     work_dir = out_dir.parent / f".{out_dir.name}.partial"
     if main:
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -59,7 +59,8 @@ class JobState:
         return f"{noun} ({self.name})" if self.name else noun
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (possibly someone else's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -93,7 +94,7 @@ class JobRunner:
             kind, name, started, pid = str(was["kind"]), str(was["name"]), float(was["started"]), int(was["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             kind, name, started, pid = "", "", 0.0, 0
-        if pid and _alive(pid):  # still running, in this process or another one on the same data dir
+        if pid and pid_alive(pid):  # still running, in this process or another one on the same data dir
             return
         state = JobState(kind=kind, name=name, status="interrupted", started=started)
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(started)) if started else "an earlier run"

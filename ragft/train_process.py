@@ -31,8 +31,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from .finetune import Example, RunState, TrainConfig, train_adapter
+from .finetune import Example, RunState, TrainConfig, read_run, train_adapter
+from .jobs import pid_alive
 from .models import Generator, ModelSource
+from .serving.server import free_port
 
 POLL_S = 0.3
 
@@ -53,18 +55,10 @@ def launch_command(job: Path, processes: int, cuda: bool) -> list[str]:
         # accelerate's torchrun launcher: on a GPU machine one process per GPU (NCCL); on CPUs the processes join a
         # gloo group (`PartialState(cpu=True)` in `main`). `--cpu --num_processes N` would start one process only:
         # accelerate runs several CPU processes on one machine through mpirun alone.
-        cmd += ["--multi_gpu", "--main_process_port", str(_free_port())]
+        cmd += ["--multi_gpu", "--main_process_port", str(free_port())]
     elif not cuda:
         cmd.append("--cpu")
     return [*cmd, "-m", "ragft.train_process", str(job)]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch_training(
@@ -128,7 +122,7 @@ def launch_training(
         raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    run = json.loads((out_dir / "ragft_run.json").read_text())  # the last step's loss is logged after its report
+    run = read_run(out_dir)  # the last step's loss is logged after its report: the record has them all
     state.status, state.step, state.losses = run["status"], run["steps"], [tuple(x) for x in run["losses"]]
     return out_dir
 
@@ -178,16 +172,6 @@ def _failure(log: Path, code: int) -> str:
 
 
 # --- the training processes' side ------------------------------------------------------------------------------------
-def _app_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def main(folder: Path) -> int:
     """One training process: load the base model, train, report progress (the first process), stop together."""
     import torch
@@ -207,7 +191,7 @@ def main(folder: Path) -> int:
 
     def on_step() -> None:
         # 1: the app asked to cancel; 2: the app is gone. Every process takes the largest, so all stop at one step.
-        stop = torch.tensor([2.0 if not _app_alive(app_pid) else 1.0 if (folder / "cancel").exists() else 0.0],
+        stop = torch.tensor([2.0 if not pid_alive(app_pid) else 1.0 if (folder / "cancel").exists() else 0.0],
                             device=ps.device)
         if ps.num_processes > 1:
             torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)

@@ -102,8 +102,10 @@ class Workspaces:
     # --- engines -----------------------------------------------------------------------------------------------
     def engine(self, wid: str) -> Engine:
         """The engine of workspace ``wid`` ("" in shared mode: the root), built on first use."""
-        if self.mode == "shared" or not wid:
-            return self.root if self.mode == "shared" else self.blank
+        if self.mode == "shared":
+            return self.root
+        if not wid:
+            return self.blank
         with self._lock:
             engine = self._engines.get(wid)
             if engine is None:

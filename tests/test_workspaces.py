@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 
@@ -117,10 +116,9 @@ def test_idle_anonymous_workspaces_are_deleted_with_their_collection(private, tm
 
 
 def launched(demo):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.queue().launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    from ragft.serving.server import free_port
+
+    demo.queue().launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
     return demo.local_url
 
 

@@ -61,8 +61,9 @@ def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request to the vLLM server
     engine = get_engine()
     print("ragft: loading models (first start takes a few seconds)…", flush=True)
-    try:  # the embedder and the store (with private workspaces, the Chroma client); checks the data dir first
-        engine.store if engine.settings.workspaces == "shared" else (engine.embedder, engine.chroma)
+    try:  # the Chroma client (it checks the data dir first), then the embedder
+        engine.chroma
+        engine.embedder
     except ConfigError as exc:  # a read-only or full data dir: say so once and stop, no traceback
         raise SystemExit(f"ragft: error: {exc}") from None
     engine.generator  # the one base model, before the first request rather than during it

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 
 import gradio as gr
 from gradio.context import LocalContext
+from gradio.helpers import _session_from_request
+from gradio.oauth import _get_valid_oauth_info_from_session
 
 from ..engine import Engine
 from ..workspaces import Workspaces
@@ -22,13 +23,9 @@ from . import messages as M
 
 
 def signed_in(request) -> str:
-    """The Hugging Face user name a request signed in with (Gradio's OAuth session), else ""."""
-    underlying = getattr(request, "request", None) or request
-    scope = getattr(underlying, "scope", None)
-    session = scope.get("session") if isinstance(scope, dict) else getattr(underlying, "session", None)
-    info = (session or {}).get("oauth_info") or {}
-    if info.get("expires_at") and info["expires_at"] < time.time():
-        return ""
+    """The Hugging Face user name a request signed in with, else "": read as Gradio reads it to inject
+    `gr.OAuthProfile` (its session lookup and expiry check, which it keeps private)."""
+    info = _get_valid_oauth_info_from_session(_session_from_request(request)) or {}
     return str((info.get("userinfo") or {}).get("preferred_username") or "")
 
 
