@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .adapters import folder_bytes, trained_on
 from .chat import NEEDS_ADAPTER, RETRIEVES, VARIANTS
+from .errors import RagftError
 from .evaluate import EvalConfig, EvalResult, run_evaluation
 from .finetune import (
     Example,
@@ -38,14 +39,21 @@ from .finetune import (
     read_run,
 )
 from .models import Generator
-from .questions import SPLIT_MODES, QAItem, QuestionSetError, generate_cloze, llm_questions, split_set
+from .questions import (
+    SPLIT_MODES,
+    QAItem,
+    QuestionSetError,
+    generate_cloze,
+    llm_questions,
+    split_set,
+)
 from .store import Hit, Store
 
 RECIPES = ("qa", "raft", "docs")
 QUESTION_METHODS = ("cloze", "llm")
 
 
-class ExperimentError(ValueError):
+class ExperimentError(RagftError, ValueError):
     """An experiment that cannot run as asked; the message says what to change."""
 
 

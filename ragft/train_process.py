@@ -31,13 +31,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from .errors import InvalidInputError, RagftError
 from .finetune import Example, RunState, TrainConfig, train_adapter
 from .models import Generator, ModelSource
 
 POLL_S = 0.3
 
 
-class TrainingProcessError(RuntimeError):
+class TrainingProcessError(RagftError, RuntimeError):
     """The training processes ended without an adapter; the message says how (killed, an error)."""
 
 
@@ -87,7 +88,7 @@ def launch_training(
     config.validate()
     cancel = cancel or threading.Event()
     if config.batch_size % processes:
-        raise ValueError(f"batch size {config.batch_size} does not split over {processes} training processes "
+        raise InvalidInputError(f"batch size {config.batch_size} does not split over {processes} training processes "
                          f"(RAGFT_TRAIN_PROCESSES): use a multiple of {processes}")
     folder = job_dir(out_dir)
     shutil.rmtree(folder, ignore_errors=True)
