@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .errors import InvalidInputError
 from .generation import DecodeSettings, stream_batch
 from .models import BASE, Generator
 from .store import Hit
@@ -95,12 +96,12 @@ def stream_answers(
     """
     question = question.strip()
     if not question:
-        raise ValueError("the question is empty")
+        raise InvalidInputError("the question is empty")
     if len(question) > MAX_QUESTION_CHARS:
-        raise ValueError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
+        raise InvalidInputError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
     unknown = set(variants) - set(VARIANTS)
     if unknown:
-        raise ValueError(f"unknown variant(s) {sorted(unknown)}; use {', '.join(VARIANTS)}")
+        raise InvalidInputError(f"unknown variant(s) {sorted(unknown)}; use {', '.join(VARIANTS)}")
     state = state or ChatState()
     hits = retrieve(question, top_k) if RETRIEVES & set(variants) else []
     notices = {v: NO_ADAPTER_TEXT for v in variants if v in NEEDS_ADAPTER and not adapter}

@@ -22,12 +22,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .chat import LABELS, MODE_VARIANTS
-from .config import ConfigError
-from .documents import DocumentError
+from .errors import RagftError
 from .experiment import PRESETS
-from .jobs import JobBusyError
-from .models import ModelError, NoAdapterError
-from .questions import SPLIT_MODES, QuestionSetError
+from .questions import SPLIT_MODES
 
 
 class CLIError(Exception):
@@ -356,8 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF de-quantizing bar is a bare tqdm
     try:
         return run(argv)
-    except (CLIError, ConfigError, DocumentError, NoAdapterError, ModelError, JobBusyError, QuestionSetError,
-            ValueError) as exc:
+    except (CLIError, RagftError) as exc:  # a mistake to fix; anything else is a bug and keeps its traceback
         print(f"ragft: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,8 +6,10 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .errors import RagftError
 
-class ConfigError(ValueError):
+
+class ConfigError(RagftError, ValueError):
     """An environment variable holds a value ragft cannot use."""
 
 

@@ -12,10 +12,12 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import RagftError
+
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm")
 
 
-class DocumentError(ValueError):
+class DocumentError(RagftError, ValueError):
     """A file that cannot become chunks; the message is meant for the user."""
 
 

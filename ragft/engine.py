@@ -15,6 +15,7 @@ from .adapters import stale_note, staleness
 from .chat import MODE_VARIANTS, ChatResult, ChatState, build_messages, stream_answers
 from .config import Settings, check_data_dir, free_mb
 from .documents import DocumentError, display_name, load_document
+from .errors import InvalidInputError, RagftError
 from .evaluate import (
     EvalConfig,
     EvalProgress,
@@ -68,7 +69,7 @@ from .store import AddResult, Store, make_client
 log = logging.getLogger(__name__)
 
 
-class QuotaError(ValueError):
+class QuotaError(RagftError, ValueError):
     """An action would pass one of the workspace's quotas (RAGFT_MAX_*); the message gives the numbers."""
 
 
@@ -314,7 +315,7 @@ class Engine:
     def delete_adapter(self, name: str) -> None:
         job = self.jobs.state
         if job.active and job.kind == "train" and job.name == name:
-            raise ValueError(f"{name} is being trained: cancel the run first")
+            raise InvalidInputError(f"{name} is being trained: cancel the run first")
         if self.generator_loaded is not None:
             self.generator_loaded.unload_adapter(self.adapter_key(name))
         delete_adapter(self.settings.adapters_dir, name)
@@ -330,7 +331,7 @@ class Engine:
     ) -> Iterator[ChatResult]:
         """Stream the answers of ``mode``'s variants (``plain``, ``rag``, ``ft``, ``rag+ft`` or ``all``)."""
         if mode not in MODE_VARIANTS:
-            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODE_VARIANTS)}")
+            raise InvalidInputError(f"unknown mode {mode!r}; use one of {', '.join(MODE_VARIANTS)}")
         if adapter:
             self.use_adapter(adapter)
         s = self.settings
@@ -459,7 +460,7 @@ class Engine:
         """
         config = (config or EvalConfig(top_k=self.settings.top_k)).validate()
         if not items:
-            raise ValueError("the question set is empty")
+            raise InvalidInputError("the question set is empty")
         if adapter and adapter not in self.adapters():
             available = ", ".join(self.adapters()) or "none yet (train one first)"
             raise NoAdapterError(f"no adapter named {adapter!r}; available: {available}")

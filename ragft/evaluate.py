@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import metrics, stats
 from .chat import LABELS, NEEDS_ADAPTER, RETRIEVES, VARIANTS, build_messages
+from .errors import InvalidInputError
 from .generation import DecodeSettings, generate_batch, render_prompts
 from .models import BASE, Generator
 from .questions import BLANK, QAItem
@@ -67,7 +68,7 @@ class EvalConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise InvalidInputError(message)
         return self
 
 
@@ -364,7 +365,7 @@ def run_evaluation(
     """
     config.validate()
     if not items:
-        raise ValueError("the question set is empty")
+        raise InvalidInputError("the question set is empty")
     cancel = cancel or threading.Event()
     notices = {v: "no adapter picked" for v in config.variants if v in NEEDS_ADAPTER and not adapter}
     running = [v for v in config.variants if v not in notices]

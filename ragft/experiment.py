@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .adapters import folder_bytes, trained_on
 from .chat import NEEDS_ADAPTER, RETRIEVES, VARIANTS
+from .errors import RagftError
 from .evaluate import EvalConfig, EvalResult, run_evaluation
 from .finetune import (
     Example,
@@ -52,7 +53,7 @@ RECIPES = ("qa", "raft", "docs")
 QUESTION_METHODS = ("cloze", "llm")
 
 
-class ExperimentError(ValueError):
+class ExperimentError(RagftError, ValueError):
     """An experiment that cannot run as asked; the message says what to change."""
 
 

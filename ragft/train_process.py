@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from .errors import InvalidInputError, RagftError
 from .finetune import Example, RunState, TrainConfig, read_run, train_adapter
 from .jobs import pid_alive
 from .models import Generator, ModelSource
@@ -39,7 +40,7 @@ from .serving.server import free_port
 POLL_S = 0.3
 
 
-class TrainingProcessError(RuntimeError):
+class TrainingProcessError(RagftError, RuntimeError):
     """The training processes ended without an adapter; the message says how (killed, an error)."""
 
 
@@ -81,7 +82,7 @@ def launch_training(
     config.validate()
     cancel = cancel or threading.Event()
     if config.batch_size % processes:
-        raise ValueError(f"batch size {config.batch_size} does not split over {processes} training processes "
+        raise InvalidInputError(f"batch size {config.batch_size} does not split over {processes} training processes "
                          f"(RAGFT_TRAIN_PROCESSES): use a multiple of {processes}")
     folder = job_dir(out_dir)
     shutil.rmtree(folder, ignore_errors=True)

@@ -14,13 +14,14 @@ import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ..errors import RagftError
 from ..metrics import normalize
 
 BLANK = "____"
 SET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-class QuestionSetError(ValueError):
+class QuestionSetError(RagftError, ValueError):
     """A question set that cannot be used; the message names the file, line and problem."""
 
 
