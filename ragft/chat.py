@@ -27,8 +27,9 @@ RAG_INSTRUCTION = (
     "Answer the question in one short, direct sentence, copying the answer's words from the context. "
     "If the context does not contain the answer, say you don't know."
 )
-NO_ADAPTER_TEXT = "No adapter picked: train one in the Fine-tune tab, or pick one, to see this variant."
-NO_DOCUMENTS_TEXT = "No documents stored yet: add some in the Documents tab to see this variant."
+# A variant that cannot run says why; the UI puts the tab to go to beside it (ui/messages.NOTICE_FIX).
+NO_ADAPTER_TEXT = "No adapter picked: train or pick one to see this variant."
+NO_DOCUMENTS_TEXT = "No documents stored yet: add some to see this variant."
 MAX_QUESTION_CHARS = 4000  # a longer prompt would not fit the small model's context with the retrieved chunks
 HISTORY_TURNS = 2  # earlier exchanges kept in each pane's prompt; prefill is the cost on a CPU
 

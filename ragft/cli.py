@@ -137,7 +137,7 @@ def run(argv: list[str] | None = None) -> int:
                 print(f"ragft: error: {r.message}", file=sys.stderr)
         return 0 if all(r.ok for r in reports) else 1
     if args.command == "docs":
-        docs = engine.store.documents()
+        docs = engine.documents()
         lines = [f"{d.name}\t{d.chunks} chunks\t{d.chars} chars\t{d.added}" for d in docs]
         _print(args, [asdict(d) for d in docs], "\n".join(lines) or "no documents yet: python -m ragft ingest FILE")
         return 0
@@ -229,7 +229,8 @@ def _follow_job(engine, args, line, cancelling: str):
 def _train(args, engine) -> int:
     import dataclasses
 
-    from .finetune import DataSpec, TrainConfig, read_run
+    from .adapters import read_run
+    from .finetune import DataSpec, TrainConfig
 
     if args.data == "docs":
         if args.raft:

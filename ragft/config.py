@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .errors import RagftError
+from .knobs import bounds, knob
+from .knobs import default as default_of
 
 
 class ConfigError(RagftError, ValueError):
@@ -88,55 +90,56 @@ class Settings:
     base_model: str = ""
     embed_model: str = ""
     chroma_host: str = ""
-    chroma_port: int = 8000
+    chroma_port: int = knob(8000, 1, 65535)
     collection: str = "documents"
-    chunk_words: int = 120  # ~160 MiniLM tokens: under its 256-token window, small enough to keep RAG prompts short
+    # ~160 MiniLM tokens: under its 256-token window, small enough to keep RAG prompts short
+    chunk_words: int = knob(120, 20, 2000)
     chunk_overlap_words: int = 20  # carried-over sentences so a fact split across chunks is still found whole
-    top_k: int = 3
-    max_new_tokens: int = 96
-    temperature: float = 0.0  # 0 = greedy, so the four variants are comparable
-    max_upload_mb: int = 20
+    top_k: int = knob(3, 1, 20, "chunks retrieved for the RAG answers", label="top k")
+    max_new_tokens: int = knob(96, 1, 2048, "answer length limit in tokens")
+    temperature: float = knob(0.0, 0.0, 5.0)  # 0 = greedy, so the four variants are comparable
+    max_upload_mb: int = knob(20, 1, 1024)
     engine: str = "local"
     vllm_url: str = ""
     vllm_python: str = ""
     vllm_max_lora_rank: int = 16
-    max_documents: int = 1000
-    max_store_mb: int = 1000
-    max_adapters: int = 50
+    max_documents: int = knob(1000, 1, 1_000_000)
+    max_store_mb: int = knob(1000, 1, 1_000_000)
+    max_adapters: int = knob(50, 1, 10_000)
     workspaces: str = "shared"
-    workspace_idle_hours: float = 24.0
-    max_jobs: int = 2
-    train_processes: int = 1
+    workspace_idle_hours: float = knob(24.0, 0.01, 24 * 365)
+    max_jobs: int = knob(2, 1, 64)
+    train_processes: int = knob(1, 1, 64)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        chunk_words = _int(env, "RAGFT_CHUNK_WORDS", cls.chunk_words, 20, 2000)
+        chunk_words = _int(env, "RAGFT_CHUNK_WORDS", *_spec("chunk_words"))
         return cls(
             data_dir=Path(env.get("RAGFT_DATA_DIR") or "data"),
             base_model=env.get("RAGFT_BASE_MODEL", "").strip(),
             embed_model=env.get("RAGFT_EMBED_MODEL", "").strip(),
             chroma_host=env.get("CHROMA_HOST", "").strip(),
-            chroma_port=_int(env, "CHROMA_PORT", cls.chroma_port, 1, 65535),
+            chroma_port=_int(env, "CHROMA_PORT", *_spec("chroma_port")),
             collection=env.get("RAGFT_COLLECTION", "").strip() or cls.collection,
             chunk_words=chunk_words,
             chunk_overlap_words=_int(env, "RAGFT_CHUNK_OVERLAP_WORDS", cls.chunk_overlap_words, 0, chunk_words // 2),
-            top_k=_int(env, "RAGFT_TOP_K", cls.top_k, 1, 20),
-            max_new_tokens=_int(env, "RAGFT_MAX_NEW_TOKENS", cls.max_new_tokens, 1, 2048),
-            temperature=_float(env, "RAGFT_TEMPERATURE", cls.temperature, 0.0, 5.0),
-            max_upload_mb=_int(env, "RAGFT_MAX_UPLOAD_MB", cls.max_upload_mb, 1, 1024),
+            top_k=_int(env, "RAGFT_TOP_K", *_spec("top_k")),
+            max_new_tokens=_int(env, "RAGFT_MAX_NEW_TOKENS", *_spec("max_new_tokens")),
+            temperature=_float(env, "RAGFT_TEMPERATURE", *_spec("temperature")),
+            max_upload_mb=_int(env, "RAGFT_MAX_UPLOAD_MB", *_spec("max_upload_mb")),
             engine=_choice(env, "RAGFT_ENGINE", cls.engine, ENGINES),
             vllm_url=env.get("RAGFT_VLLM_URL", "").strip(),
             vllm_python=env.get("RAGFT_VLLM_PYTHON", "").strip(),
             vllm_max_lora_rank=_choice(env, "RAGFT_VLLM_MAX_LORA_RANK", cls.vllm_max_lora_rank, (8, 16, 32, 64, 128, 256)),
-            max_documents=_int(env, "RAGFT_MAX_DOCUMENTS", cls.max_documents, 1, 1_000_000),
-            max_store_mb=_int(env, "RAGFT_MAX_STORE_MB", cls.max_store_mb, 1, 1_000_000),
-            max_adapters=_int(env, "RAGFT_MAX_ADAPTERS", cls.max_adapters, 1, 10_000),
+            max_documents=_int(env, "RAGFT_MAX_DOCUMENTS", *_spec("max_documents")),
+            max_store_mb=_int(env, "RAGFT_MAX_STORE_MB", *_spec("max_store_mb")),
+            max_adapters=_int(env, "RAGFT_MAX_ADAPTERS", *_spec("max_adapters")),
             workspaces=_choice(env, "RAGFT_WORKSPACES", "private" if env.get("SPACE_ID") else cls.workspaces,
                                WORKSPACE_MODES),
-            workspace_idle_hours=_float(env, "RAGFT_WORKSPACE_IDLE_HOURS", cls.workspace_idle_hours, 0.01, 24 * 365),
-            max_jobs=_int(env, "RAGFT_MAX_JOBS", cls.max_jobs, 1, 64),
-            train_processes=_int(env, "RAGFT_TRAIN_PROCESSES", cls.train_processes, 1, 64),
+            workspace_idle_hours=_float(env, "RAGFT_WORKSPACE_IDLE_HOURS", *_spec("workspace_idle_hours")),
+            max_jobs=_int(env, "RAGFT_MAX_JOBS", *_spec("max_jobs")),
+            train_processes=_int(env, "RAGFT_TRAIN_PROCESSES", *_spec("train_processes")),
         )
 
     @property
@@ -166,6 +169,11 @@ class Settings:
 
     def describe(self) -> dict:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def _spec(name: str) -> tuple:
+    """(default, lo, hi) of a `Settings` knob, for reading its environment variable."""
+    return (default_of(Settings, name), *bounds(Settings, name))
 
 
 MIN_FREE_MB = 100  # below this the store, uploads and adapters soon fail half-way

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from . import config
-from .adapters import stale_note, staleness
+from .adapters import (
+    delete_adapter,
+    list_adapters,
+    read_run,
+    stale_note,
+    staleness,
+    zip_adapter,
+)
 from .chat import MODE_VARIANTS, ChatResult, ChatState, build_messages, stream_answers
 from .config import Settings, check_data_dir, free_mb
 from .documents import DocumentError, display_name, load_document
@@ -35,9 +44,9 @@ from .experiment_report import list_reports, load_report
 from .finetune import (
     DataSpec,
     TrainConfig,
-    delete_adapter,
+    TrainingDataError,
     plan_training,
-    read_run,
+    preview,
     remove_partial_adapters,
     run_training,
 )
@@ -47,7 +56,6 @@ from .models import (
     BASE,
     Generator,
     NoAdapterError,
-    list_adapters,
     load_embedder,
     load_generator,
 )
@@ -64,9 +72,13 @@ from .questions import (
     split_set,
 )
 from .serving import ServingError
-from .store import AddResult, Store, make_client
+from .store import AddResult, DocInfo, Hit, Store, make_client
 
 log = logging.getLogger(__name__)
+
+
+class NoDocumentError(RagftError, LookupError):
+    """No stored document has that name."""
 
 
 class QuotaError(RagftError, ValueError):
@@ -79,7 +91,7 @@ class IngestReport:
 
     name: str
     ok: bool
-    status: str
+    status: Literal["added", "replaced", "unchanged", "duplicate", "refused", "failed"]
     chunks: int
     message: str
 
@@ -247,6 +259,23 @@ class Engine:
             progress(1.0, "done")
         return reports
 
+    def documents(self) -> list[DocInfo]:
+        return self.store.documents()
+
+    def document_chunks(self, name: str) -> list[Hit]:
+        """Every chunk of stored document ``name``, in order; `NoDocumentError` when there is none."""
+        chunks = self.store.chunks(name)
+        if not chunks:
+            raise NoDocumentError(f"no document named {name!r}")
+        return chunks
+
+    def delete_document(self, name: str) -> int:
+        """Delete stored document ``name``; returns its chunk count; `NoDocumentError` when there is none."""
+        removed = self.store.delete(name)
+        if not removed:
+            raise NoDocumentError(f"no document named {name!r}")
+        return removed
+
     def _low_on_space(self) -> str:
         """Why the data dir has too little room to add a document (a full disk wedges Chroma), or ""."""
         if self.settings.chroma_host:
@@ -275,8 +304,7 @@ class Engine:
         """Why adding ``name`` (``size`` bytes) would pass the store's quotas, or ""; a replacement counts once."""
         s = self.settings
         if name not in stored and len(stored) >= s.max_documents:
-            return (f"the store holds {len(stored):,} documents, the limit (RAGFT_MAX_DOCUMENTS); delete some in the "
-                    "Documents tab first")
+            return f"the store holds {len(stored):,} documents, the limit (RAGFT_MAX_DOCUMENTS); delete some first"
         total = sum(stored.values()) - stored.get(name, 0) + size
         if total > s.max_store_mb * 1_000_000:
             return (f"the store would hold {total / 1e6:,.1f} MB of files, over its {s.max_store_mb:,} MB limit "
@@ -288,7 +316,7 @@ class Engine:
         have = len(self.adapters())
         if have + needed > self.settings.max_adapters:
             raise QuotaError(f"{have} adapters are saved and this run would add {needed}; the limit is "
-                             f"{self.settings.max_adapters} (RAGFT_MAX_ADAPTERS): delete some in the Fine-tune tab first")
+                             f"{self.settings.max_adapters} (RAGFT_MAX_ADAPTERS): delete some first", fix="adapters")
 
     def search(self, query: str, k: int | None = None):
         return self.store.search(query, k or self.settings.top_k)
@@ -311,6 +339,12 @@ class Engine:
         if not name or name not in self.adapters():
             return {}
         return read_run(self.settings.adapters_dir / name)
+
+    def zip_adapter(self, name: str) -> Path:
+        """A zip of adapter ``name``'s folder in a fresh temporary folder, for download."""
+        if name not in self.adapters():
+            raise NoAdapterError(f"no adapter named {name!r}")
+        return zip_adapter(self.settings.adapters_dir, name, Path(tempfile.mkdtemp(prefix="ragft-zip-")))
 
     def delete_adapter(self, name: str) -> None:
         job = self.jobs.state
@@ -348,10 +382,25 @@ class Engine:
         )
 
     # --- training --------------------------------------------------------------------------------------------
+    def data_spec(self, source: str, qa_file: str | Path | None = None, qa_set: str | None = None) -> DataSpec:
+        """What to train on: the stored documents ("docs"), or for "qa" and "raft" an uploaded JSONL file or a
+        saved question set (by name)."""
+        if source not in ("docs", "qa", "raft"):
+            raise TrainingDataError(f"unknown data source {source!r}; use docs, qa or raft")
+        if source == "docs":
+            return DataSpec("docs")
+        if not qa_file and not qa_set:
+            raise TrainingDataError("give a question/answer JSONL file or a saved question set for this data source")
+        return DataSpec(source, Path(qa_file) if qa_file else self.question_set_path(qa_set))
+
+    def preview_training(self, spec: DataSpec, config: TrainConfig) -> tuple[list[dict], dict]:
+        """The first examples as the model will see them, and counts (examples, tokens, tokens with loss)."""
+        return preview(spec.examples(self.store, config), self.generator.tokenizer, config.max_seq_len)
+
     def start_training(self, spec: DataSpec, config: TrainConfig, name: str = "adapter") -> str:
         """Check the data, then train an adapter as the background job; returns its versioned name.
 
-        Bad data or settings raise here (`TrainingDataError`, `ValueError`), a running job `JobBusyError`; progress,
+        Bad data or settings raise here (`TrainingDataError`, `InvalidInputError`), a running job `JobBusyError`; progress,
         loss and the outcome are on ``self.jobs.state``.
         """
         self.jobs.check_idle()  # before building examples (RAFT retrieves for every question)
@@ -401,7 +450,7 @@ class Engine:
             raise QuestionSetError("the number of questions must be 1..2000")
         chunks = self.store.all_chunks()
         if not chunks:
-            raise QuestionSetError("the document store is empty: add documents in the Documents tab first")
+            raise QuestionSetError("the document store is empty: add documents first", fix="documents")
         if method == "cloze":
             items = generate_cloze(chunks, n, choices=choices)
             note = f"{len(items)} fill-in-the-blank questions from {len(chunks)} chunks"
@@ -538,8 +587,8 @@ class Engine:
         run = self.adapter_run(name)
         source = run.get("data", {}).get("source")
         if not run or source not in ("docs", "qa", "raft"):
-            raise NoAdapterError(f"adapter {name!r} has no ragft run record to retrain from: train it again in the "
-                                 "Fine-tune tab")
+            raise NoAdapterError(f"adapter {name!r} has no ragft run record to retrain from: train it again",
+                                 fix="adapters")
         config = TrainConfig(**{**run["config"], "target_modules": tuple(run["config"]["target_modules"])})
         spec = DataSpec("docs")
         if source != "docs":

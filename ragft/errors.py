@@ -9,7 +9,15 @@ from __future__ import annotations
 
 
 class RagftError(Exception):
-    """A problem the user can fix, said in one line without tab names or Markdown (the UI adds those)."""
+    """A problem the user can fix, said in one line without tab names or Markdown (the UI adds those).
+
+    ``fix`` names the kind of action that fixes it, when that is another part of the app: "documents" (add some),
+    "adapters" (train or delete one). Each edge says where that is: the UI names its tab, the CLI its command.
+    """
+
+    def __init__(self, message: str = "", *, fix: str = ""):
+        super().__init__(message)
+        self.fix = fix
 
 
 class InvalidInputError(RagftError, ValueError):

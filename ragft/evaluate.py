@@ -25,6 +25,7 @@ from . import metrics, stats
 from .chat import LABELS, NEEDS_ADAPTER, RETRIEVES, VARIANTS, build_messages
 from .errors import InvalidInputError
 from .generation import DecodeSettings, generate_batch, render_prompts
+from .knobs import check, knob
 from .models import BASE, Generator
 from .questions import BLANK, QAItem
 from .store import Hit
@@ -50,25 +51,18 @@ class EvalConfig:
         batch_size: questions per ``generate`` call.
     """
 
-    variants: tuple[str, ...] = VARIANTS
-    top_k: int = 3
-    max_new_tokens: int = 48
-    temperature: float = 0.0
+    variants: tuple[str, ...] = knob(VARIANTS, choices=VARIANTS, some=True, help="variants to score")
+    top_k: int = knob(3, 1, 20, "chunks retrieved per question (and recall@k's k)", label="top k")
+    max_new_tokens: int = knob(48, 1, 1024, "answer length limit in tokens")
+    temperature: float = knob(0.0, 0.0, 5.0, "0 = greedy")
     seed: int = 0
-    batch_size: int = 8
+    batch_size: int = knob(8, 1, 64, "questions per generate call")
+
+    def __post_init__(self):
+        check(self)
 
     def validate(self) -> "EvalConfig":
-        unknown = set(self.variants) - set(VARIANTS)
-        checks = [
-            (bool(self.variants) and not unknown, f"variants must be some of {', '.join(VARIANTS)}"),
-            (1 <= self.top_k <= 20, "top k must be 1..20"),
-            (1 <= self.max_new_tokens <= 1024, "max new tokens must be 1..1024"),
-            (0.0 <= self.temperature <= 5.0, "temperature must be in [0, 5]"),
-            (1 <= self.batch_size <= 64, "batch size must be 1..64"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InvalidInputError(message)
+        """Checked on construction; kept so ``EvalConfig(...).validate()`` reads as it always did."""
         return self
 
 

@@ -24,8 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .adapters import folder_bytes, trained_on
+from .adapters import folder_bytes, next_version_name, read_run, trained_on
 from .chat import NEEDS_ADAPTER, RETRIEVES, VARIANTS
 from .errors import RagftError
 from .evaluate import EvalConfig, EvalResult, run_evaluation
@@ -33,11 +34,10 @@ from .finetune import (
     Example,
     TrainConfig,
     TrainingDataError,
-    next_version_name,
     qa_examples,
     raft_examples,
-    read_run,
 )
+from .knobs import NAME_RULE, check, knob, valid_name
 from .models import Generator
 from .questions import (
     SPLIT_MODES,
@@ -48,6 +48,9 @@ from .questions import (
     split_set,
 )
 from .store import Hit, Store
+
+if TYPE_CHECKING:  # the report module imports this one
+    from .experiment_report import ExperimentReport
 
 RECIPES = ("qa", "raft", "docs")
 QUESTION_METHODS = ("cloze", "llm")
@@ -102,33 +105,29 @@ class ExperimentConfig:
     """
 
     name: str = "experiment"
-    preset: str = "quick"
-    questions: int = 0
-    split: str = ""
-    train: tuple[str, ...] = ()
-    steps: int = 0
+    preset: str = knob("quick", choices=tuple(PRESETS), help="how much work: quick or thorough")
+    questions: int = knob(0, 0, 500, "facts to generate; 0 = the preset's", note="0 = the preset's")
+    split: str = knob("", help="paraphrase or heldout; empty = the preset's")
+    train: tuple[str, ...] = knob((), help=f"training recipes, some of {', '.join(RECIPES)}; empty = the preset's")
+    steps: int = knob(0, 0, 10_000, "optimiser steps per adapter; 0 = the preset's epochs",
+                      note="0 = the preset's epochs")
     documents: tuple[str, ...] = ()
-    top_k: int = 3
+    top_k: int = knob(3, 1, 20, "chunks retrieved per question", label="top k")
     seed: int = 0
-    method: str = "cloze"  # how questions are made: "cloze" (no model) or "llm" (the base model writes them)
+    method: str = knob("cloze", choices=QUESTION_METHODS, label="question method",
+                       help="how questions are made: cloze (no model) or llm (the base model writes them)")
+
+    def __post_init__(self):
+        if not valid_name(self.name):
+            raise ExperimentError(f"experiment name: {NAME_RULE}")
+        check(self, ExperimentError)
+        if self.split not in ("", *SPLIT_MODES):
+            raise ExperimentError(f"split must be one of {', '.join(SPLIT_MODES)}")
+        if not set(self.train) <= set(RECIPES):
+            raise ExperimentError(f"training recipes must be some of {', '.join(RECIPES)}")
 
     def validate(self) -> "ExperimentConfig":
-        from .finetune import NAME_RE
-
-        checks = [
-            (self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}"),
-            (bool(NAME_RE.match(self.name)), "experiment name: use letters, digits, '-', '_' or '.', up to 64 "
-                                             "characters"),
-            (0 <= self.questions <= 500, "questions must be 0..500 (0 = the preset's)"),
-            (self.split in ("", *SPLIT_MODES), f"split must be one of {', '.join(SPLIT_MODES)}"),
-            (set(self.train) <= set(RECIPES), f"training recipes must be some of {', '.join(RECIPES)}"),
-            (0 <= self.steps <= 10_000, "steps must be 0..10000 (0 = the preset's epochs)"),
-            (1 <= self.top_k <= 20, "top k must be 1..20"),
-            (self.method in QUESTION_METHODS, f"question method must be one of {', '.join(QUESTION_METHODS)}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ExperimentError(message)
+        """Checked on construction; kept so ``ExperimentConfig(...).validate()`` reads as it always did."""
         return self
 
     @property
@@ -367,7 +366,7 @@ def run_experiment(
     cancel: threading.Event | None = None,
     adapter_key: Callable[[str], str] = str,
     train_processes: int = 1,
-) -> "ExperimentReport":
+) -> ExperimentReport:
     """Train the plan's adapters, score every variant, and build the report. ``state`` (a `jobs.JobState`) gets
     stage, progress, ETA and the training losses; setting ``cancel`` stops at the next training step or batch and
     reports what was scored so far. ``adapter_key``: the name an adapter gets on the (shared) base model;

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import metrics, stats
 from .chat import LABELS, RETRIEVES
+from .errors import RagftError
 from .evaluate import Answer, EvalResult
 from .experiment import CAUSES, AdapterRun, Plan, cause_of_miss, format_duration
 
@@ -261,13 +262,17 @@ def list_reports(experiments_dir: Path) -> list[dict]:
     return out
 
 
+class NoReportError(RagftError, FileNotFoundError):
+    """No saved report of that name."""
+
+
 def load_report(experiments_dir: Path, folder: str) -> dict:
     """The saved ``report.json`` of one experiment folder (by name, never a path outside the experiments dir)."""
     path = experiments_dir / Path(folder).name / REPORT_FILE
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
-        raise FileNotFoundError(f"no experiment report named {folder!r}") from None
+        raise NoReportError(f"no experiment report named {folder!r}") from None
 
 
 # --- text ------------------------------------------------------------------------------------------------------------

@@ -19,26 +19,25 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from .adapters import file_hash, trained_on
+from .adapters import RUN_FILE, file_hash, next_version_name, trained_on
 from .chat import build_messages
 from .errors import InvalidInputError, RagftError
 from .jobs import JobState
-from .models import Generator, NoAdapterError
+from .knobs import check, knob
+from .models import Generator
 from .questions import QuestionSetError, load_set
 from .store import Hit, Store
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = "ragft_run.json"  # written beside the adapter weights: config, data summary, loss history
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 IGNORE = -100  # label of tokens that carry no loss
 
 
@@ -61,36 +60,29 @@ class TrainConfig:
             context holds no gold chunk.
     """
 
-    rank: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    learning_rate: float = 1e-3
-    epochs: float = 3.0
-    max_steps: int = 0
-    max_seq_len: int = 384
-    batch_size: int = 4
+    rank: int = knob(16, 1, 256, "LoRA rank r")
+    alpha: int = knob(32, 1, 1024, "LoRA alpha (the update is scaled by alpha/r; 2 x rank is usual)")
+    dropout: float = knob(0.05, 0.0, 1.0, "LoRA dropout", open_hi=True)
+    target_modules: tuple[str, ...] = knob(("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                            "down_proj"), help="linear layers that get adapters")
+    learning_rate: float = knob(1e-3, 0.0, 1.0, "AdamW peak learning rate", open_lo=True)
+    epochs: float = knob(3.0, 0.0, 100.0, "passes over the data (max steps > 0 overrides it)", open_lo=True)
+    max_steps: int = knob(0, 0, 100_000, "optimiser steps; 0 = use epochs", note="0 = use epochs")
+    max_seq_len: int = knob(384, 32, 8192, "examples are cut to this many tokens", label="sequence length")
+    batch_size: int = knob(4, 1, 256, "examples per optimiser step")
     seed: int = 0
-    raft_distractors: int = 2
-    raft_no_gold: float = 0.2
+    raft_distractors: int = knob(2, 0, 10, "RAFT: distractor chunks per example", label="RAFT distractors")
+    raft_no_gold: float = knob(0.2, 0.0, 1.0, "RAFT: share of examples without the gold chunk",
+                               label="RAFT no-gold share")
+
+    def __post_init__(self):
+        # epochs only count when no step count is given
+        check(self, skip=("epochs",) if self.max_steps > 0 else ())
+        if not self.target_modules:
+            raise InvalidInputError("pick at least one target module")
 
     def validate(self) -> "TrainConfig":
-        checks = [
-            (1 <= self.rank <= 256, "rank must be 1..256"),
-            (1 <= self.alpha <= 1024, "alpha must be 1..1024"),
-            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
-            (bool(self.target_modules), "pick at least one target module"),
-            (0 < self.learning_rate <= 1.0, "learning rate must be in (0, 1]"),
-            (0 < self.epochs <= 100 or self.max_steps > 0, "epochs must be in (0, 100]"),
-            (0 <= self.max_steps <= 100_000, "max steps must be 0..100000 (0 = use epochs)"),
-            (32 <= self.max_seq_len <= 8192, "sequence length must be 32..8192"),
-            (1 <= self.batch_size <= 256, "batch size must be 1..256"),
-            (0 <= self.raft_distractors <= 10, "RAFT distractors must be 0..10"),
-            (0.0 <= self.raft_no_gold <= 1.0, "RAFT no-gold share must be in [0, 1]"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InvalidInputError(message)
+        """Checked on construction; kept so ``TrainConfig(...).validate()`` reads as it always did."""
         return self
 
 
@@ -126,7 +118,7 @@ def document_examples(store: Store) -> list[Example]:
     """Every stored chunk as raw text: continued pre-training on the user's documents."""
     examples = [Example(text=h.text, source=h.source) for h in store.all_chunks()]
     if not examples:
-        raise TrainingDataError("the document store is empty: add documents in the Documents tab first")
+        raise TrainingDataError("the document store is empty: add documents first", fix="documents")
     return examples
 
 
@@ -183,11 +175,14 @@ def tokenize(example: Example, tokenizer, max_len: int) -> dict:
     return {"input_ids": ids, "labels": labels, "attention_mask": [1] * len(ids)}
 
 
+DataSource = Literal["docs", "qa", "raft"]
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """What to train on: ``source`` is "docs", "qa" or "raft"; ``qa_path`` for the last two."""
 
-    source: str
+    source: DataSource
     qa_path: Path | None = None
 
     def examples(self, store: Store, config: TrainConfig) -> list[Example]:
@@ -218,16 +213,6 @@ def preview(examples: list[Example], tokenizer, max_len: int, n: int = 5) -> tup
 
 # --- training -------------------------------------------------------------------------------------------------
 RunState = JobState  # a run reports through the job runner's state (step, total, losses, tokens/s, ETA, status)
-
-
-def next_version_name(adapters_dir: Path, base: str) -> str:
-    """``base-v1``, ``base-v2``, … — never reusing a folder name, so a saved adapter is never overwritten."""
-    if not NAME_RE.match(base):
-        raise InvalidInputError(f"adapter name {base!r}: use letters, digits, '-', '_' or '.', up to 64 characters")
-    n = 1
-    while (adapters_dir / f"{base}-v{n}").exists():
-        n += 1
-    return f"{base}-v{n}"
 
 
 def train_adapter(
@@ -423,27 +408,3 @@ def remove_partial_adapters(adapters_dir: Path) -> list[str]:
         shutil.rmtree(d, ignore_errors=True)
         gone.append(d.name)
     return gone
-
-
-def read_run(adapter_dir: Path) -> dict:
-    """The run record saved beside an adapter (empty for adapters made elsewhere)."""
-    try:
-        return json.loads((adapter_dir / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def delete_adapter(adapters_dir: Path, name: str) -> None:
-    path = adapters_dir / name
-    if not NAME_RE.match(name) or not path.is_dir():
-        raise NoAdapterError(f"no adapter named {name!r}")
-    shutil.rmtree(path)
-
-
-def zip_adapter(adapters_dir: Path, name: str, out_dir: Path) -> Path:
-    """A zip of the adapter folder, for download."""
-    path = adapters_dir / name
-    if not NAME_RE.match(name) or not path.is_dir():
-        raise NoAdapterError(f"no adapter named {name!r}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.make_archive(str(out_dir / name), "zip", root_dir=adapters_dir, base_dir=name))

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from .errors import RagftError
 
@@ -34,13 +35,17 @@ class JobBusyError(RagftError, RuntimeError):
     """A job is already running; only one heavy job runs at a time. The message names it."""
 
 
+# idle, then preparing -> running (-> cancelling) -> done | cancelled | failed; interrupted: the app stopped mid-job
+Status = Literal["idle", "preparing", "running", "cancelling", "done", "cancelled", "failed", "interrupted"]
+
+
 @dataclass
 class JobState:
     """What a job has done so far. Written by the job's thread, read by pollers (so keep fields simple)."""
 
-    kind: str = ""  # "train" | "evaluate" | "experiment"
+    kind: Literal["", "train", "evaluate", "experiment"] = ""
     name: str = ""  # adapter name, question set, experiment name
-    status: str = "idle"  # idle | preparing | running | cancelling | done | cancelled | failed | interrupted
+    status: Status = "idle"
     stage: str = ""  # the current stage in words, e.g. "training raft adapter"
     step: int = 0
     total: int = 0

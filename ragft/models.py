@@ -89,21 +89,6 @@ def load_embedder(configured: str = ""):
     return model
 
 
-def list_adapters(adapters_dir: Path) -> list[str]:
-    """Names of the adapter folders (``adapter_config.json`` + weights) under ``adapters_dir``, newest first."""
-    if not adapters_dir.is_dir():
-        return []
-    found = [
-        d
-        for d in adapters_dir.iterdir()
-        if d.is_dir()
-        and not d.name.startswith(".")  # ".name.partial": a run still writing
-        and (d / "adapter_config.json").is_file()
-        and any((d / w).is_file() for w in ("adapter_model.safetensors", "adapter_model.bin"))
-    ]
-    return [d.name for d in sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)]
-
-
 def adapter_folder(name: str, path: Path | str) -> Path:
     """``path`` as a Path when it holds an adapter (its ``adapter_config.json``); else `NoAdapterError`."""
     path = Path(path)

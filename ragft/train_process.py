@@ -31,8 +31,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from .adapters import read_run
 from .errors import InvalidInputError, RagftError
-from .finetune import Example, RunState, TrainConfig, read_run, train_adapter
+from .finetune import Example, RunState, TrainConfig, train_adapter
 from .jobs import pid_alive
 from .models import Generator, ModelSource
 from .serving.server import free_port

@@ -10,11 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from ragft.adapters import stale_note, staleness, trained_on
+from ragft.adapters import read_run, stale_note, staleness, trained_on
 from ragft.evaluate import Answer, EvalConfig, EvalResult, QuestionResult, VariantTiming
-from ragft.experiment import AdapterRun, ExperimentConfig, ExperimentError, Plan, cause_of_miss
-from ragft.experiment_report import build_report, format_text, list_reports, load_report, recommend
-from ragft.finetune import TrainConfig, read_run
+from ragft.experiment import (
+    AdapterRun,
+    ExperimentConfig,
+    ExperimentError,
+    Plan,
+    cause_of_miss,
+)
+from ragft.experiment_report import (
+    build_report,
+    format_text,
+    list_reports,
+    load_report,
+    recommend,
+)
+from ragft.finetune import TrainConfig
 from ragft.questions import QAItem
 from ragft.store import DocInfo, Hit
 

@@ -7,20 +7,17 @@ import time
 
 import pytest
 
+from ragft.adapters import RUN_FILE, next_version_name, read_run, zip_adapter
 from ragft.finetune import (
     IGNORE,
-    RUN_FILE,
     DataSpec,
     Example,
     TrainConfig,
     TrainingDataError,
     load_qa_file,
-    next_version_name,
     qa_examples,
     raft_examples,
-    read_run,
     tokenize,
-    zip_adapter,
 )
 from ragft.generation import DecodeSettings
 from ragft.jobs import JobBusyError

@@ -22,7 +22,7 @@ def test_the_document_count_quota(engine, tmp_path):
     reports = engine.ingest(files)
     assert [r.ok for r in reports] == [True, True, False]
     assert reports[2].message == ("doc2.txt: the store holds 2 documents, the limit (RAGFT_MAX_DOCUMENTS); delete "
-                                  "some in the Documents tab first")
+                                  "some first")
     assert [d.name for d in engine.store.documents()] == ["doc0.txt", "doc1.txt"]
     changed = _write(tmp_path, "doc1.txt", "Document 1 now says the tide was 9 metres.")
     assert engine.ingest([changed])[0].status == "replaced"  # a new version of a stored file is not one more

@@ -18,7 +18,6 @@ from .forms import TEST_FORM, natural_forms, phrasings
 from .llm import llm_questions
 from .sets import (
     BLANK,
-    SET_NAME_RE,
     QAItem,
     QuestionSetError,
     check_set_name,
@@ -31,7 +30,7 @@ from .sets import (
 from .splits import SPLIT_MODES, split_set
 
 __all__ = [
-    "BLANK", "SET_NAME_RE", "SPLIT_MODES", "TEST_FORM", "QAItem", "QuestionSetError", "check_set_name", "fact_id",
+    "BLANK", "SPLIT_MODES", "TEST_FORM", "QAItem", "QuestionSetError", "check_set_name", "fact_id",
     "generate_cloze", "list_sets", "llm_questions", "load_set", "natural_forms", "phrasings", "save_set",
     "sentence_facts", "set_path", "split_set",
 ]

@@ -9,16 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Literal
 
 from ..errors import RagftError
+from ..knobs import NAME_RULE, valid_name
 from ..metrics import normalize
 
 BLANK = "____"
-SET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class QuestionSetError(RagftError, ValueError):
@@ -37,7 +37,7 @@ class QAItem:
     choices: tuple[str, ...] = ()  # multiple choice: `answer` is one of these
     fact: str = ""  # id shared by all phrasings of one fact (for the paraphrase split)
     cloze: str = ""  # the source sentence with "____" where the answer was (generated sets)
-    kind: str = ""  # "number" | "year" | "name" for generated items
+    kind: Literal["", "number", "year", "name"] = ""  # generated items: what the answer is
 
     def to_json(self) -> dict:
         """The non-empty fields as a JSON-ready dict (``chunk`` kept whenever it is set, even 0)."""
@@ -174,11 +174,8 @@ def save_set(items: list[QAItem], path: Path | str) -> Path:
 def check_set_name(name: str) -> str:
     """The name as stored (spaces and a ``.jsonl`` suffix dropped); raises `QuestionSetError` if not allowed."""
     name = name.strip().removesuffix(".jsonl")
-    if not SET_NAME_RE.fullmatch(name):
-        raise QuestionSetError(
-            f"question set name {name!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit, "
-            "up to 64 characters"
-        )
+    if not valid_name(name):
+        raise QuestionSetError(f"question set name {name!r}: {NAME_RULE}, starting with a letter or digit")
     return name
 
 
@@ -191,6 +188,6 @@ def list_sets(sets_dir: Path | str) -> list[str]:
     sets_dir = Path(sets_dir)
     if not sets_dir.is_dir():
         return []
-    names = [p.stem for p in sets_dir.glob("*.jsonl") if p.is_file() and SET_NAME_RE.fullmatch(p.stem)]
+    names = [p.stem for p in sets_dir.glob("*.jsonl") if p.is_file() and valid_name(p.stem)]
     return sorted(names, key=lambda s: (s.lower(), s))
 

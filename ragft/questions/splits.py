@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from typing import Literal, get_args
 
 from ..metrics import normalize
 from .forms import TEST_FORM, phrasings
 from .sets import QAItem, QuestionSetError
 
-SPLIT_MODES = ("heldout", "paraphrase")
+SplitMode = Literal["heldout", "paraphrase"]
+SPLIT_MODES: tuple[SplitMode, ...] = get_args(SplitMode)
 
 
 def split_set(
-    items: list[QAItem], mode: str, test_share: float = 0.5, seed: int = 0
+    items: list[QAItem], mode: SplitMode, test_share: float = 0.5, seed: int = 0
 ) -> tuple[list[QAItem], list[QAItem]]:
     """(train, test). ``heldout``: about ``test_share`` of facts go to test, all of a fact's items together.
     ``paraphrase``: every fact on both sides; test asks phrasing [TEST_FORM], train all the others (see `phrasings`).

@@ -86,7 +86,7 @@ class RemoteGenerator:
         if adapter == BASE:
             return self.client.base_name
         if adapter not in self._adapter_paths:
-            raise ValueError(f"adapter {adapter!r} is not registered with the vLLM server")
+            raise NoAdapterError(f"adapter {adapter!r} is not registered with the vLLM server")
         return adapter
 
     def stream(self, prompt_ids: list[list[int]], adapters: list[str], max_tokens: int, stop_ids: list[int],

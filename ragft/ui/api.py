@@ -16,18 +16,14 @@ from gradio import FileData
 
 from ..chat import LABELS, MODE_VARIANTS, VARIANTS
 from ..engine import Engine
+from ..errors import RagftError
 from ..evaluate import EvalConfig
-from ..experiment import ExperimentConfig, ExperimentError
-from ..finetune import DataSpec, TrainConfig, TrainingDataError
+from ..experiment import ExperimentConfig
+from ..finetune import DataSpec, TrainConfig
 from ..generation import DecodeSettings
-from ..jobs import JobBusyError
-from ..models import NoAdapterError
-from ..questions import QuestionSetError
 
 ENDPOINTS = ("ingest", "documents", "delete_document", "search", "ask", "adapters", "train", "job_status", "cancel",
              "evaluate", "experiment")
-REFUSED = (JobBusyError, QuestionSetError, TrainingDataError, ExperimentError, NoAdapterError, LookupError,
-           ValueError)
 
 
 def _hit(h) -> dict:
@@ -56,15 +52,15 @@ def add_api(engine: Engine) -> None:
     def documents() -> list[dict]:
         """The stored documents: name, chunks, chars, size_bytes, added."""
         return [{"name": d.name, "chunks": d.chunks, "chars": d.chars, "size_bytes": d.size_bytes, "added": d.added}
-                for d in engine.store.documents()]
+                for d in engine.documents()]
 
     @gr.api(api_name="delete_document")
     def delete_document(name: str) -> int:
         """Delete a stored document by name; returns the number of chunks removed (an unknown name is an error)."""
-        removed = engine.store.delete(name)
-        if not removed:
-            raise gr.Error(f"no document named {name!r}")
-        return removed
+        try:
+            return engine.delete_document(name)
+        except RagftError as exc:
+            raise gr.Error(str(exc)) from None
 
     @gr.api(api_name="search")
     def search(query: str, k: int = 3) -> list[dict]:
@@ -84,7 +80,7 @@ def add_api(engine: Engine) -> None:
             result = None
             for result in engine.ask(question, mode, adapter or None, decode, top_k or None):
                 pass
-        except REFUSED as exc:
+        except RagftError as exc:
             raise gr.Error(str(exc)) from None
         out = {}
         for v in (v for v in VARIANTS if v in MODE_VARIANTS.get(mode, VARIANTS)):
@@ -110,7 +106,7 @@ def add_api(engine: Engine) -> None:
             config = TrainConfig(rank=rank, alpha=2 * rank, learning_rate=learning_rate, max_steps=steps,
                                  batch_size=batch_size)
             return engine.start_training(DataSpec(data, path), config, name)
-        except REFUSED as exc:
+        except RagftError as exc:
             raise gr.Error(str(exc)) from None
 
     @gr.api(api_name="job_status")
@@ -135,7 +131,7 @@ def add_api(engine: Engine) -> None:
                                 top_k=engine.settings.top_k).validate()
             state = engine.start_evaluation(engine.load_question_set(question_set), adapter or None, config,
                                             question_set)
-        except REFUSED as exc:
+        except RagftError as exc:
             raise gr.Error(str(exc)) from None
         _wait(engine, state)
         return state.result.to_json()
@@ -152,7 +148,7 @@ def add_api(engine: Engine) -> None:
                                       top_k=engine.settings.top_k, method=engine.question_method)
             items = engine.load_question_set(question_set) if question_set else None
             state = engine.start_experiment(engine.plan_experiment(config, items))
-        except REFUSED as exc:
+        except RagftError as exc:
             raise gr.Error(str(exc)) from None
         _wait(engine, state)
         report = state.result

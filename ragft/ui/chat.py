@@ -9,8 +9,9 @@ import gradio as gr
 from ..chat import LABELS, VARIANTS, ChatState
 from ..engine import Engine
 from ..generation import DecodeSettings
-from ..models import NoAdapterError
+from ..knobs import bounds
 from . import messages as M
+from .errors import refuses
 
 
 def adapter_choices(engine: Engine, keep: str | None = None):
@@ -51,13 +52,14 @@ def stale_notice(engine: Engine, name: str | None):
     return (f"⚠️ {note}" if note else ""), gr.update(visible=bool(note))
 
 
+def notice_text(notice: str) -> str:
+    """A pane's notice (no adapter, no documents) with the tab that fixes it."""
+    return notice + next((fix for start, fix in M.NOTICE_FIX.items() if notice.startswith(start)), "")
+
+
+@refuses(lambda text, *_: text)  # no record, bad data, or another job running
 def retrain(engine: Engine, name: str | None) -> str:
-    try:
-        new = engine.retrain_adapter(name)
-    except (LookupError, ValueError, RuntimeError) as exc:  # no record, bad data, or another job running
-        gr.Warning(str(exc))
-        return f"❌ {exc}"
-    return M.RETRAIN_STARTED.format(name=new)
+    return M.RETRAIN_STARTED.format(name=engine.retrain_adapter(name))
 
 
 def create_chat_tab(engine: Engine) -> dict:
@@ -89,8 +91,9 @@ def create_chat_tab(engine: Engine) -> dict:
     with gr.Accordion("Generation settings", open=False):
         s = engine.settings
         max_new = gr.Slider(8, 512, value=s.max_new_tokens, step=8, label="Max new tokens")
-        temperature = gr.Slider(0.0, 1.5, value=s.temperature, step=0.05, label="Temperature (0 = greedy)")
-        top_k = gr.Slider(1, 10, value=s.top_k, step=1, label="Retrieved chunks (top k) for RAG panes")
+        temperature = gr.Slider(*bounds(s, "temperature"), value=s.temperature, step=0.05,
+                                label="Temperature (0 = greedy)")
+        top_k = gr.Slider(*bounds(s, "top_k"), value=s.top_k, step=1, label="Retrieved chunks (top k) for RAG panes")
 
     def add_user(text: str, *histories):
         if not text.strip():
@@ -98,6 +101,8 @@ def create_chat_tab(engine: Engine) -> dict:
             return ("", *histories)
         return ("", *[h + [{"role": "user", "content": text.strip()}] for h in histories])
 
+    @refuses(lambda text, chat_state, *inputs: (chat_state, *[h + [{"role": "assistant", "content": text}]
+                                                                for h in inputs[-len(panes):]]))
     def respond(chat_state: ChatState, adapter_name, n_tokens, temp, k, *histories):
         histories = [list(h) for h in histories]
         if not histories[0] or histories[0][-1]["role"] != "user":
@@ -107,17 +112,13 @@ def create_chat_tab(engine: Engine) -> dict:
         chat_state = chat_state or ChatState()
         adapter_name = None if adapter_name in (None, M.NO_ADAPTER_CHOICE) else adapter_name
         decode = DecodeSettings(int(n_tokens), float(temp))
-        try:
-            for result in engine.ask(question_text, "all", adapter_name, decode, int(k), chat_state):
-                out = []
-                for v, hist in zip(VARIANTS, histories):
-                    text = result.notices.get(v) or result.answers.get(v) or "…"
-                    extra = source_messages(result.sources[v]) if result.done and v in result.sources else []
-                    out.append(hist + [{"role": "assistant", "content": text}] + extra)
-                yield (chat_state, *out)
-        except (NoAdapterError, ValueError) as exc:
-            gr.Warning(str(exc))
-            yield (chat_state, *[h + [{"role": "assistant", "content": f"⚠️ {exc}"}] for h in histories])
+        for result in engine.ask(question_text, "all", adapter_name, decode, int(k), chat_state):
+            out = []
+            for v, hist in zip(VARIANTS, histories):
+                text = notice_text(result.notices[v]) if v in result.notices else result.answers.get(v) or "…"
+                extra = source_messages(result.sources[v]) if result.done and v in result.sources else []
+                out.append(hist + [{"role": "assistant", "content": text}] + extra)
+            yield (chat_state, *out)
 
     inputs = [state, adapter, max_new, temperature, top_k, *panes]
     for trigger in (question.submit, send.click):

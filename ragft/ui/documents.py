@@ -9,13 +9,14 @@ import pandas as pd
 
 from ..engine import Engine
 from . import messages as M
+from .errors import refuses
 
 DOC_COLUMNS = ["document", "chunks", "characters", "size (KB)", "added"]
 HIT_COLUMNS = ["score", "document", "chunk", "text"]
 
 
 def docs_table(engine: Engine) -> pd.DataFrame:
-    rows = [[d.name, d.chunks, d.chars, round(d.size_bytes / 1024, 1), d.added] for d in engine.store.documents()]
+    rows = [[d.name, d.chunks, d.chars, round(d.size_bytes / 1024, 1), d.added] for d in engine.documents()]
     return pd.DataFrame(rows, columns=DOC_COLUMNS)
 
 
@@ -60,16 +61,18 @@ def create_documents_tab(engine: Engine) -> dict:
             gr.Warning(f"{len(failed)} of {len(reports)} file(s) not added — see the list.")
         return ("\n".join(f"- {line}" for line in lines), *refresh())
 
+    @refuses(lambda text, _: (text, gr.update(visible=False)))
     def show(name):
         if not name:
             return M.PICK_DOC, gr.update(visible=False)
-        chunks = engine.store.chunks(name)
+        chunks = engine.document_chunks(name)
         return f"**{name}**: {len(chunks)} chunks", gr.update(value=hits_table(chunks), visible=True)
 
+    @refuses(lambda text, _: (text, gr.update(visible=False), *refresh()))
     def delete(name):
         if not name:
             return (M.PICK_DOC, gr.update(visible=False), *refresh())
-        n = engine.store.delete(name)
+        n = engine.delete_document(name)
         return (M.DELETED.format(name=name, n=n), gr.update(visible=False), *refresh())
 
     def search(q, k):

@@ -1,5 +1,5 @@
 """Evaluate tab: make or pick a question set, run the four variants on it, read the table, the chart and each
-question's four answers, download the results. ``/evaluate_set`` runs a saved set for ``gradio_client``.
+question's four answers, download the results. Programs run a saved set through ``/evaluate`` (`ui.api`).
 
 A run is the engine's background job: the Run button starts it and returns; a timer shows the job as it goes, so
 a reloaded page picks a running evaluation up again."""
@@ -16,8 +16,11 @@ from ..chat import LABELS, VARIANTS
 from ..engine import Engine
 from ..evaluate import EvalConfig
 from ..jobs import JobBusyError, JobState
-from ..questions import QAItem, QuestionSetError, load_set
+from ..knobs import bounds
+from ..questions import QAItem
 from . import messages as M
+from .errors import refuses
+from .jobs import job_html
 
 SET_COLUMNS = ["keep", "question", "answer", "choices", "source", "chunk"]
 CHART_METRICS = {"accuracy": "accuracy", "token_f1": "token F1", "recall": "recall@k"}  # summary key -> label
@@ -150,11 +153,8 @@ def detail_html(data: dict | None, number) -> str:
 
 
 def progress_html(state: JobState) -> str:
-    """The evaluation job: set, status, current stage, steps done and ETA."""
-    eta = f" · ETA {state.eta_s:.0f} s" if state.eta_s is not None and state.active else ""
-    return (f"<div id='eval-progress-body'><b>{html.escape(state.name)}</b> — {state.status} · "
-            f"{html.escape(state.message)}<br><progress value='{state.step}' max='{max(state.total, 1)}' "
-            f"style='width:100%'></progress> {state.step}/{state.total or '?'}{eta}</div>")
+    """The evaluation job: set, status, current stage, steps done and time left."""
+    return job_html(state, "eval-progress-body", html.escape(state.message), f"{state.step}/{state.total or '?'}")
 
 
 def create_evaluate_tab(engine: Engine) -> dict:
@@ -197,9 +197,10 @@ def create_evaluate_tab(engine: Engine) -> dict:
     d = EvalConfig(top_k=engine.settings.top_k)
     with gr.Accordion("Decoding and retrieval", open=False):
         with gr.Row():
-            top_k = gr.Slider(1, 10, value=d.top_k, step=1, label="Retrieved chunks (k)")
+            top_k = gr.Slider(*bounds(d, "top_k"), value=d.top_k, step=1, label="Retrieved chunks (k)")
             max_new = gr.Slider(8, 256, value=d.max_new_tokens, step=8, label="Max new tokens per answer")
-            batch = gr.Slider(1, 32, value=d.batch_size, step=1, label="Questions per batch", elem_id="eval-batch")
+            batch = gr.Slider(*bounds(d, "batch_size"), value=d.batch_size, step=1, label="Questions per batch",
+                              elem_id="eval-batch")
             seed = gr.Number(value=d.seed, precision=0, label="Seed")
     overlap = gr.Markdown(elem_id="eval-overlap")
     with gr.Row():
@@ -232,35 +233,29 @@ def create_evaluate_tab(engine: Engine) -> dict:
     def show_set(items: list[QAItem], note: str, name_value=gr.skip()):
         return items_frame(items), as_state(items), note, name_value
 
+    set_refused = refuses(lambda text, *_: (gr.skip(), gr.skip(), text, gr.skip()))
+
+    @set_refused
     def pick_saved(name):
         if not name:
             return gr.skip(), gr.skip(), "", gr.skip()
-        try:
-            items = engine.load_question_set(name)
-        except QuestionSetError as exc:
-            gr.Warning(str(exc))
-            return gr.skip(), gr.skip(), f"❌ {exc}", gr.skip()
+        items = engine.load_question_set(name)
         return show_set(items, f"Loaded **{name}**: {len(items)} questions.", name)
 
+    @set_refused
     def load_upload(path):
         if not path:
             return gr.skip(), gr.skip(), "", gr.skip()
-        try:
-            items = load_set(path)
-        except QuestionSetError as exc:
-            gr.Warning(str(exc))
-            return gr.skip(), gr.skip(), f"❌ {exc}", gr.skip()
+        items = engine.read_questions(path)
         stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         return show_set(items, f"Read {len(items)} questions from the upload. Save them to reuse them.", stem)
 
+    @set_refused
     def generate(n, how, fmt):
-        try:
-            items, note = engine.generate_questions(int(n or 0), M.QGEN_METHODS[how], M.QFORMATS[fmt])
-        except QuestionSetError as exc:
-            gr.Warning(str(exc))
-            return gr.skip(), gr.skip(), f"❌ {exc}", gr.skip()
+        items, note = engine.generate_questions(int(n or 0), M.QGEN_METHODS[how], M.QFORMATS[fmt])
         return show_set(items, f"{note}. Review them, then save or run.", "generated")
 
+    @refuses(lambda text, *_: (gr.skip(), text, gr.skip(), gr.skip()))
     def save(table_value, base, name, how):
         items = items_from_frame(table_value, base)
         if not items:
@@ -269,11 +264,7 @@ def create_evaluate_tab(engine: Engine) -> dict:
         if not (name or "").strip():
             gr.Warning(M.NEED_SET_NAME)
             return gr.skip(), f"❌ {M.NEED_SET_NAME}", gr.skip(), gr.skip()
-        try:
-            names = engine.save_question_set(name.strip(), items, M.SPLITS[how])
-        except QuestionSetError as exc:
-            gr.Warning(str(exc))
-            return gr.skip(), f"❌ {exc}", gr.skip(), gr.skip()
+        names = engine.save_question_set(name.strip(), items, M.SPLITS[how])
         saved_sets = {n: engine.load_question_set(n) for n in names}  # each file read back once
         shown = names[-1]  # the test part, ready to run
         loaded = saved_sets[shown]
@@ -284,24 +275,22 @@ def create_evaluate_tab(engine: Engine) -> dict:
                      f"then evaluate it here on **{names[1]}** (loaded below).")
         return gr.update(choices=engine.question_sets(), value=shown), text, items_frame(loaded), as_state(loaded)
 
+    @refuses(lambda text, *_: f"<p>{text}</p>")
     def run(table_value, base, name, adapter_name, picked_variants, k, new_tokens, bs, sd):
         """Start the evaluation job and return; the timer shows it from here on."""
         items = items_from_frame(table_value, base)
         if not items:
             gr.Warning(M.NO_QUESTIONS)
             return f"<p>❌ {M.NO_QUESTIONS}</p>"
+        config = EvalConfig(
+            variants=tuple(v for v in VARIANTS if LABELS[v] in (picked_variants or [])), top_k=int(k),
+            max_new_tokens=int(new_tokens), batch_size=int(bs), seed=int(sd or 0),
+        )
         try:
-            config = EvalConfig(
-                variants=tuple(v for v in VARIANTS if LABELS[v] in (picked_variants or [])), top_k=int(k),
-                max_new_tokens=int(new_tokens), batch_size=int(bs), seed=int(sd or 0),
-            ).validate()
             state = engine.start_evaluation(items, adapter_arg(adapter_name), config, (name or "").strip())
-        except JobBusyError as exc:  # someone else's job: say so, change nothing
+        except JobBusyError as exc:  # someone else's job: say so, change nothing (the timer shows it)
             gr.Warning(str(exc))
             return gr.skip()
-        except (QuestionSetError, ValueError, LookupError) as exc:
-            gr.Warning(str(exc))
-            return f"<p>❌ {exc}</p>"
         return progress_html(state)
 
     def stop():

@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from ..errors import RagftError
 from ..experiment import (
     PRESETS,
     RECIPES,
@@ -21,20 +22,20 @@ from ..experiment import (
     format_duration,
 )
 from ..experiment_report import chart_svg
-from ..jobs import JobBusyError, JobState
-from ..questions import SPLIT_MODES, QuestionSetError
+from ..jobs import JobState
+from ..knobs import bounds
+from ..questions import SPLIT_MODES
 from . import messages as M
+from .errors import refuses, user_message
 from .evaluate import answer_card, cards_row
 from .finetune import loss_frame
+from .jobs import job_html
 
 GENERATE = "(generate from the documents)"
 
 
 def progress_html(state: JobState) -> str:
-    eta = f" · about {format_duration(state.eta_s)} left" if state.eta_s is not None and state.active else ""
-    return (f"<div id='exp-progress-body'><b>{html.escape(state.name)}</b> — {state.status}"
-            f"{' · ' + html.escape(state.stage) if state.stage else ''}{eta}<br><progress value='{state.step}' "
-            f"max='{max(state.total, 1)}' style='width:100%'></progress><br>{html.escape(state.message)}</div>")
+    return job_html(state, "exp-progress-body", html.escape(state.stage), state.message)
 
 
 def verdict_md(data: dict) -> str:
@@ -123,12 +124,14 @@ def create_experiment_tab(engine) -> dict:
                               elem_id="exp-name")
     with gr.Accordion("Questions, split and training", open=False):
         with gr.Row():
-            n_questions = gr.Number(value=0, precision=0, minimum=0, maximum=500, elem_id="exp-questions",
+            n_questions = gr.Number(value=0, precision=0, minimum=bounds(ExperimentConfig, "questions")[0],
+                                    maximum=bounds(ExperimentConfig, "questions")[1], elem_id="exp-questions",
                                     label="Facts to generate (0 = preset's)")
             split = gr.Dropdown(["", *SPLIT_MODES], value="", label="Split ('' = preset's: paraphrase)")
             recipes = gr.CheckboxGroup(list(RECIPES), value=["qa", "raft"], label="Adapters to train",
                                        elem_id="exp-recipes")
-            steps = gr.Number(value=0, precision=0, minimum=0, maximum=10000, elem_id="exp-steps",
+            steps = gr.Number(value=0, precision=0, minimum=bounds(ExperimentConfig, "steps")[0],
+                              maximum=bounds(ExperimentConfig, "steps")[1], elem_id="exp-steps",
                               label="Steps per adapter (0 = preset's epochs)")
             method = gr.Radio(list(M.EXP_METHODS), value=next(k for k, v in M.EXP_METHODS.items()
                                                               if v == engine.question_method),
@@ -162,35 +165,33 @@ def create_experiment_tab(engine) -> dict:
     timer = gr.Timer(1.0)
     results = [verdict, chart, summary, comparisons, costs, per_question, detail, files, report_state]
 
-    def plan_of(docs, pre, qname, qs, sp, recs, st, nm, how, uploaded):
-        if not recs:
+    fields = {"documents": documents, "preset": preset, "questions": n_questions, "split": split, "train": recipes,
+              "steps": steps, "name": name, "method": method}  # ExperimentConfig field -> its widget
+    knobs = {*fields.values(), qset, upload}  # handlers get {component: value}
+
+    def plan_of(values: dict):
+        v = {f: values[c] for f, c in fields.items()}
+        if not v["train"]:
             raise ExperimentError(M.NEED_RECIPE)
         config = ExperimentConfig(
-            name=(nm or "").strip() or "experiment", preset=pre, questions=int(qs or 0), split=sp or "",
-            train=tuple(recs), steps=int(st or 0), documents=tuple(docs or ()), top_k=engine.settings.top_k,
-            method=M.EXP_METHODS.get(how, "cloze"),
+            name=(v["name"] or "").strip() or "experiment", preset=v["preset"], questions=int(v["questions"] or 0),
+            split=v["split"] or "", train=tuple(v["train"]), steps=int(v["steps"] or 0),
+            documents=tuple(v["documents"] or ()), top_k=engine.settings.top_k,
+            method=M.EXP_METHODS.get(v["method"], "cloze"),
         )
-        if uploaded:
-            qname = uploaded  # a path: read as a JSONL file
-        items = engine.read_questions(qname) if qname and qname != GENERATE else None
-        return engine.plan_experiment(config, items)
+        source = values[upload] or (values[qset] if values[qset] != GENERATE else None)  # an upload is a path
+        return engine.plan_experiment(config, engine.read_questions(source) if source else None)
 
-    def estimate(*values):
+    def estimate(values: dict):
         try:
-            return plan_of(*values).describe().replace("\n", "  \n")
-        except (ExperimentError, QuestionSetError, ValueError) as exc:
-            return f"❌ {exc}"
+            return plan_of(values).describe().replace("\n", "  \n")
+        except RagftError as exc:  # the estimate is a preview: the reason in its place, no toast
+            return f"❌ {user_message(exc)}"
 
-    def run(*values):
-        try:
-            plan = plan_of(*values)
-            state = engine.start_experiment(plan)
-        except JobBusyError as exc:
-            gr.Warning(str(exc))
-            return gr.skip(), f"❌ {exc}"
-        except (ExperimentError, QuestionSetError, ValueError) as exc:
-            gr.Warning(str(exc))
-            return gr.skip(), f"❌ {exc}"
+    @refuses(lambda text, *_: (gr.skip(), text))
+    def run(values: dict):
+        plan = plan_of(values)
+        state = engine.start_experiment(plan)
         return progress_html(state), plan.describe().replace("\n", "  \n")
 
     def cancel():
@@ -223,25 +224,21 @@ def create_experiment_tab(engine) -> dict:
                                 value=report.folder.name if report.folder else None)
         return line, curve, *report_outputs(data, paths), past_update, key
 
+    @refuses(lambda text, _: (gr.skip(),) * len(results))
     def reopen(folder):
         if not folder:
             return (gr.skip(),) * len(results)
-        try:
-            data = engine.experiment_report(folder)
-        except FileNotFoundError as exc:
-            gr.Warning(str(exc))
-            return (gr.skip(),) * len(results)
+        data = engine.experiment_report(folder)
         d = engine.settings.experiments_dir / Path(folder).name
         stale = [engine.adapter_staleness(a["adapter"]) for a in data["costs"]["adapters"]]
         return report_outputs(data, [str(p) for p in sorted(d.iterdir())], stale)
 
     def refresh():
-        docs = [d.name for d in engine.store.documents()]
+        docs = [d.name for d in engine.documents()]
         reports = engine.experiments()
         return (gr.update(choices=docs), gr.update(choices=[GENERATE, *engine.question_sets()]),
                 gr.update(choices=[(f"{r['folder']} — {r['headline'][:80]}", r["folder"]) for r in reports]))
 
-    knobs = [documents, preset, qset, n_questions, split, recipes, steps, name, method, upload]
     estimate_btn.click(estimate, knobs, plan_md)
     run_btn.click(run, knobs, [progress, plan_md], api_name="start_experiment")
     cancel_btn.click(cancel, None, None, concurrency_limit=None)

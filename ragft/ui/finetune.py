@@ -3,17 +3,17 @@ saved adapters. The run lives on the engine, so a reloaded page picks it up agai
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 import pandas as pd
 
 from ..engine import Engine
-from ..finetune import DataSpec, TrainConfig, TrainingDataError, preview, zip_adapter
-from ..jobs import JobBusyError, JobState
-from ..questions import set_path
+from ..finetune import TrainConfig
+from ..jobs import JobState
+from ..knobs import bounds
+from ..knobs import default as default_of
 from . import messages as M
+from .errors import refuses
+from .jobs import job_html
 
 ALL_MODULES = list(TrainConfig.target_modules)
 
@@ -29,15 +29,11 @@ def progress_html(state: JobState) -> str:
     if state.status == "idle":
         return f"<p>{M.IDLE}</p>"
     note = state.stage if state.active and state.status != "preparing" and state.stage else state.message
-    eta = f" · ETA {state.eta_s:.0f} s" if state.eta_s is not None and state.active else ""
-    loss = f" · loss {state.losses[-1][1]:.4f}" if state.losses else ""
-    speed = f" · {state.tokens_per_s:.0f} tokens/s" if state.tokens_per_s else ""
     pct = 100 * state.step / state.total if state.total else 0
-    return (
-        f"<div id='train-progress'><b>{state.name}</b> — {state.status} · step {state.step}/{state.total or '?'}"
-        f" ({pct:.0f}%){eta}{speed}{loss}<br><progress value='{state.step}' max='{max(state.total, 1)}' "
-        f"style='width:100%'></progress><br>{note}</div>"
-    )
+    line = (f"step {state.step}/{state.total or '?'} ({pct:.0f}%)"
+            + (f" · {state.tokens_per_s:.0f} tokens/s" if state.tokens_per_s else "")
+            + (f" · loss {state.losses[-1][1]:.4f}" if state.losses else ""))
+    return job_html(state, "train-progress", line, note)
 
 
 def status_html(engine: Engine) -> str:
@@ -46,6 +42,12 @@ def status_html(engine: Engine) -> str:
     if job.active and job.kind != "train":
         return f"<p id='train-busy'>{M.BUSY.format(job=job.describe(), status=job.status, what='training')}</p>"
     return progress_html(engine.jobs.latest("train") or JobState())
+
+
+def as_field(field: str, value):
+    """A widget's value as the `TrainConfig` field's type (an empty Number is 0, no modules an empty tuple)."""
+    kind = type(default_of(TrainConfig, field))
+    return tuple(value or ()) if kind is tuple else kind(value or 0)
 
 
 def adapter_info(engine: Engine, name: str | None) -> str:
@@ -66,6 +68,11 @@ def adapter_info(engine: Engine, name: str | None) -> str:
 def create_finetune_tab(engine: Engine) -> dict:
     gr.Markdown(M.FINETUNE_INTRO.format(dir=engine.settings.adapters_dir))
     d = TrainConfig()
+
+    def slider(field: str, step: float, label: str, hi: float | None = None):
+        """A slider over the knob's declared range (``hi`` narrows it where the rest is never useful)."""
+        lo, top = bounds(TrainConfig, field)
+        return gr.Slider(lo, hi or top, value=default_of(TrainConfig, field), step=step, label=label)
     with gr.Row():
         with gr.Column(scale=3):
             source = gr.Radio(list(M.DATA_SOURCES), value=list(M.DATA_SOURCES)[0], label="Training data",
@@ -81,15 +88,15 @@ def create_finetune_tab(engine: Engine) -> dict:
             lr = gr.Number(value=d.learning_rate, label="Learning rate")
     with gr.Accordion("LoRA and batch settings", open=False):
         with gr.Row():
-            rank = gr.Slider(1, 128, value=d.rank, step=1, label="Rank r")
-            alpha = gr.Slider(1, 256, value=d.alpha, step=1, label="Alpha")
-            dropout = gr.Slider(0.0, 0.5, value=d.dropout, step=0.01, label="Dropout")
+            rank = slider("rank", 1, "Rank r")
+            alpha = slider("alpha", 1, "Alpha")
+            dropout = slider("dropout", 0.01, "Dropout", hi=0.5)
         modules = gr.CheckboxGroup(ALL_MODULES, value=ALL_MODULES, label="Target modules")
         with gr.Row():
-            seq_len = gr.Slider(64, 2048, value=d.max_seq_len, step=32, label="Max sequence length (tokens)")
-            batch = gr.Slider(1, 32, value=d.batch_size, step=1, label="Batch size")
-            distractors = gr.Slider(0, 6, value=d.raft_distractors, step=1, label="RAFT distractor chunks")
-            no_gold = gr.Slider(0.0, 1.0, value=d.raft_no_gold, step=0.05, label="RAFT share without gold chunk")
+            seq_len = slider("max_seq_len", 32, "Max sequence length (tokens)")
+            batch = slider("batch_size", 1, "Batch size")
+            distractors = slider("raft_distractors", 1, "RAFT distractor chunks")
+            no_gold = slider("raft_no_gold", 0.05, "RAFT share without gold chunk")
     with gr.Row():
         preview_btn = gr.Button("Preview data")
         train_btn = gr.Button("Train", variant="primary", elem_id="train")
@@ -108,43 +115,26 @@ def create_finetune_tab(engine: Engine) -> dict:
     timer = gr.Timer(1.0)
     seen = gr.State(None)  # (status, step, adapters) last shown, to skip unchanged ticks
 
-    knobs = [source, qa_file, qa_set, max_steps, epochs, lr, rank, alpha, dropout, modules, seq_len, batch, distractors,
-             no_gold]
+    data = {"source": source, "qa_file": qa_file, "qa_set": qa_set}
+    config_knobs = {"max_steps": max_steps, "epochs": epochs, "learning_rate": lr, "rank": rank, "alpha": alpha,
+                    "dropout": dropout, "target_modules": modules, "max_seq_len": seq_len, "batch_size": batch,
+                    "raft_distractors": distractors, "raft_no_gold": no_gold}
+    knobs = {*data.values(), *config_knobs.values()}  # handlers get {component: value}
 
-    def spec_and_config(src, qa, qset, steps, ep, rate, r, a, drop, mods, slen, bs, dist, ng):
-        kind = M.DATA_SOURCES[src]
-        if not qa and qset:
-            qa = str(set_path(engine.settings.questions_dir, qset))
-        if kind != "docs" and not qa:
-            raise TrainingDataError(M.NEED_QA_FILE)
-        spec = DataSpec(kind, Path(qa) if qa and kind != "docs" else None)
-        config = TrainConfig(
-            rank=int(r), alpha=int(a), dropout=float(drop), target_modules=tuple(mods or ()),
-            learning_rate=float(rate or 0), epochs=float(ep or 0), max_steps=int(steps or 0),
-            max_seq_len=int(slen), batch_size=int(bs), raft_distractors=int(dist), raft_no_gold=float(ng),
-        ).validate()
-        return spec, config
+    def spec_and_config(values: dict):
+        spec = engine.data_spec(M.DATA_SOURCES[values[source]], values[qa_file], values[qa_set])
+        return spec, TrainConfig(**{field: as_field(field, values[c]) for field, c in config_knobs.items()})
 
-    def show_preview(*values):
-        try:
-            spec, config = spec_and_config(*values)
-            exs = spec.examples(engine.store, config)
-        except (TrainingDataError, ValueError) as exc:
-            gr.Warning(str(exc))
-            return f"❌ {exc}", gr.update(visible=False)
-        rows, counts = preview(exs, engine.generator.tokenizer, config.max_seq_len)
+    @refuses(lambda text, _: (text, gr.update(visible=False)))
+    def show_preview(values: dict):
+        rows, counts = engine.preview_training(*spec_and_config(values))
         text = (f"{counts['examples']} examples · {counts['tokens']} tokens · "
                 f"{counts['trained_tokens']} tokens carry loss")
         return text, gr.update(value=pd.DataFrame(rows), visible=True)
 
-    def train(nm, *values):
-        try:
-            spec, config = spec_and_config(*values)
-            started = engine.start_training(spec, config, nm)
-        except (TrainingDataError, JobBusyError, ValueError) as exc:
-            gr.Warning(str(exc))
-            return f"❌ {exc}"
-        return M.TRAIN_STARTED.format(name=started)
+    @refuses(lambda text, _: text)
+    def train(values: dict):
+        return M.TRAIN_STARTED.format(name=engine.start_training(*spec_and_config(values), values[name]))
 
     def cancel():
         return M.CANCEL_SENT if engine.jobs.cancel("train") else M.NOTHING_TO_CANCEL
@@ -162,26 +152,23 @@ def create_finetune_tab(engine: Engine) -> dict:
         return (status_html(engine), loss_frame(state.losses) if last is None or last[0] != mine else gr.skip(),
                 gr.update(choices=adapters, value=keep) if last is None or last[-1] != key[-1] else gr.skip(), key)
 
+    @refuses(lambda text, _: gr.update(visible=False))
     def make_zip(nm):
         if not nm:
             gr.Warning(M.PICK_ADAPTER)
             return gr.update(visible=False)
-        path = zip_adapter(engine.settings.adapters_dir, nm, Path(tempfile.mkdtemp(prefix="ragft-zip-")))
-        return gr.update(value=str(path), visible=True)
+        return gr.update(value=str(engine.zip_adapter(nm)), visible=True)
 
+    @refuses(lambda text, _: (gr.skip(), text))
     def delete(nm):
         if not nm:
             gr.Warning(M.PICK_ADAPTER)
             return gr.skip(), ""
-        try:
-            engine.delete_adapter(nm)
-        except ValueError as exc:
-            gr.Warning(str(exc))
-            return gr.skip(), f"❌ {exc}"
+        engine.delete_adapter(nm)
         return gr.update(choices=engine.adapters(), value=None), M.ADAPTER_DELETED.format(name=nm)
 
     preview_btn.click(show_preview, knobs, [summary, examples])
-    train_btn.click(train, [name, *knobs], summary, concurrency_id="train-control")
+    train_btn.click(train, {name, *knobs}, summary, concurrency_id="train-control")
     cancel_btn.click(cancel, None, summary, queue=False)
     timer.tick(poll, [seen, saved], [progress, plot, saved, seen], queue=False, show_progress="hidden")
     def on_pick(nm):

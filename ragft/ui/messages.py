@@ -36,7 +36,6 @@ DATA_HELP = (
     "some examples distractors only — so the adapter learns to use context. This is what makes RAG + Fine-tuned "
     "better than either alone."
 )
-NEED_QA_FILE = "Upload a question/answer JSONL file, or pick a saved question set, for this data source."
 TRAIN_STARTED = "Training **{name}** started."
 CANCEL_SENT = "Cancelling: the run stops at the end of its current step and keeps what it learned."
 NOTHING_TO_CANCEL = "No training is running."
@@ -114,3 +113,9 @@ WORKSPACE_USER = "🔒 Signed in as **{name}**: your documents, adapters and res
 WORKSPACE_ANONYMOUS = ("🔒 Your documents, adapters and results are private to this browser, and deleted after {hours} h "
                        "unused.")
 WORKSPACE_SIGN_IN = " Sign in with Hugging Face to keep them across browsers."
+
+# Where the user fixes a core error whose `fix` is another part of the app (ui.errors.user_message).
+FIX_IN_TAB = {"documents": "(Documents tab)", "adapters": "(Fine-tune tab)"}
+# A pane that cannot run: the core's notice, and the tab to go to.
+NOTICE_FIX = {"No adapter picked": " Train one in the Fine-tune tab.", "No documents stored": " Add some in the "
+              "Documents tab."}

@@ -1,0 +1,56 @@
+"""Errors at the UI edge. A `RagftError` is something the user can fix: it becomes a warning toast and the
+handler's fallback outputs (usually "❌ message" in the tab's status line). Anything else is a bug and keeps its
+traceback (Gradio shows its own error)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+
+import gradio as gr
+
+from ..errors import RagftError
+from . import messages as M
+
+
+def user_message(exc: RagftError) -> str:
+    """The core's message, plus the tab that fixes it when that is another one."""
+    where = M.FIX_IN_TAB.get(exc.fix, "")
+    return f"{exc} {where}" if where else str(exc)
+
+
+def refuses(fallback: Callable[..., object]):
+    """Decorate a Gradio handler (plain or generator): on a `RagftError` show a warning and return (or yield)
+    ``fallback("❌ message", *args)``, where ``args`` are the handler's own inputs.
+
+        @refuses(lambda text, *_: (text, gr.update(visible=False)))
+        def show_preview(values): ...
+    """
+
+    def wrap(handler):
+        def refused(exc: RagftError, args, kwargs):
+            message = user_message(exc)
+            gr.Warning(message)
+            return fallback(f"❌ {message}", *args, **kwargs)
+
+        if inspect.isgeneratorfunction(handler):
+            @functools.wraps(handler)
+            def streaming(*args, **kwargs):
+                try:
+                    yield from handler(*args, **kwargs)
+                except RagftError as exc:
+                    yield refused(exc, args, kwargs)
+
+            return streaming
+
+        @functools.wraps(handler)
+        def plain(*args, **kwargs):
+            try:
+                return handler(*args, **kwargs)
+            except RagftError as exc:
+                return refused(exc, args, kwargs)
+
+        return plain
+
+    return wrap
