@@ -119,7 +119,7 @@ def test_rows_stream_side_by_side_and_adapters_register_once(tmp_path):
     assert server.adapters == {}
     with pytest.raises(NoAdapterError, match="not found"):
         gen.ensure_adapter("ghost", tmp_path / "ghost")
-    with pytest.raises(ValueError, match="not registered with the vLLM server"):
+    with pytest.raises(NoAdapterError, match="not registered with the vLLM server"):
         generate_batch(gen, convs[:1], ["ghost"], DecodeSettings(8))
 
 

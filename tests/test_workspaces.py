@@ -13,6 +13,7 @@ import pytest
 from ragft.config import Settings
 from ragft.engine import Engine
 from ragft.jobs import JobBusyError
+from ragft.models import NoAdapterError
 from ragft.workspaces import Workspaces, anonymous_id, api_id, user_id
 
 
@@ -69,7 +70,7 @@ def test_each_workspace_has_its_collection_folders_and_adapter_names(private, tm
     crafted = f"../../{a}/adapters/memo"
     assert eb.adapter_run("memo") == {} and eb.adapter_run(crafted) == {}  # never read from another workspace
     assert eb.training_overlap([], crafted) == ([], "")
-    with pytest.raises(ValueError):
+    with pytest.raises(NoAdapterError, match="no adapter named"):
         eb.delete_adapter(crafted)
     assert (ea.settings.adapters_dir / "memo").is_dir()
     with pytest.raises(Exception, match="no adapter named"):
