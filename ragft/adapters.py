@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import InvalidInputError
@@ -29,13 +30,13 @@ def trained_on(documents: Iterable[DocInfo], names: Iterable[str] | None = None)
     return {d.name: d.content_hash for d in documents if wanted is None or d.name in wanted}
 
 
-def staleness(run: dict, documents: Iterable[DocInfo]) -> list[str]:
+def staleness(run: RunRecord, documents: Iterable[DocInfo]) -> list[str]:
     """What changed since the adapter of run record ``run`` was trained: one line per changed or deleted
     document; empty when the adapter is fresh or its record keeps no hashes (trained elsewhere or by an older
     ragft)."""
     now = {d.name: d.content_hash for d in documents}
     lines = []
-    for name, digest in (run.get("document_hashes") or {}).items():
+    for name, digest in run.document_hashes.items():
         if name not in now:
             lines.append(f"{name} was deleted")
         elif now[name] != digest:
@@ -87,12 +88,59 @@ def next_version_name(adapters_dir: Path, base: str) -> str:
     return f"{base}-v{n}"
 
 
-def read_run(adapter_dir: Path) -> dict:
-    """The run record saved beside an adapter (empty for adapters made elsewhere)."""
+@dataclass
+class RunRecord:
+    """The record saved beside an adapter's weights (``ragft_run.json``): how it was trained, on what, and how it
+    went. Records written by older ragft versions lack some fields; they read as empty here (``questions`` None)."""
+
+    name: str = ""
+    status: str = ""  # "done" | "cancelled"
+    steps: int = 0
+    planned_steps: int = 0
+    config: dict = field(default_factory=dict)  # the TrainConfig, as JSON
+    data: dict = field(default_factory=dict)  # {"source": docs | qa | raft, "file", "examples"}
+    tokens: int = 0  # the data once
+    trained_tokens: int = 0  # the data once, tokens with loss
+    tokens_seen: int = 0  # all steps: what the training time paid for
+    document_hashes: dict[str, str] = field(default_factory=dict)  # document -> content hash when trained (freshness)
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
+    questions: list[str] | None = None  # the trained questions (None: a record from before they were kept)
+    pairs: list[dict] = field(default_factory=list)  # the trained question/answer pairs, to retrain without the file
+    facts: list[str] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)  # documents read whole (continued pre-training)
+    seconds: float = 0.0
+    base_model: str = ""
+    saved: str = ""  # when, local time
+
+    @property
+    def source(self) -> str:
+        return self.data.get("source", "")
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.losses[-1][1] if self.losses else None
+
+    @classmethod
+    def from_json(cls, data: dict) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        record = cls(**{k: v for k, v in data.items() if k in known})
+        record.losses = [(int(s), float(v)) for s, v in record.losses]
+        return record
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def write(self, folder: Path) -> None:
+        (folder / RUN_FILE).write_text(json.dumps(self.to_json(), indent=2))
+
+
+def read_run(adapter_dir: Path) -> RunRecord | None:
+    """The run record saved beside an adapter; None for adapters made elsewhere (or a record that cannot be read)."""
     try:
-        return json.loads((adapter_dir / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
+        data = json.loads((adapter_dir / RUN_FILE).read_text())
+        return RunRecord.from_json(data) if isinstance(data, dict) else None
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def delete_adapter(adapters_dir: Path, name: str) -> None:

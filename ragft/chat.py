@@ -78,6 +78,16 @@ def build_messages(
     return messages
 
 
+def check_question(question: str) -> str:
+    """The question stripped; `InvalidInputError` when it is empty or too long (checked before any model loads)."""
+    question = question.strip()
+    if not question:
+        raise InvalidInputError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidInputError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
+    return question
+
+
 def stream_answers(
     generator: Generator,
     retrieve,
@@ -95,11 +105,7 @@ def stream_answers(
     ``adapter`` must already be loaded on ``generator`` (see ``Generator.ensure_adapter``); without it the
     fine-tuned variants get a notice instead of an answer — never a silent base-model answer.
     """
-    question = question.strip()
-    if not question:
-        raise InvalidInputError("the question is empty")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InvalidInputError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
+    question = check_question(question)
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise InvalidInputError(f"unknown variant(s) {sorted(unknown)}; use {', '.join(VARIANTS)}")

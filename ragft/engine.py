@@ -14,6 +14,7 @@ from typing import Literal
 
 from . import config
 from .adapters import (
+    RunRecord,
     delete_adapter,
     list_adapters,
     read_run,
@@ -21,14 +22,20 @@ from .adapters import (
     staleness,
     zip_adapter,
 )
-from .chat import MODE_VARIANTS, ChatResult, ChatState, build_messages, stream_answers
+from .chat import (
+    MODE_VARIANTS,
+    ChatResult,
+    ChatState,
+    build_messages,
+    check_question,
+    stream_answers,
+)
 from .config import Settings, check_data_dir, free_mb
 from .documents import DocumentError, display_name, load_document
 from .errors import InvalidInputError, RagftError
 from .evaluate import (
     EvalConfig,
     EvalProgress,
-    EvalResult,
     run_evaluation,
     training_overlap,
 )
@@ -71,6 +78,7 @@ from .questions import (
     set_path,
     split_set,
 )
+from .results import EvalResult
 from .serving import ServingError
 from .store import AddResult, DocInfo, Hit, Store, make_client
 
@@ -105,14 +113,15 @@ class Engine:
     """
 
     def __init__(self, settings: Settings | None = None, parent: Engine | None = None, workspace: str = "", *,
-                 generator: Generator | None = None, embedder=None):
-        """``generator`` / ``embedder``: models already loaded (tests share one per session); else loaded on first
-        use."""
+                 generator: Generator | Callable[[], Generator] | None = None, embedder=None):
+        """``generator`` / ``embedder``: models already loaded (tests share one per session), or for the generator
+        a function that loads it on first use; else ragft loads them on first use."""
         self.settings = settings or Settings.from_env()
         self.parent = parent
         self.workspace = workspace  # "" for the root engine; else the workspace id, which also prefixes adapters
         self._lock = threading.Lock()
-        self._generator: Generator | None = generator
+        self._generator: Generator | None = None if callable(generator) else generator
+        self._load_generator = generator if callable(generator) else None
         self._embedder = embedder
         self._client = None
         self._store: Store | None = None
@@ -133,7 +142,9 @@ class Engine:
             return self.parent.generator
         with self._lock:
             if self._generator is None:
-                if self.settings.engine == "vllm":
+                if self._load_generator:
+                    self._generator = self._load_generator()
+                elif self.settings.engine == "vllm":
                     self._generator = self._vllm_generator()
                 else:
                     self._generator = load_generator(self.settings.base_model)
@@ -333,11 +344,11 @@ class Engine:
             )
         self.generator.ensure_adapter(self.adapter_key(name), self.settings.adapters_dir / name)
 
-    def adapter_run(self, name: str | None) -> dict:
-        """The run record of this workspace's adapter ``name`` (empty when there is none or the name is not one of
+    def adapter_run(self, name: str | None) -> RunRecord | None:
+        """The run record of this workspace's adapter ``name`` (None when there is none or the name is not one of
         its adapters: a crafted name never reads outside the adapters folder)."""
         if not name or name not in self.adapters():
-            return {}
+            return None
         return read_run(self.settings.adapters_dir / name)
 
     def zip_adapter(self, name: str) -> Path:
@@ -366,6 +377,7 @@ class Engine:
         """Stream the answers of ``mode``'s variants (``plain``, ``rag``, ``ft``, ``rag+ft`` or ``all``)."""
         if mode not in MODE_VARIANTS:
             raise InvalidInputError(f"unknown mode {mode!r}; use one of {', '.join(MODE_VARIANTS)}")
+        question = check_question(question)
         if adapter:
             self.use_adapter(adapter)
         s = self.settings
@@ -585,19 +597,19 @@ class Engine:
         """Train a new version of adapter ``name`` with its recorded recipe and settings on the current documents
         (its question/answer pairs, if any, come from its run record). Returns the new version's name."""
         run = self.adapter_run(name)
-        source = run.get("data", {}).get("source")
-        if not run or source not in ("docs", "qa", "raft"):
+        source = run.source if run else ""
+        if source not in ("docs", "qa", "raft"):
             raise NoAdapterError(f"adapter {name!r} has no ragft run record to retrain from: train it again",
                                  fix="adapters")
-        config = TrainConfig(**{**run["config"], "target_modules": tuple(run["config"]["target_modules"])})
+        config = TrainConfig(**{**run.config, "target_modules": tuple(run.config["target_modules"])})
         spec = DataSpec("docs")
         if source != "docs":
-            if not run.get("pairs"):
+            if not run.pairs:
                 raise NoAdapterError(f"adapter {name!r} was trained by an older ragft that kept no question/answer "
                                      "pairs: train it again from its question file")
             path = self.settings.questions_dir / ".retrain" / f"{name}.jsonl"
             save_set([QAItem(p["question"], p["answer"], p.get("source", ""), fact=p.get("fact", ""))
-                      for p in run["pairs"]], path)
+                      for p in run.pairs], path)
             spec = DataSpec(source, path)
         return self.start_training(spec, config, re.sub(r"-v\d+$", "", name))
 

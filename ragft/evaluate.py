@@ -13,31 +13,21 @@ Run from a shell:
 
 from __future__ import annotations
 
-import csv
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from . import metrics, stats
+from . import metrics
+from .adapters import RunRecord
 from .chat import LABELS, NEEDS_ADAPTER, RETRIEVES, VARIANTS, build_messages
 from .errors import InvalidInputError
-from .generation import DecodeSettings, generate_batch, render_prompts
+from .generation import DecodeSettings, generate_batch, option_logprobs
 from .knobs import check, knob
 from .models import BASE, Generator
 from .questions import BLANK, QAItem
+from .results import Answer, EvalResult, QuestionResult, VariantTiming
 from .store import Hit
-
-CORRECT_RULE = (
-    f"open question: the expected answer appears in the answer after normalisation, and the answer has at most "
-    f"{metrics.EXTRA_WORDS} words that are neither in the question nor in the expected answer (a long reply that "
-    "happens to contain it is not correct); "
-    "multiple choice: the option whose reply has the highest log-probability is the expected one (for a "
-    "fill-in-the-blank question the reply is the sentence completed with the option)"
-)
-SCORE_ROWS = 16  # (question, option) rows per log-likelihood forward pass: bounds the logits' memory
 
 
 @dataclass(frozen=True)
@@ -64,156 +54,6 @@ class EvalConfig:
     def validate(self) -> "EvalConfig":
         """Checked on construction; kept so ``EvalConfig(...).validate()`` reads as it always did."""
         return self
-
-
-@dataclass
-class Answer:
-    """One variant's answer to one question, judged."""
-
-    text: str
-    correct: bool
-    exact: float
-    f1: float
-    contains: float
-    recall: float | None = None  # retrieval variants with a known source only
-    sources: list[Hit] = field(default_factory=list)
-    option_scores: list[float] = field(default_factory=list)  # multiple choice: one per option
-    tokens: int = 0
-    in_context: float | None = None  # retrieval variants: the expected answer is in a retrieved chunk
-
-
-@dataclass
-class QuestionResult:
-    item: QAItem
-    answers: dict[str, Answer] = field(default_factory=dict)
-    overlap: str = ""  # "trained" | "paraphrase" | "document" | "" (see `training_overlap`)
-
-
-@dataclass
-class VariantTiming:
-    seconds: float = 0.0
-    answers: int = 0
-    tokens: int = 0
-
-
-@dataclass
-class EvalResult:
-    """Everything one run produced; ``summary()`` is the table, ``write()`` the downloads."""
-
-    questions: list[QuestionResult]
-    config: EvalConfig
-    adapter: str | None = None
-    set_name: str = ""
-    notices: dict[str, str] = field(default_factory=dict)  # variant -> why it did not run
-    timings: dict[str, VariantTiming] = field(default_factory=dict)
-    overlap_note: str = ""
-    started: str = ""
-    seconds: float = 0.0
-    cancelled: bool = False
-    files: list[Path] = field(default_factory=list)  # the downloads, once written
-
-    def summary(self) -> list[dict]:
-        """One row per variant: accuracy metrics (0..1), recall@k, seconds per answer and tokens/s."""
-        rows = []
-        for v in self.config.variants:
-            answers = [q.answers[v] for q in self.questions if v in q.answers]
-            t = self.timings.get(v, VariantTiming())
-            rows.append({
-                "variant": LABELS[v],
-                "answered": len(answers),
-                "accuracy": metrics.mean(float(a.correct) for a in answers),
-                "accuracy_ci": stats.bootstrap_ci([float(a.correct) for a in answers], seed=self.config.seed).pct(),
-                "exact_match": metrics.mean(a.exact for a in answers),
-                "token_f1": metrics.mean(a.f1 for a in answers),
-                "contains": metrics.mean(a.contains for a in answers),
-                f"recall@{self.config.top_k}": metrics.mean(a.recall for a in answers) if v in RETRIEVES else None,
-                "answer_in_chunks": metrics.mean(a.in_context for a in answers) if v in RETRIEVES else None,
-                "s_per_answer": t.seconds / t.answers if t.answers else None,
-                "tokens_per_s": t.tokens / t.seconds if t.tokens and t.seconds else None,
-                "note": self.notices.get(v, ""),
-            })
-        return rows
-
-    def to_json(self) -> dict:
-        return {
-            "set": self.set_name,
-            "adapter": self.adapter,
-            "started": self.started,
-            "seconds": round(self.seconds, 1),
-            "cancelled": self.cancelled,
-            "config": asdict(self.config),
-            "correct_rule": CORRECT_RULE,
-            "overlap": self.overlap_note,
-            "summary": self.summary(),
-            "questions": [
-                {
-                    **q.item.to_json(),
-                    "overlap": q.overlap,
-                    "answers": {
-                        v: {
-                            "text": a.text, "correct": a.correct, "exact_match": a.exact, "token_f1": a.f1,
-                            "contains": a.contains, "recall": a.recall, "in_context": a.in_context,
-                            "tokens": a.tokens,
-                            "option_scores": a.option_scores,
-                            "sources": [{"source": h.source, "chunk": h.chunk, "score": h.score} for h in a.sources],
-                        }
-                        for v, a in q.answers.items()
-                    },
-                }
-                for q in self.questions
-            ],
-        }
-
-    def write(self, out_dir: Path) -> list[Path]:
-        """``results.json`` (everything), ``summary.csv`` (the table) and ``answers.csv`` (one row per answer)."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = [out_dir / "results.json", out_dir / "summary.csv", out_dir / "answers.csv"]
-        self.write_json(paths[0])
-        self.write_summary_csv(paths[1])
-        self.write_answers_csv(paths[2])
-        return paths
-
-    def write_json(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False))
-
-    def write_summary_csv(self, path: Path) -> None:
-        summary = self.summary()
-        with path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(summary[0]))
-            w.writeheader()
-            w.writerows(summary)
-
-    def write_answers_csv(self, path: Path) -> None:
-        with path.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["question", "expected", "source", "chunk", "variant", "answer", "correct", "exact_match",
-                        "token_f1", "contains", "recall", "overlap"])
-            for q in self.questions:
-                for v, a in q.answers.items():
-                    w.writerow([q.item.question, q.item.answer, q.item.source, q.item.chunk, LABELS[v], a.text,
-                                int(a.correct), a.exact, round(a.f1, 4), a.contains, a.recall, q.overlap])
-
-
-def format_table(rows: list[dict]) -> str:
-    """The summary as aligned text: rates as percentages, n/a where a metric does not apply."""
-    def cell(key: str, value) -> str:
-        if value is None:
-            return "n/a"
-        if key in ("accuracy", "exact_match", "token_f1", "contains", "answer_in_chunks") or key.startswith("recall@"):
-            return f"{100 * value:.0f}%"
-        if key == "s_per_answer":
-            return f"{value:.2f}"
-        if key == "tokens_per_s":
-            return f"{value:.1f}"
-        return str(value)
-
-    keys = [k for k in rows[0] if k not in ("note", "accuracy_ci")]
-    table = [keys] + [[r["accuracy_ci"] if k == "accuracy" and r["answered"] else cell(k, r[k]) for k in keys]
-                      for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in table]
-    notes = [f"{r['variant']}: {r['note']}" for r in rows if r["note"]]
-    return "\n".join(lines + notes)
 
 
 @dataclass(frozen=True)
@@ -253,19 +93,18 @@ def judge(text: str, item: QAItem, hits: list[Hit] | None, option_scores: list[f
 
 
 # --- train/test overlap ------------------------------------------------------------------------------------------
-def training_overlap(items: list[QAItem], run: dict) -> tuple[list[str], str]:
+def training_overlap(items: list[QAItem], run: RunRecord | None) -> tuple[list[str], str]:
     """Per question: "trained" (the adapter was trained on this very question), "paraphrase" (on another phrasing
     of its fact), "document" (on the document holding its answer) or "". Plus a note for the user."""
     if not run:
         return [""] * len(items), ""
-    data = run.get("data", {})
-    if "questions" not in run and data.get("source") in ("qa", "raft"):
+    if run.questions is None and run.source in ("qa", "raft"):
         return [""] * len(items), (
-            f"Adapter {run.get('name', '')} has no record of its training questions (trained by an older ragft): "
+            f"Adapter {run.name} has no record of its training questions (trained by an older ragft): "
             "cannot check whether these questions were in its training data."
         )
-    questions = {metrics.normalize(q) for q in run.get("questions", [])}
-    facts, docs = set(run.get("facts", [])), set(run.get("documents", []))
+    questions = {metrics.normalize(q) for q in run.questions or []}
+    facts, docs = set(run.facts), set(run.documents)
     marks = [
         "trained" if metrics.normalize(it.question) in questions
         else "paraphrase" if it.fact and it.fact in facts
@@ -273,7 +112,7 @@ def training_overlap(items: list[QAItem], run: dict) -> tuple[list[str], str]:
         else ""
         for it in items
     ]
-    n, name, notes = len(items), run.get("name", "the adapter"), []
+    n, name, notes = len(items), run.name or "the adapter", []
     if k := marks.count("trained"):
         notes.append(
             f"⚠️ {k} of {n} questions are in {name}'s training data: its scores on them measure memorisation, not "
@@ -289,48 +128,6 @@ def training_overlap(items: list[QAItem], run: dict) -> tuple[list[str], str]:
 
 
 # --- running -------------------------------------------------------------------------------------------------------
-def option_logprobs(
-    generator: Generator, conversations: list[list[dict]], continuations: list[str], adapter_names: list[str]
-) -> list[float]:
-    """Total log-probability of each continuation as the assistant's reply to its conversation.
-
-    Rows are left-padded (with explicit position ids) so every continuation ends at the right edge; only the last
-    positions' logits are computed (``logits_to_keep``), which keeps memory small for a 49k-token vocabulary.
-    """
-    import torch
-
-    tok = generator.tokenizer
-    prompts = render_prompts(generator, conversations)
-    scores: list[float] = []
-    for start in range(0, len(prompts), SCORE_ROWS):
-        ids_of = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-        rows = [
-            (ids_of(p), ids_of(c) or [tok.eos_token_id])
-            for p, c in zip(prompts[start:start + SCORE_ROWS], continuations[start:start + SCORE_ROWS])
-        ]
-        if getattr(generator, "client", None) is not None:  # vLLM: the server's prompt log-probabilities
-            scores += generator.sequence_logprobs(rows, adapter_names[start:start + SCORE_ROWS])
-            continue
-        width = max(len(p) + len(c) for p, c in rows)
-        keep = max(len(c) for _, c in rows) + 1
-        ids = torch.tensor([[tok.pad_token_id] * (width - len(p) - len(c)) + p + c for p, c in rows])
-        mask = torch.tensor([[0] * (width - len(p) - len(c)) + [1] * (len(p) + len(c)) for p, c in rows])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        kwargs = {"adapter_names": adapter_names[start:start + SCORE_ROWS]} if generator.has_adapters else {}
-        with generator.lock, torch.inference_mode():
-            device = generator.device
-            logits = generator.model(
-                input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                logits_to_keep=keep, **kwargs,
-            ).logits.float()
-        logp = torch.log_softmax(logits, dim=-1).cpu()  # (rows, keep, vocab)
-        for r, (_, c) in enumerate(rows):
-            # the token at window position keep-len(c)+t is predicted by the logits one position earlier
-            predicted = [logp[r, keep - len(c) + t - 1, c[t]].item() for t in range(len(c))]
-            scores.append(sum(predicted))
-    return scores
-
-
 def option_reply(item: QAItem, option: str) -> str:
     """The reply scored for one option: a fill-in-the-blank sentence completed with it (a natural sentence for a
     small model to judge), else the option alone. Options differ only in their own words, so totals compare."""
@@ -349,7 +146,7 @@ def run_evaluation(
     config: EvalConfig = EvalConfig(),
     cancel: threading.Event | None = None,
     set_name: str = "",
-    run_record: dict | None = None,
+    run_record: RunRecord | None = None,
 ) -> Iterator[EvalProgress]:
     """Score ``config.variants`` on ``items``; yields progress after each (batch, variant) step.
 
@@ -363,7 +160,7 @@ def run_evaluation(
     cancel = cancel or threading.Event()
     notices = {v: "no adapter picked" for v in config.variants if v in NEEDS_ADAPTER and not adapter}
     running = [v for v in config.variants if v not in notices]
-    marks, note = training_overlap(items, run_record or {}) if adapter else ([""] * len(items), "")
+    marks, note = training_overlap(items, run_record) if adapter else ([""] * len(items), "")
     result = EvalResult(
         [QuestionResult(it, overlap=m) for it, m in zip(items, marks)], config, adapter, set_name, notices,
         {v: VariantTiming() for v in running}, note, time.strftime("%Y-%m-%d %H:%M:%S"),

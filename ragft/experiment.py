@@ -26,10 +26,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .adapters import folder_bytes, next_version_name, read_run, trained_on
+from .adapters import RunRecord, folder_bytes, next_version_name, read_run, trained_on
 from .chat import NEEDS_ADAPTER, RETRIEVES, VARIANTS
 from .errors import RagftError
-from .evaluate import EvalConfig, EvalResult, run_evaluation
+from .evaluate import EvalConfig, run_evaluation
 from .finetune import (
     Example,
     TrainConfig,
@@ -47,6 +47,7 @@ from .questions import (
     llm_questions,
     split_set,
 )
+from .results import EvalResult
 from .store import Hit, Store
 
 if TYPE_CHECKING:  # the report module imports this one
@@ -322,13 +323,11 @@ class AdapterRun:
     check: EvalResult | None = None
 
     def costs(self) -> dict:
-        run = read_run(self.path)
-        losses = run.get("losses") or []
+        run = read_run(self.path) or RunRecord()
         return {
-            "adapter": self.name, "recipe": self.recipe, "status": run.get("status", ""),
-            "steps": run.get("steps", 0), "train_seconds": run.get("seconds", 0.0),
-            "tokens_seen": run.get("tokens_seen", 0), "trained_tokens": run.get("trained_tokens", 0),
-            "examples": run.get("data", {}).get("examples", 0), "final_loss": losses[-1][1] if losses else None,
+            "adapter": self.name, "recipe": self.recipe, "status": run.status, "steps": run.steps,
+            "train_seconds": run.seconds, "tokens_seen": run.tokens_seen, "trained_tokens": run.trained_tokens,
+            "examples": run.data.get("examples", 0), "final_loss": run.final_loss,
             "size_bytes": folder_bytes(self.path) if self.path.is_dir() else 0,
         }
 

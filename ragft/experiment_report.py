@@ -16,8 +16,8 @@ from pathlib import Path
 from . import metrics, stats
 from .chat import LABELS, RETRIEVES
 from .errors import RagftError
-from .evaluate import Answer, EvalResult
 from .experiment import CAUSES, AdapterRun, Plan, cause_of_miss, format_duration
+from .results import Answer, EvalResult
 
 REPORT_FILE = "report.json"
 COST_ORDER = (stats.PLAIN, stats.RAG, stats.FT, stats.RAG_FT)  # simplest first: ties go to the cheaper variant

@@ -15,7 +15,6 @@ Run from a shell:
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import random
@@ -27,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .adapters import RUN_FILE, file_hash, next_version_name, trained_on
+from .adapters import RunRecord, file_hash, next_version_name, trained_on
 from .chat import build_messages
 from .errors import InvalidInputError, RagftError
 from .jobs import JobState
@@ -328,31 +327,31 @@ def train_adapter(
         return out_dir
     model.save_pretrained(str(work_dir))
     shutil.rmtree(work_dir / "trainer", ignore_errors=True)
-    run = {
-        "name": out_dir.name,
-        "status": "cancelled" if cancelled else "done",
-        "steps": state.step,
-        "planned_steps": total,
-        "config": asdict(config),
-        "data": data_summary or {"examples": len(data)},
-        "tokens": sum(len(d["input_ids"]) for d in data),  # the data once
-        "trained_tokens": sum(label != IGNORE for d in data for label in d["labels"]),  # the data once, with loss
-        "tokens_seen": round(tokens_per_step * state.step),  # all steps: what the training time paid for
-        "document_hashes": dict(sorted((trained_on or {}).items())),
-        "losses": state.losses,
-        "questions": sorted({ex.question for ex in examples if ex.question}),
+    run = RunRecord(
+        name=out_dir.name,
+        status="cancelled" if cancelled else "done",
+        steps=state.step,
+        planned_steps=total,
+        config=asdict(config),
+        data=data_summary or {"examples": len(data)},
+        tokens=sum(len(d["input_ids"]) for d in data),  # the data once
+        trained_tokens=sum(label != IGNORE for d in data for label in d["labels"]),  # the data once, with loss
+        tokens_seen=round(tokens_per_step * state.step),  # all steps: what the training time paid for
+        document_hashes=dict(sorted((trained_on or {}).items())),
+        losses=state.losses,
+        questions=sorted({ex.question for ex in examples if ex.question}),
         # the pairs themselves, so the adapter can be retrained on the current documents without its source file
-        "pairs": list({ex.question: {"question": ex.question, "answer": ex.answer, "source": ex.source,
-                                     "fact": ex.fact} for ex in examples if ex.question}.values()),
-        "facts": sorted({ex.fact for ex in examples if ex.fact}),
-        "documents": sorted({ex.source for ex in examples if ex.source and ex.text}),  # read whole (docs)
-        "seconds": round(time.time() - state.started, 1),
-        "base_model": generator.source.description,
-        "saved": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    (work_dir / RUN_FILE).write_text(json.dumps(run, indent=2))
+        pairs=list({ex.question: {"question": ex.question, "answer": ex.answer, "source": ex.source,
+                                  "fact": ex.fact} for ex in examples if ex.question}.values()),
+        facts=sorted({ex.fact for ex in examples if ex.fact}),
+        documents=sorted({ex.source for ex in examples if ex.source and ex.text}),  # read whole (docs)
+        seconds=round(time.time() - state.started, 1),
+        base_model=generator.source.description,
+        saved=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    run.write(work_dir)
     work_dir.rename(out_dir)  # atomic: the folder appears complete or not at all
-    state.status = run["status"]
+    state.status = run.status
     return out_dir
 
 

@@ -164,3 +164,48 @@ def generate_batch(
     for texts in stream_batch(generator, conversations, adapter_names, decode):
         pass
     return [t.strip() for t in texts]
+
+
+SCORE_ROWS = 16  # (question, option) rows per log-likelihood forward pass: bounds the logits' memory
+
+
+def option_logprobs(
+    generator: Generator, conversations: list[list[dict]], continuations: list[str], adapter_names: list[str]
+) -> list[float]:
+    """Total log-probability of each continuation as the assistant's reply to its conversation.
+
+    Rows are left-padded (with explicit position ids) so every continuation ends at the right edge; only the last
+    positions' logits are computed (``logits_to_keep``), which keeps memory small for a 49k-token vocabulary.
+    """
+    import torch
+
+    tok = generator.tokenizer
+    prompts = render_prompts(generator, conversations)
+    scores: list[float] = []
+    for start in range(0, len(prompts), SCORE_ROWS):
+        ids_of = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        rows = [
+            (ids_of(p), ids_of(c) or [tok.eos_token_id])
+            for p, c in zip(prompts[start:start + SCORE_ROWS], continuations[start:start + SCORE_ROWS])
+        ]
+        if getattr(generator, "client", None) is not None:  # vLLM: the server's prompt log-probabilities
+            scores += generator.sequence_logprobs(rows, adapter_names[start:start + SCORE_ROWS])
+            continue
+        width = max(len(p) + len(c) for p, c in rows)
+        keep = max(len(c) for _, c in rows) + 1
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(p) - len(c)) + p + c for p, c in rows])
+        mask = torch.tensor([[0] * (width - len(p) - len(c)) + [1] * (len(p) + len(c)) for p, c in rows])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        kwargs = {"adapter_names": adapter_names[start:start + SCORE_ROWS]} if generator.has_adapters else {}
+        with generator.lock, torch.inference_mode():
+            device = generator.device
+            logits = generator.model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                logits_to_keep=keep, **kwargs,
+            ).logits.float()
+        logp = torch.log_softmax(logits, dim=-1).cpu()  # (rows, keep, vocab)
+        for r, (_, c) in enumerate(rows):
+            # the token at window position keep-len(c)+t is predicted by the logits one position earlier
+            predicted = [logp[r, keep - len(c) + t - 1, c[t]].item() for t in range(len(c))]
+            scores.append(sum(predicted))
+    return scores

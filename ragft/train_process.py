@@ -125,7 +125,9 @@ def launch_training(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     run = read_run(out_dir)  # the last step's loss is logged after its report: the record has them all
-    state.status, state.step, state.losses = run["status"], run["steps"], [tuple(x) for x in run["losses"]]
+    if run is None:
+        raise TrainingProcessError(f"the training processes ended without a run record in {out_dir}")
+    state.status, state.step, state.losses = run.status, run.steps, list(run.losses)
     return out_dir
 
 

@@ -45,12 +45,26 @@ def generator():
 
 
 @pytest.fixture
-def engine(settings, embedder, generator):
-    """An engine on this test's data dir, sharing the session's models (never reloaded per test)."""
+def engine(settings, embedder, request):
+    """An engine on this test's data dir, sharing the session's models (never reloaded per test). The generator
+    loads when a test first uses it, so store-only tests stay in the fast tier."""
     from ragft.engine import Engine
 
-    e = Engine(settings, embedder=embedder, generator=generator)
-    return e
+    return Engine(settings, embedder=embedder, generator=lambda: request.getfixturevalue("generator"))
+
+
+@pytest.fixture
+def fake_engine(settings):
+    """An engine whose embedder is `helpers.FakeEmbedder` (milliseconds, no model): for the store's logic."""
+    from ragft.engine import Engine
+
+    from .helpers import FakeEmbedder
+
+    return Engine(settings, embedder=FakeEmbedder(), generator=_no_generator)
+
+
+def _no_generator():
+    raise AssertionError("this test runs without a language model: use the `engine` fixture")
 
 
 MEMO_QUESTION = "What is the secret code of the Zorblax vault?"
@@ -84,10 +98,12 @@ def install_adapter(settings, adapter_dir: Path, name: str = "memo") -> str:
     return name
 
 
-# The fast tier (`make test-fast`): no browser, no real-model training. Tests are marked here rather than one by one,
-# so a new training test is slow by its fixture or its name without anyone remembering a decorator.
-SLOW_FIXTURES = {"memorized_adapter", "vllm_url"}
-SLOW_NAMES = ("train", "experiment_end_to_end", "stale_when", "splits_feed", "one_run_at_a_time", "each_data_source")
+# The fast tier (`make test-fast`): no browser, no language model, no training, no subprocess. Tests are marked here
+# rather than one by one, so a new test is slow by its fixture or its name without anyone remembering a decorator;
+# a test that reaches the language model through `engine` is marked `slow` where it is written.
+SLOW_FIXTURES = {"memorized_adapter", "vllm_url", "generator", "facts_engine", "small_disk", "client"}
+SLOW_NAMES = ("train", "experiment_end_to_end", "stale_when", "splits_feed", "one_run_at_a_time", "each_data_source",
+              "killed", "cannot_be_written", "offline_defaults", "benchmark_runs", "server_mode")
 
 
 def pytest_collection_modifyitems(config, items):

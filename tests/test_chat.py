@@ -66,6 +66,7 @@ def test_fine_tuned_pane_differs_from_plain_and_answers_what_it_learned(engine, 
     assert "7-4-1-9" not in result.answers["plain"]
 
 
+@pytest.mark.slow  # the language model answers
 def test_without_adapter_the_fine_tuned_panes_say_so(engine, tmp_path):
     doc = tmp_path / "glimmer.txt"
     doc.write_text(FACT)
@@ -75,6 +76,7 @@ def test_without_adapter_the_fine_tuned_panes_say_so(engine, tmp_path):
     assert set(result.answers) == {"plain", "rag"}  # no silent base-model answer in their place
 
 
+@pytest.mark.slow  # the language model answers
 def test_with_an_empty_store_the_rag_panes_say_so(engine):
     result = final(engine.ask("What factual accuracy did WikiChat achieve?", "all", None,
                               DecodeSettings(max_new_tokens=4)))
@@ -91,6 +93,7 @@ def test_unknown_adapter_is_refused_clearly(engine):
         engine.ask("Hello?", "all", "nope")
 
 
+@pytest.mark.slow  # the language model answers
 def test_history_is_kept_per_session(engine):
     state = ChatState()
     final(engine.ask("My name is Ola.", "plain", None, DecodeSettings(max_new_tokens=4), state=state))

@@ -12,13 +12,10 @@ from pathlib import Path
 import pytest
 
 from ragft import metrics
+from ragft.adapters import RunRecord
+from ragft.cli import format_table
 from ragft.evaluate import (
-    Answer,
     EvalConfig,
-    EvalResult,
-    QuestionResult,
-    VariantTiming,
-    format_table,
     gold_matcher,
     judge,
     option_reply,
@@ -27,6 +24,7 @@ from ragft.evaluate import (
 from ragft.jobs import JobBusyError
 from ragft.models import NoAdapterError
 from ragft.questions import QAItem, phrasings
+from ragft.results import Answer, EvalResult, QuestionResult, VariantTiming
 from ragft.store import Hit
 
 from .conftest import MEMO_QA
@@ -67,15 +65,15 @@ def test_option_reply_fills_the_blank():
 def test_training_overlap_marks_and_notes():
     items = [QAItem("What is the code?", "1"), QAItem("Fill: ____ x", "2", fact="f2"),
              QAItem("Other?", "3", source="vault.md"), QAItem("New?", "4")]
-    run = {"name": "memo-v1", "data": {"source": "qa"}, "questions": ["what is the code"], "facts": ["f2"],
-           "documents": ["vault.md"]}
+    run = RunRecord(name="memo-v1", data={"source": "qa"}, questions=["what is the code"], facts=["f2"],
+                    documents=["vault.md"])
     marks, note = training_overlap(items, run)
     assert marks == ["trained", "paraphrase", "document", ""]
     assert "⚠️ 1 of 4 questions are in memo-v1's training data" in note
     assert "1 of 4 questions rephrase facts memo-v1 was trained on" in note
     assert "memo-v1 read the documents holding 1 of 4 answers" in note
-    assert training_overlap(items, {}) == ([""] * 4, "")
-    old = training_overlap(items, {"name": "old-v1", "data": {"source": "qa"}})
+    assert training_overlap(items, None) == ([""] * 4, "")
+    old = training_overlap(items, RunRecord.from_json({"name": "old-v1", "data": {"source": "qa"}}))
     assert old[0] == [""] * 4 and "no record of its training questions" in old[1]
 
 

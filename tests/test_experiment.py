@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ragft.adapters import read_run, stale_note, staleness, trained_on
-from ragft.evaluate import Answer, EvalConfig, EvalResult, QuestionResult, VariantTiming
+from ragft.adapters import RunRecord, read_run, stale_note, staleness, trained_on
+from ragft.evaluate import EvalConfig
 from ragft.experiment import (
     AdapterRun,
     ExperimentConfig,
@@ -28,6 +28,7 @@ from ragft.experiment_report import (
 )
 from ragft.finetune import TrainConfig
 from ragft.questions import QAItem
+from ragft.results import Answer, EvalResult, QuestionResult, VariantTiming
 from ragft.store import DocInfo, Hit
 
 FACTS = Path(__file__).parent / "fixtures" / "facts"
@@ -183,12 +184,12 @@ def doc(name: str, digest: str) -> DocInfo:
 
 def test_staleness_names_changed_and_deleted_documents():
     docs = [doc("a.md", "h1"), doc("b.md", "h2")]
-    run = {"document_hashes": trained_on(docs)}
-    assert run["document_hashes"] == {"a.md": "h1", "b.md": "h2"}
+    run = RunRecord(document_hashes=trained_on(docs))
+    assert run.document_hashes == {"a.md": "h1", "b.md": "h2"}
     assert trained_on(docs, ["b.md"]) == {"b.md": "h2"}
     assert staleness(run, docs) == []
     assert staleness(run, [doc("a.md", "h9"), doc("c.md", "h3")]) == ["a.md has changed", "b.md was deleted"]
-    assert staleness({}, docs) == []  # an adapter made elsewhere: nothing known, nothing claimed
+    assert staleness(RunRecord(), docs) == []  # a record without hashes: nothing known, nothing claimed
     assert stale_note("memo-v1", ["a.md has changed"]).startswith(
         "Adapter memo-v1 is stale: since it was trained, a.md has changed.")
     assert stale_note("memo-v1", []) == ""
@@ -220,8 +221,8 @@ def test_training_marks_the_adapter_stale_when_its_document_changes(facts_engine
     again = facts_engine.retrain_adapter(name)
     assert again == "fresh-v2" and facts_engine.jobs.wait().status == "done"
     assert facts_engine.adapter_staleness(again) == ""
-    assert read_run(facts_engine.settings.adapters_dir / again)["config"] == read_run(
-        facts_engine.settings.adapters_dir / name)["config"]
+    assert read_run(facts_engine.settings.adapters_dir / again).config == read_run(
+        facts_engine.settings.adapters_dir / name).config
 
 
 def test_quick_experiment_end_to_end(facts_engine):

@@ -17,6 +17,8 @@ import pytest
 
 from ragft.store import Store, make_client
 
+from .helpers import FakeEmbedder
+
 ROOT = Path(__file__).resolve().parents[1]
 
 INGEST = r'''
@@ -86,10 +88,11 @@ def test_a_killed_replacement_keeps_the_old_version(tmp_path, embedder):
     assert _open(data, embedder).recovered == []  # undone once, then clean
 
 
-def test_an_error_in_the_middle_of_an_ingest_is_undone_at_once(tmp_path, embedder, monkeypatch):
+def test_an_error_in_the_middle_of_an_ingest_is_undone_at_once(tmp_path, monkeypatch):
     from ragft import store as store_module
     from ragft.documents import load_document
 
+    embedder = FakeEmbedder()  # the store's undo is under test, not the embeddings
     store = _open(tmp_path / "data", embedder)
     old = store.add(load_document(_long_document(tmp_path / "log.txt", "first"), "log.txt"))
     listed, chunks = store.documents(), store.chunks("log.txt")

@@ -141,8 +141,8 @@ def test_raft_needs_documents(settings, embedder):
 # --- real training runs -----------------------------------------------------------------------------------------
 def test_memorising_lowers_the_loss_and_the_fine_tuned_pane_answers_it(engine, memorized_adapter):
     run = read_run(memorized_adapter)
-    losses = [loss for _, loss in run["losses"]]
-    assert run["status"] == "done" and run["steps"] == 20
+    losses = [loss for _, loss in run.losses]
+    assert (run.status, run.steps, run.planned_steps, run.name) == ("done", 20, 20, "memo")
     assert losses[-1] < losses[0] / 10  # it learned the pairs
     from .conftest import install_adapter
 
@@ -161,7 +161,7 @@ def test_each_data_source_trains_a_loadable_adapter_that_changes_answers(docs_en
     assert (state.kind, state.name, state.status) == ("train", name, "done"), state.message
     assert state.message == f"saved {name} after 6 of 6 steps" and len(state.losses) == 6
     assert name == f"{source}-v1" and docs_engine.adapters() == [name]
-    assert read_run(docs_engine.settings.adapters_dir / name)["data"]["source"] == source
+    assert read_run(docs_engine.settings.adapters_dir / name).source == source
     question = "Who guards the Zorblax vault?"
     result = final(docs_engine.ask(question, "all", name, DecodeSettings(max_new_tokens=16)))
     assert result.answers["ft"] != result.answers["plain"]
@@ -196,7 +196,7 @@ def test_one_run_at_a_time_and_cancel_keeps_a_usable_adapter(docs_engine):
     assert state.status == "cancelled" and 2 <= state.step < 500
     assert docs_engine.adapters() == [name]
     adapter_dir = docs_engine.settings.adapters_dir / name
-    assert read_run(adapter_dir)["status"] == "cancelled"
+    assert read_run(adapter_dir).status == "cancelled"
     assert sorted(p.name for p in docs_engine.settings.adapters_dir.iterdir()) == [name]  # no leftovers
     assert final(docs_engine.ask("Hi?", "ft", name, DecodeSettings(max_new_tokens=4))).answers["ft"]
 
@@ -215,3 +215,18 @@ def test_adapters_zip_and_delete(engine, memorized_adapter, tmp_path):
     # With no adapter left the model is the plain base again (other tests' adapters may share this session's model).
     assert engine.generator.has_adapters == bool(engine.generator.loaded_adapters)
     assert final(engine.ask("Hi?", "plain", None, DecodeSettings(max_new_tokens=4))).answers["plain"]
+
+
+def test_a_run_record_reads_back_typed_and_old_records_read_as_empty(tmp_path):
+    from ragft.adapters import RunRecord
+
+    run = RunRecord(name="memo-v1", status="done", steps=3, losses=[(1, 2.5), (2, 1.25)], data={"source": "qa"},
+                    questions=["q?"])
+    run.write(tmp_path)
+    back = read_run(tmp_path)
+    assert back == run and (back.source, back.final_loss) == ("qa", 1.25)
+    (tmp_path / RUN_FILE).write_text('{"name": "old-v1", "status": "done", "from_the_future": 1}')
+    old = read_run(tmp_path)
+    assert (old.name, old.questions, old.losses, old.final_loss) == ("old-v1", None, [], None)
+    (tmp_path / RUN_FILE).write_text("[1, 2]")
+    assert read_run(tmp_path) is None and read_run(tmp_path / "nowhere") is None

@@ -167,8 +167,10 @@ def _outside(root: Path, data: Path) -> set[Path]:
 
 
 @pytest.fixture
-def seeded(engine, tmp_path):
-    """An engine whose store already holds one document: nothing a refused input does may change it."""
+def seeded(fake_engine, tmp_path):
+    """An engine whose store already holds one document: nothing a refused input does may change it. The store's
+    logic is what is under test, so the embedder is the fake one (a 5 MB word is many chunks to embed)."""
+    engine = fake_engine
     seed = tmp_path / "inputs" / "seed.txt"
     seed.parent.mkdir()
     seed.write_text("The seed document is about the Skarvik ferry, which sails at 7 each morning.")

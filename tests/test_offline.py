@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r'''
@@ -53,6 +55,7 @@ def test_the_offline_defaults_fetch_nothing(tmp_path):
     assert set(result["answers"]) == {"plain", "rag"} and all(result["answers"].values())
 
 
+@pytest.mark.slow  # the language model answers
 def test_no_document_text_or_question_reaches_the_logs_at_info(engine, tmp_path, caplog):
     import logging
 

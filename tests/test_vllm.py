@@ -100,7 +100,7 @@ def _shared_words(a: str, b: str) -> int:
 
 
 def test_multiple_choice_uses_the_servers_prompt_logprobs(remote_engine, generator):
-    from ragft.evaluate import option_logprobs
+    from ragft.generation import option_logprobs
 
     convs = [build_messages("What is the capital of France?", None, [])] * 3
     options = ["The capital of France is Paris.", "The capital of France is Berlin.", "The capital of France is Rome."]

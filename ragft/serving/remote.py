@@ -1,6 +1,6 @@
 """`RemoteGenerator`: the engine's generator when RAGFT_ENGINE=vllm.
 
-It looks like `models.Generator` to the rest of ragft. Generation (`stream`, `option_logprobs`) goes to the vLLM
+It looks like `models.Generator` to the rest of ragft. Generation (`stream`, `generation.option_logprobs`) goes to the vLLM
 server, one request per row, all started together; the server's continuous batching ends each row when its own
 answer ends. Adapters are registered with the server by name (no restart) instead of loaded into a local model.
 Training still needs the base model's weights in this process: `model` loads the local copy on first use.

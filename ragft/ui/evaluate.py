@@ -20,7 +20,7 @@ from ..knobs import bounds
 from ..questions import QAItem
 from . import messages as M
 from .errors import refuses
-from .jobs import job_html
+from .jobs import busy_html, cancel, job_html, watch
 
 SET_COLUMNS = ["keep", "question", "answer", "choices", "source", "chunk"]
 CHART_METRICS = {"accuracy": "accuracy", "token_f1": "token F1", "recall": "recall@k"}  # summary key -> label
@@ -294,23 +294,18 @@ def create_evaluate_tab(engine: Engine) -> dict:
         return progress_html(state)
 
     def stop():
-        if engine.jobs.cancel("evaluate"):
-            gr.Info(M.EVAL_STOP_SENT)
-        else:
-            gr.Warning(M.NOTHING_TO_STOP)
+        cancel(engine, "evaluate", M.EVAL_STOP_SENT, M.NOTHING_TO_STOP)
 
     def poll(last):
         """Show the newest evaluation job when it has moved on since this page last looked (on a fresh page:
         at once, so a reload finds the running job); other jobs only as a busy line."""
-        job, state = engine.jobs.state, engine.jobs.latest("evaluate")
-        other = (job.kind, job.name, job.status) if job.active and job.kind != "evaluate" else None
-        mine = (id(state), state.status, state.step) if state else None
-        key = (mine, other)
+        state, other, key = watch(engine, "evaluate")
+        mine = key[0]
         skip = (gr.skip(),) * 8
         if key == last:
             return gr.skip(), *skip, last
         if other:
-            line = f"<p id='eval-busy'>{M.BUSY.format(job=job.describe(), status=job.status, what='an evaluation')}</p>"
+            line = busy_html("eval-busy", other, "an evaluation")
         else:
             line = progress_html(state) if state else f"<p>{M.EVAL_IDLE}</p>"
         result = state.result if state else None

@@ -29,7 +29,7 @@ from . import messages as M
 from .errors import refuses, user_message
 from .evaluate import answer_card, cards_row
 from .finetune import loss_frame
-from .jobs import job_html
+from .jobs import busy_html, cancel, job_html, watch
 
 GENERATE = "(generate from the documents)"
 
@@ -194,22 +194,17 @@ def create_experiment_tab(engine) -> dict:
         state = engine.start_experiment(plan)
         return progress_html(state), plan.describe().replace("\n", "  \n")
 
-    def cancel():
-        if engine.jobs.cancel("experiment"):
-            gr.Info(M.EXP_CANCEL_SENT)
-        else:
-            gr.Warning(M.NOTHING_TO_CANCEL_EXP)
+    def stop():
+        cancel(engine, "experiment", M.EXP_CANCEL_SENT, M.NOTHING_TO_CANCEL_EXP)
 
     def poll(last):
-        job, state = engine.jobs.state, engine.jobs.latest("experiment")
-        other = (job.kind, job.name, job.status) if job.active and job.kind != "experiment" else None
-        mine = (id(state), state.status, state.step, len(state.losses)) if state else None
-        key = (mine, other)
+        state, other, key = watch(engine, "experiment")
+        mine = key[0]
         skip = (gr.skip(),) * (len(results) + 2)
         if key == last:
             return gr.skip(), *skip, last
         if other:
-            line = f"<p id='exp-busy'>{M.BUSY.format(job=job.describe(), status=job.status, what='an experiment')}</p>"
+            line = busy_html("exp-busy", other, "an experiment")
         else:
             line = progress_html(state) if state else f"<p>{M.EXP_IDLE}</p>"
         curve = loss_frame(state.losses) if state and state.losses else gr.skip()
@@ -241,7 +236,7 @@ def create_experiment_tab(engine) -> dict:
 
     estimate_btn.click(estimate, knobs, plan_md)
     run_btn.click(run, knobs, [progress, plan_md], api_name="start_experiment")
-    cancel_btn.click(cancel, None, None, concurrency_limit=None)
+    cancel_btn.click(stop, None, None, concurrency_limit=None)
     timer.tick(poll, seen, [progress, losses, *results, past, seen], queue=False, show_progress="hidden")
     past.input(reopen, past, results)
     def pick_row(evt: gr.SelectData):

@@ -13,7 +13,7 @@ from ..knobs import bounds
 from ..knobs import default as default_of
 from . import messages as M
 from .errors import refuses
-from .jobs import job_html
+from .jobs import busy_html, job_html, watch
 
 ALL_MODULES = list(TrainConfig.target_modules)
 
@@ -38,10 +38,8 @@ def progress_html(state: JobState) -> str:
 
 def status_html(engine: Engine) -> str:
     """The last training run; while another kind of job runs, a line naming it (training waits for it)."""
-    job = engine.jobs.state
-    if job.active and job.kind != "train":
-        return f"<p id='train-busy'>{M.BUSY.format(job=job.describe(), status=job.status, what='training')}</p>"
-    return progress_html(engine.jobs.latest("train") or JobState())
+    state, other, _ = watch(engine, "train")
+    return busy_html("train-busy", other, "training") if other else progress_html(state or JobState())
 
 
 def as_field(field: str, value):
@@ -56,12 +54,12 @@ def adapter_info(engine: Engine, name: str | None) -> str:
     run = engine.adapter_run(name)
     if not run:
         return f"**{name}** (made outside ragft: no run record)"
-    final = f"{run['losses'][-1][1]:.4f}" if run.get("losses") else "n/a"
-    data = run.get("data", {})
+    final = "n/a" if run.final_loss is None else f"{run.final_loss:.4f}"
+    data = run.data
     return (
-        f"**{name}** — {run['status']} after {run['steps']}/{run['planned_steps']} steps in {run['seconds']} s; "
+        f"**{name}** — {run.status} after {run.steps}/{run.planned_steps} steps in {run.seconds} s; "
         f"final loss {final}; data: {data.get('source', '?')} {data.get('file') or ''} "
-        f"({data.get('examples', '?')} examples); saved {run['saved']}"
+        f"({data.get('examples', '?')} examples); saved {run.saved}"
     ) + (f"  \n⚠️ {stale}" if (stale := engine.adapter_staleness(name)) else "")
 
 
@@ -140,16 +138,14 @@ def create_finetune_tab(engine: Engine) -> dict:
         return M.CANCEL_SENT if engine.jobs.cancel("train") else M.NOTHING_TO_CANCEL
 
     def poll(last, current):
-        job, train = engine.jobs.state, engine.jobs.latest("train")
-        state = train or JobState()
+        state, _, (mine, other) = watch(engine, "train")
         adapters = engine.adapters()
-        other = (job.kind, job.name, job.status) if job.active and job.kind != "train" else None
-        mine = (id(train), state.status, state.step, len(state.losses))
         key = (mine, other, tuple(adapters))
         if key == last:
             return gr.skip(), gr.skip(), gr.skip(), last
         keep = current if current in adapters else (adapters[0] if adapters else None)  # newest first
-        return (status_html(engine), loss_frame(state.losses) if last is None or last[0] != mine else gr.skip(),
+        losses = state.losses if state else []
+        return (status_html(engine), loss_frame(losses) if last is None or last[0] != mine else gr.skip(),
                 gr.update(choices=adapters, value=keep) if last is None or last[-1] != key[-1] else gr.skip(), key)
 
     @refuses(lambda text, _: gr.update(visible=False))
@@ -173,7 +169,7 @@ def create_finetune_tab(engine: Engine) -> dict:
     timer.tick(poll, [seen, saved], [progress, plot, saved, seen], queue=False, show_progress="hidden")
     def on_pick(nm):
         # While idle, the plot shows the picked adapter's recorded loss curve.
-        losses = engine.adapter_run(nm).get("losses", []) if nm else []
+        losses = run.losses if (run := engine.adapter_run(nm)) else []
         training = engine.jobs.state.active and engine.jobs.state.kind == "train"
         curve = gr.skip() if training or not losses else loss_frame(losses)
         return adapter_info(engine, nm), gr.update(visible=False), curve

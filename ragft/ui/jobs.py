@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import html
 
+import gradio as gr
+
 from ..experiment import format_duration
 from ..jobs import JobState
+from . import messages as M
 
 
 def job_html(state: JobState, elem_id: str, line: str = "", below: str = "") -> str:
@@ -15,3 +18,27 @@ def job_html(state: JobState, elem_id: str, line: str = "", below: str = "") -> 
     return (f"<div id='{elem_id}'><b>{html.escape(state.name)}</b> — {state.status}{' · ' + line if line else ''}"
             f"{eta}<br><progress value='{state.step}' max='{max(state.total, 1)}' style='width:100%'></progress>"
             f"{'<br>' + html.escape(below) if below else ''}</div>")
+
+
+def watch(engine, kind: str) -> tuple[JobState | None, str, tuple]:
+    """What a tab's timer shows of job ``kind``: its newest job (or None), a busy line's job description when
+    another kind runs (else ""), and a key that changes whenever either moves on (equal keys: skip the tick)."""
+    job, state = engine.jobs.state, engine.jobs.latest(kind)
+    other = job.active and job.kind != kind
+    mine = (id(state), state.status, state.step, len(state.losses)) if state else None
+    return state, (job.describe(), job.status) if other else (), (mine, (job.kind, job.name, job.status) if other
+                                                                  else None)
+
+
+def busy_html(elem_id: str, other: tuple, what: str) -> str:
+    """The line a tab shows while another kind of job runs (its own waits for it)."""
+    job, status = other
+    return f"<p id='{elem_id}'>{M.BUSY.format(job=job, status=status, what=what)}</p>"
+
+
+def cancel(engine, kind: str, sent: str, nothing: str) -> None:
+    """Ask job ``kind`` to stop and say so (or that none runs)."""
+    if engine.jobs.cancel(kind):
+        gr.Info(sent)
+    else:
+        gr.Warning(nothing)
