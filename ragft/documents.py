@@ -183,11 +183,16 @@ def read_text(path: Path, name: str | None = None) -> str:
 
 # A sentence ends at . ! ? (optionally closed by up to two quotes or brackets, which stay with it) before white
 # space, or at a blank line. Only the white space is consumed: lookbehinds must be fixed-width, hence three.
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]])|(?<=[.!?][\"')\]]{2}))\s+|\n\s*\n")
+_END = r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]])|(?<=[.!?][\"'”’)\]]{2}))\s+"
+_SENTENCE_END = re.compile(_END + r"|\n\s*\n")
+_SENTENCE_OR_LINE_END = re.compile(_END + r"|\n+")
 
 
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+def split_sentences(text: str, lines: bool = False) -> list[str]:
+    """The sentences of ``text``, stripped. ``lines``: every line break ends one too (a chunk keeps headings and
+    list items on lines of their own, and the question generator wants them apart)."""
+    end = _SENTENCE_OR_LINE_END if lines else _SENTENCE_END
+    return [s.strip() for s in end.split(text) if s and s.strip()]
 
 
 def _join(pieces: list[list[str]]) -> str:

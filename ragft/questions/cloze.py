@@ -11,13 +11,12 @@ import random
 import re
 from dataclasses import replace
 
+from ..documents import split_sentences
 from ..metrics import normalize
 from ..store import Hit
 from .forms import MONTHS, STARTERS, WEEKDAYS, usable, with_unit
 from .sets import BLANK, QAItem, fact_id
 
-# A sentence ends at . ! ? (perhaps then a closing quote or bracket) before whitespace, or at a line break.
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)\]])\s+|\n+")
 # 1987, 42, 3.5, 7-4-1-9, 12,000, 42% — but no pieces of dates, times, versions or words like 1990s.
 _NUMBER = re.compile(r"(?<![\w.,:/-])\d+(?:[.,-]\d+)*%?(?![\w%-]|[.,:/]\d)")
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+|['’](?=[A-Z])[^\W\d_]+)*")  # O'Brien, Saint-Denis; not Trent's
@@ -37,7 +36,7 @@ def _is_heading(sentence: str) -> bool:
 
 
 def _sentences(text: str) -> list[str]:
-    sentences = (" ".join(s.split()) for s in SENTENCE_END.split(text))
+    sentences = (" ".join(s.split()) for s in split_sentences(text, lines=True))
     return [s for s in sentences if 5 <= len(s.split()) <= 45 and not _is_heading(s)]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from ..documents import split_sentences
 from ..metrics import normalize
 from ..store import Hit
-from .cloze import SENTENCE_END
 from .sets import QAItem, fact_id
 
 LLM_BATCH = 8  # prompts per `complete` call
@@ -58,7 +58,7 @@ def _grounded(question: str, answer: str, passage: str) -> bool:
 
 def _parts(text: str, k: int) -> list[str]:
     """``text`` cut into up to ``k`` runs of whole sentences, so k prompts on one chunk ask about different facts."""
-    sentences = [s for s in SENTENCE_END.split(text.strip()) if s.strip()]
+    sentences = split_sentences(text, lines=True)
     if k <= 1 or len(sentences) <= 1:
         return [text.strip()] if sentences else []
     k = min(k, len(sentences))
