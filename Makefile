@@ -14,6 +14,6 @@ test:  ## install (with test tools and chromium), then run the whole test suite
 	./scripts/setup.sh --dev
 	.venv/bin/python -m pytest
 
-test-fast:  ## the fast tier: real models and Chroma, but no training and no browser (a few minutes)
+test-fast:  ## the fast tier: no language model, training, subprocess or browser (about two minutes)
 	./scripts/setup.sh --dev
 	.venv/bin/python -m pytest -m "not slow and not e2e" -q
