@@ -47,7 +47,7 @@ from .experiment import (
     plan_experiment,
     run_experiment,
 )
-from .experiment_report import list_reports, load_report
+from .experiment.report import list_reports, load_report
 from .finetune import (
     DataSpec,
     TrainConfig,

@@ -19,7 +19,7 @@ from ragft.experiment import (
     Plan,
     cause_of_miss,
 )
-from ragft.experiment_report import (
+from ragft.experiment.report import (
     build_report,
     format_text,
     list_reports,

@@ -48,7 +48,7 @@ def run_training(generator: Generator, plan: TrainingPlan, state: JobState, canc
                  processes: int = 1) -> Path:
     """A job's work: train ``plan`` in its own ``processes`` (see `train_process`) reporting into ``state``; a
     failed run leaves no partial folder behind."""
-    from .train_process import launch_training
+    from ..train_process import launch_training
 
     state.stage = f"training {plan.summary['source']} adapter"
     path = launch_training(generator, plan.examples, plan.out_dir, plan.config, state, cancel, plan.summary,

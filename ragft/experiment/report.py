@@ -13,11 +13,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import metrics, stats
-from .chat import LABELS, RETRIEVES
-from .errors import RagftError
-from .experiment import CAUSES, AdapterRun, Plan, cause_of_miss, format_duration
-from .results import Answer, EvalResult
+from .. import metrics, stats
+from ..chat import LABELS, RETRIEVES
+from ..errors import RagftError
+from ..results import Answer, EvalResult
+from .causes import CAUSES, cause_of_miss
+from .plan import Plan, format_duration
+from .run import AdapterRun
 
 REPORT_FILE = "report.json"
 COST_ORDER = (stats.PLAIN, stats.RAG, stats.FT, stats.RAG_FT)  # simplest first: ties go to the cheaper variant

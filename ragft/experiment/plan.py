@@ -1,0 +1,198 @@
+"""An experiment planned before it runs: its questions, split and training settings, and a time estimate from
+speeds measured on this machine."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from ..evaluate import EvalConfig
+from ..finetune import (
+    TrainConfig,
+)
+from ..models import Generator
+from ..questions import (
+    QAItem,
+    QuestionSetError,
+    generate_cloze,
+    llm_questions,
+    split_set,
+)
+from ..store import Hit, Store
+from .config import ExperimentConfig, ExperimentError
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Throughput of this machine on this model, measured once per process (`measure_speed`)."""
+
+    prefill_tps: float  # prompt tokens per second (batched forward)
+    decode_step_s: float  # seconds per generated token for a batch of 8
+    train_tps: float  # tokens per second through forward + backward
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float  # estimated
+    kind: str  # "train" | "eval" | "report"
+    recipe: str = ""
+
+
+@dataclass
+class Plan:
+    """Everything decided before the run starts: the questions, the split, the training configs, the stages."""
+
+    config: ExperimentConfig
+    chunks: list[Hit]
+    items: list[QAItem]
+    train: list[QAItem]
+    test: list[QAItem]
+    checks: list[QAItem]  # one trained wording per fact, asked again after training
+    train_configs: dict[str, TrainConfig]
+    eval_config: EvalConfig
+    question_note: str
+    stages: list[Stage] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+    def describe(self) -> str:
+        """The plan and its time estimate, in two lines, for the tab and the CLI."""
+        recipes = ", ".join(f"{r} ({c.max_steps} steps)" for r, c in self.train_configs.items())
+        return (f"{self.question_note}; split {self.config.split or self.config.recipe.split}: "
+                f"{len(self.train)} training questions, {len(self.test)} test questions. Adapters: {recipes}.\n"
+                f"Estimated time on this machine: about {format_duration(self.seconds)} "
+                f"({', '.join(f'{s.name} {format_duration(s.seconds)}' for s in self.stages)}).")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def _tokens(generator: Generator, text: str) -> int:
+    return len(generator.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def plan_experiment(
+    generator: Generator, store: Store, config: ExperimentConfig, items: list[QAItem] | None = None,
+    speed: Speed | None = None, complete: Callable[[list[str]], list[str]] | None = None,
+) -> Plan:
+    """Questions, split and training settings for ``config``, so the tab can show the plan and its estimate before
+    anything starts. ``items`` is a saved or uploaded set; None generates one: fill-in-the-blank (no model runs, so
+    planning is cheap) or, with ``config.method == "llm"``, written by the model through ``complete(prompts)``
+    (only pairs whose answer is in their chunk are kept; a capable ``RAGFT_BASE_MODEL`` writes many)."""
+    config.validate()
+    preset = config.recipe
+    chunks = [h for h in store.all_chunks() if not config.documents or h.source in config.documents]
+    if not chunks:
+        raise ExperimentError("no documents to experiment on: add documents first"
+                              if not config.documents else "none of the picked documents is stored")
+    if items is None and config.method == "llm":
+        if complete is None:
+            raise ExperimentError("the llm question method needs the base model to write with")
+        items, dropped = llm_questions(chunks, complete, config.questions or preset.questions)
+        note = f"{len(items)} questions written by the model from {len(chunks)} chunks ({dropped} replies dropped)"
+    elif items is None:
+        items = generate_cloze(chunks, config.questions or preset.questions)
+        note = f"{len(items)} fill-in-the-blank facts from {len(chunks)} chunks"
+    else:
+        note = f"{len(items)} questions from the given set"
+    facts = {it.fact or it.question for it in items}
+    if len(facts) < 4:
+        raise ExperimentError(f"only {len(facts)} facts could be asked about; an experiment needs at least 4 "
+                              "(add documents with names, numbers or years, or give a question set)")
+    split = config.split or preset.split
+    if split == "paraphrase" and any(not it.cloze for it in items):
+        split = "heldout"  # hand-written questions have no sentence to rephrase
+        note += " (no fill-in-the-blank sentences to rephrase: held-out facts instead)"
+    try:
+        train, test = split_set(items, split, seed=config.seed)
+    except QuestionSetError as exc:
+        raise ExperimentError(str(exc)) from None
+    checks = _trained_checks(train, preset.trained_checks)
+    recipes = config.train or preset.train
+    batch = 4
+    sizes = {"qa": len(train), "raft": len(train), "docs": len(chunks)}
+    train_configs = {
+        r: TrainConfig(
+            rank=preset.rank, alpha=2 * preset.rank, learning_rate=preset.learning_rate[r],
+            max_steps=config.steps or max(1, math.ceil(preset.epochs[r] * sizes[r] / batch)),
+            max_seq_len=preset.max_seq_len, batch_size=batch, seed=config.seed,
+            raft_distractors=preset.raft_distractors, raft_no_gold=preset.raft_no_gold,
+        )
+        for r in recipes
+    }
+    eval_config = EvalConfig(top_k=config.top_k, max_new_tokens=preset.max_new_tokens, seed=config.seed)
+    plan = Plan(replace(config, split=split, train=tuple(recipes)), chunks, items, train, test, checks,
+                train_configs, eval_config, note)
+    plan.stages = _stages(generator, plan, speed or Speed(300.0, 0.08, 100.0))
+    return plan
+
+
+def _trained_checks(train: list[QAItem], n: int) -> list[QAItem]:
+    """One trained wording per fact — the question-word-first one where there is one, as people ask."""
+    by_fact: dict[str, QAItem] = {}
+    for it in train:
+        key = it.fact or it.question
+        if key not in by_fact or by_fact[key].question.startswith("Fill in the blank:"):
+            by_fact[key] = it
+    return list(by_fact.values())[:n]
+
+
+def _stages(generator: Generator, plan: Plan, speed: Speed) -> list[Stage]:
+    chunk_tokens = sum(_tokens(generator, h.text) for h in plan.chunks[:50]) / min(len(plan.chunks), 50)
+    k = plan.eval_config.top_k
+    question = 40  # chat template + instruction + question
+    new = plan.eval_config.max_new_tokens * 0.7  # a batch runs until its longest answer ends
+
+    def eval_seconds(n: int, rag: bool) -> float:
+        prompt = question + (k * (chunk_tokens + 12) if rag else 0)
+        batches = math.ceil(n / plan.eval_config.batch_size)
+        return n * prompt / speed.prefill_tps + batches * new * speed.decode_step_s
+
+    stages = []
+    for recipe, tc in plan.train_configs.items():
+        per_example = {"qa": question + 8, "raft": question + (tc.raft_distractors + 1) * (chunk_tokens + 12),
+                       "docs": chunk_tokens}[recipe]
+        tokens = tc.max_steps * tc.batch_size * min(per_example, tc.max_seq_len)
+        stages.append(Stage(f"train {recipe}", 4 + tokens / speed.train_tps, "train", recipe))
+    n = len(plan.test)
+    for i, recipe in enumerate(plan.train_configs):
+        base = eval_seconds(n, False) + eval_seconds(n, True) if i == 0 else 0.0
+        stages.append(Stage(f"test {recipe}", base + eval_seconds(n, False) + eval_seconds(n, True), "eval", recipe))
+        stages.append(Stage(f"recheck {recipe}", eval_seconds(len(plan.checks), False), "check", recipe))
+    stages.append(Stage("report", 1.0, "report"))
+    return stages
+
+
+def measure_speed(generator: Generator) -> Speed:
+    """Time a batched prefill and a few decode steps of the real model (a few seconds on a CPU).
+
+    Training is taken as 3× a forward pass per token (forward, and a backward about twice as costly): LoRA still
+    back-propagates through every layer.
+    """
+    import torch
+
+    tok = generator.tokenizer
+    text = " ".join(["The glimmerphone plays music with glass bells."] * 40)
+    ids = tok([text] * 4, return_tensors="pt", add_special_tokens=False)["input_ids"][:, :256].to(generator.device)
+    with generator.lock, torch.inference_mode():
+        model = generator.model
+        kwargs = {"adapter_names": ["__base__"] * 4} if generator.has_adapters else {}
+        model(input_ids=ids[:, :16], **kwargs)  # warm-up
+        t0 = time.perf_counter()
+        model(input_ids=ids, logits_to_keep=1, **kwargs)
+        prefill = ids.numel() / (time.perf_counter() - t0)
+        short = tok(["Hi"] * 8, return_tensors="pt", add_special_tokens=False).to(generator.device)
+        kwargs = {"adapter_names": ["__base__"] * 8} if generator.has_adapters else {}
+        decode = dict(do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
+        model.generate(**short, max_new_tokens=2, min_new_tokens=2, **decode, **kwargs)  # warm-up
+        t0 = time.perf_counter()
+        model.generate(**short, max_new_tokens=9, min_new_tokens=9, **decode, **kwargs)
+        step = (time.perf_counter() - t0) / 9
+    return Speed(prefill, step, prefill / 3)
