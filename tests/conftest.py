@@ -36,12 +36,26 @@ def embedder():
     return load_embedder()
 
 
+_LOADED: dict = {}  # the session's models, once loaded (the autouse fixture below cleans up after each test)
+
+
 @pytest.fixture(scope="session")
 def generator():
     """The real embedded SmolLM2-135M-Instruct, loaded once for the whole session."""
     from ragft.models import load_generator
 
-    return load_generator()
+    _LOADED["generator"] = load_generator()
+    return _LOADED["generator"]
+
+
+@pytest.fixture(autouse=True)
+def unload_adapters():
+    """After each test, take the adapters it loaded off the shared generator, so no test sees another's (and the
+    model is the plain base model again)."""
+    yield
+    if gen := _LOADED.get("generator"):
+        for name in gen.loaded_adapters:
+            gen.unload_adapter(name)
 
 
 @pytest.fixture

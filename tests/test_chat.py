@@ -61,7 +61,6 @@ def test_fine_tuned_pane_differs_from_plain_and_answers_what_it_learned(engine, 
     install_adapter(engine.settings, memorized_adapter)
     result = final(engine.ask(MEMO_QUESTION, "all", "memo", DecodeSettings(max_new_tokens=24)))
     assert result.notices == {"rag": NO_DOCUMENTS_TEXT, "rag+ft": NO_DOCUMENTS_TEXT}  # the store is empty
-    assert result.answers["ft"] != result.answers["plain"]
     assert "7-4-1-9" in result.answers["ft"]
     assert "7-4-1-9" not in result.answers["plain"]
 

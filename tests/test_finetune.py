@@ -189,11 +189,11 @@ def test_one_run_at_a_time_and_cancel_keeps_a_usable_adapter(docs_engine):
     assert docs_engine.adapters() == []  # nothing half-written is listed while it runs
     chat = final(docs_engine.ask("Hi?", "plain", None, DecodeSettings(max_new_tokens=4)))
     assert chat.answers["plain"] and runner.state.active  # chat keeps working while it trains
-    asked = time.time()
+    at_cancel = runner.state.step
     assert runner.cancel()
     state = runner.wait(60)
-    assert time.time() - asked < 15  # stops within a few seconds
-    assert state.status == "cancelled" and 2 <= state.step < 500
+    # it stops at the end of the step it is in (the progress file seen here may lag a step or two)
+    assert state.status == "cancelled" and 2 <= at_cancel <= state.step <= at_cancel + 5
     assert docs_engine.adapters() == [name]
     adapter_dir = docs_engine.settings.adapters_dir / name
     assert read_run(adapter_dir).status == "cancelled"

@@ -9,11 +9,11 @@ import pytest
 
 from ragft.engine import QuotaError
 
+from .helpers import write
+
 
 def _write(folder, name, text):
-    path = folder / name
-    path.write_text(text)
-    return path, name
+    return write(folder, name, text), name  # an upload: (file, its name)
 
 
 def test_the_document_count_quota(engine, tmp_path):

@@ -3,7 +3,6 @@ workspaces deleted, and, through the real app's API as two clients, nothing of o
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -16,6 +15,8 @@ from ragft.jobs import JobBusyError
 from ragft.models import NoAdapterError
 from ragft.workspaces import Workspaces, anonymous_id, api_id, user_id
 
+from .helpers import fake_adapter
+
 
 @pytest.fixture
 def private(data_dir, embedder) -> Workspaces:
@@ -24,12 +25,10 @@ def private(data_dir, embedder) -> Workspaces:
     return Workspaces(root)
 
 
-def fake_adapter(folder, questions=("What is the vault code?",)):
-    """An adapter folder as `list_adapters` sees one, with a run record naming the questions it was trained on."""
-    folder.mkdir(parents=True)
-    (folder / "adapter_config.json").write_text("{}")
-    (folder / "adapter_model.safetensors").write_bytes(b"")
-    (folder / "ragft_run.json").write_text(json.dumps({"pairs": [{"question": q, "answer": "x"} for q in questions]}))
+def trained_adapter(folder, questions=("What is the vault code?",)):
+    """An adapter folder with a run record naming the questions it was trained on."""
+    return fake_adapter(folder, {"pairs": [{"question": q, "answer": "x"} for q in questions],
+                                 "questions": list(questions)})
 
 
 def test_ids_are_names_never_paths():
@@ -55,8 +54,10 @@ def test_each_workspace_has_its_collection_folders_and_adapter_names(private, tm
     assert private.of_session("client-c") == api_id("client-c")  # an API client: its own session's workspace
     ea, eb = private.engine(a), private.engine(b)
     assert ea is private.engine(a) and ea.generator_loaded is None  # one engine each, the models still shared
-    assert ea.settings.data_dir != eb.settings.data_dir and ea.settings.collection != eb.settings.collection
-    assert ea.adapter_key("memo") != eb.adapter_key("memo")  # same names, different adapters on the base model
+    assert (ea.settings.data_dir, ea.settings.collection) == (private.folder / a, f"ws-{a}")
+    assert (eb.settings.data_dir, eb.settings.collection) == (private.folder / b, f"ws-{b}")
+    # same names, different adapters on the base model
+    assert (ea.adapter_key("memo"), eb.adapter_key("memo")) == (f"{a}/memo", f"{b}/memo")
 
     doc = tmp_path / "vault.txt"
     doc.write_text("The Zorblax vault code is 7-4-1-9, set by the engineer Mira Quell.")
@@ -65,7 +66,7 @@ def test_each_workspace_has_its_collection_folders_and_adapter_names(private, tm
     assert eb.search("vault code") == [] and eb.store.delete("vault.txt") == 0
     assert [d.name for d in ea.store.documents()] == ["vault.txt"]
 
-    fake_adapter(ea.settings.adapters_dir / "memo")
+    trained_adapter(ea.settings.adapters_dir / "memo")
     assert ea.adapters() == ["memo"] and eb.adapters() == []
     crafted = f"../../{a}/adapters/memo"
     assert eb.adapter_run("memo") is None and eb.adapter_run(crafted) is None  # never read from another workspace
@@ -151,7 +152,7 @@ def test_two_api_clients_never_reach_each_others_workspace(private, tmp_path):
             bob.predict("alice.txt", api_name="/delete_document")
         assert "7-4-1-9" in alice.predict("vault code", 5, api_name="/search")[0]["text"]  # nothing of hers went
 
-        fake_adapter(tmp_path / "data" / "workspaces" / mine["alice"] / "adapters" / "memo")
+        trained_adapter(tmp_path / "data" / "workspaces" / mine["alice"] / "adapters" / "memo")
         assert alice.predict(api_name="/adapters") == ["memo"] and bob.predict(api_name="/adapters") == []
         crafted = f"../../{mine['alice']}/adapters/memo"
         for name in ("memo", crafted, "/etc/passwd"):
