@@ -1,17 +1,10 @@
-"""The Evaluate tab's table and chart helpers, on hand-made data (no server, no models)."""
+"""The Evaluate tab's question table and the result views (`ui.views`), on hand-made data (no server, no models)."""
 
 import pandas as pd
 
 from ragft.questions import QAItem
-from ragft.ui.evaluate import (
-    ALL_BARS,
-    as_state,
-    chart_frame,
-    detail_html,
-    items_frame,
-    items_from_frame,
-    questions_frame,
-)
+from ragft.ui.evaluate import as_state, items_frame, items_from_frame
+from ragft.ui.views import ALL_BARS, chart_frame, detail_html, questions_frame
 
 from .test_evaluate import hand_made_result
 

@@ -27,9 +27,9 @@ from ..knobs import bounds
 from ..questions import SPLIT_MODES
 from . import messages as M
 from .errors import refuses, user_message
-from .evaluate import answer_card, cards_row
 from .finetune import loss_frame
 from .jobs import busy_html, cancel, job_html, watch
+from .views import answer_card, cards_row
 
 GENERATE = "(generate from the documents)"
 
