@@ -97,7 +97,38 @@ def adapter_folder(name: str, path: Path | str) -> Path:
     return path
 
 
-class Generator:
+class AdapterSlots:
+    """Adapters by name, each loaded once from its folder and reloaded when the folder changes; a subclass says how
+    one is put on (`_load`) and taken off (`_unload`) its model. Needs ``lock`` and ``_adapter_paths``."""
+
+    lock: threading.RLock
+    _adapter_paths: dict[str, Path]
+
+    @property
+    def loaded_adapters(self) -> list[str]:
+        return list(self._adapter_paths)
+
+    def ensure_adapter(self, name: str, path: Path) -> None:
+        """Load the adapter folder ``path`` under ``name`` unless it is already loaded."""
+        path = adapter_folder(name, path)
+        with self.lock:
+            if self._adapter_paths.get(name) != path:
+                self._load(name, path)
+                self._adapter_paths[name] = path
+
+    def unload_adapter(self, name: str) -> None:
+        with self.lock:
+            if self._adapter_paths.pop(name, None) is not None:
+                self._unload(name)
+
+    def _load(self, name: str, path: Path) -> None:
+        raise NotImplementedError
+
+    def _unload(self, name: str) -> None:
+        raise NotImplementedError
+
+
+class Generator(AdapterSlots):
     """The one base model and its tokenizer, plus the adapters loaded onto it.
 
     ``lock`` serialises ``generate`` calls and adapter loading: on a CPU two generations at once only
@@ -121,40 +152,26 @@ class Generator:
 
         return isinstance(self.model, PeftModel)
 
-    @property
-    def loaded_adapters(self) -> list[str]:
-        return list(self._adapter_paths)
-
-    def ensure_adapter(self, name: str, path: Path) -> None:
-        """Load the adapter folder ``path`` under ``name`` unless it is already loaded."""
+    def _load(self, name: str, path: Path) -> None:
         from peft import PeftModel
 
-        path = adapter_folder(name, path)
-        with self.lock:
-            if self._adapter_paths.get(name) == path:
-                return
-            try:
-                if isinstance(self.model, PeftModel):
-                    if name in self.model.peft_config:
-                        self.model.delete_adapter(name)
-                    self.model.load_adapter(str(path), adapter_name=name)
-                else:
-                    self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
-            except Exception as exc:
-                raise NoAdapterError(f"adapter {name!r} in {path} cannot be loaded: {exc}") from exc
-            self.model.eval()
-            self._adapter_paths[name] = path
-
-    def unload_adapter(self, name: str) -> None:
-        with self.lock:
-            if name not in self._adapter_paths:
-                return
-            del self._adapter_paths[name]
-            if self._adapter_paths:
-                self.model.delete_adapter(name)
-                self.model.set_adapter(next(iter(self._adapter_paths)))  # never leave a deleted one active
+        try:
+            if isinstance(self.model, PeftModel):
+                if name in self.model.peft_config:
+                    self.model.delete_adapter(name)
+                self.model.load_adapter(str(path), adapter_name=name)
             else:
-                self.model = self.model.unload()  # the last one gone: back to the plain base model
+                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
+        except Exception as exc:
+            raise NoAdapterError(f"adapter {name!r} in {path} cannot be loaded: {exc}") from exc
+        self.model.eval()
+
+    def _unload(self, name: str) -> None:
+        if self._adapter_paths:
+            self.model.delete_adapter(name)
+            self.model.set_adapter(next(iter(self._adapter_paths)))  # never leave a deleted one active
+        else:
+            self.model = self.model.unload()  # the last one gone: back to the plain base model
 
 
 def load_generator(configured: str = "", source: ModelSource | None = None) -> Generator:

@@ -13,12 +13,12 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..models import BASE, Generator, NoAdapterError, adapter_folder
+from ..models import BASE, AdapterSlots, Generator, NoAdapterError
 from .client import VLLMClient
 from .errors import ServingError
 
 
-class RemoteGenerator:
+class RemoteGenerator(AdapterSlots):
     """Generation on a vLLM server; tokenizer, source and (lazily) the trainable model from the local copy."""
 
     def __init__(self, client: VLLMClient, tokenizer, source, load_local: Callable[[], Generator],
@@ -56,30 +56,19 @@ class RemoteGenerator:
     has_adapters = False  # the local copy never carries adapters: they live on the server
 
     # --- adapters on the server ------------------------------------------------------------------------------------
-    @property
-    def loaded_adapters(self) -> list[str]:
-        return list(self._adapter_paths)
+    def _load(self, name: str, path: Path) -> None:
+        if name in self._adapter_paths or name in self.client.models():
+            self.client.unload_adapter(name)  # a new version under the same name
+        try:
+            self.client.load_adapter(name, path)
+        except ServingError as exc:
+            raise NoAdapterError(f"adapter {name!r}: {exc}") from exc
 
-    def ensure_adapter(self, name: str, path: Path) -> None:
-        path = adapter_folder(name, path)
-        with self.lock:
-            if self._adapter_paths.get(name) == path:
-                return
-            if name in self._adapter_paths or name in self.client.models():
-                self.client.unload_adapter(name)  # a new version under the same name
-            try:
-                self.client.load_adapter(name, path)
-            except ServingError as exc:
-                raise NoAdapterError(f"adapter {name!r}: {exc}") from exc
-            self._adapter_paths[name] = path
-
-    def unload_adapter(self, name: str) -> None:
-        with self.lock:
-            if self._adapter_paths.pop(name, None) is not None:
-                try:
-                    self.client.unload_adapter(name)
-                except ServingError:
-                    pass  # the server already forgot it (restarted): nothing left to remove
+    def _unload(self, name: str) -> None:
+        try:
+            self.client.unload_adapter(name)
+        except ServingError:
+            pass  # the server already forgot it (restarted): nothing left to remove
 
     # --- generation --------------------------------------------------------------------------------------------------
     def _model_name(self, adapter: str) -> str:

@@ -20,7 +20,7 @@ from ..knobs import bounds
 from ..questions import QAItem
 from . import messages as M
 from .errors import refuses
-from .jobs import busy_html, cancel, job_html, watch
+from .jobs import cancel, job_html, job_line, watch
 from .views import (
     ALL_BARS,
     PLACEHOLDER,
@@ -222,10 +222,7 @@ def create_evaluate_tab(engine: Engine) -> dict:
         skip = (gr.skip(),) * 8
         if key == last:
             return gr.skip(), *skip, last
-        if other:
-            line = busy_html("eval-busy", other, "an evaluation")
-        else:
-            line = progress_html(state) if state else f"<p>{M.EVAL_IDLE}</p>"
+        line = job_line(state, other, progress_html, ("eval-busy", "an evaluation"), M.EVAL_IDLE)
         result = state.result if state else None
         if result is None or (last is not None and last[0] == mine):  # nothing (new) to show but the line
             return line, *skip, key

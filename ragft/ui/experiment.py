@@ -28,7 +28,7 @@ from ..questions import SPLIT_MODES
 from . import messages as M
 from .errors import refuses, user_message
 from .finetune import loss_frame
-from .jobs import busy_html, cancel, job_html, watch
+from .jobs import cancel, job_html, job_line, watch
 from .views import answer_card, cards_row
 
 GENERATE = "(generate from the documents)"
@@ -203,10 +203,7 @@ def create_experiment_tab(engine) -> dict:
         skip = (gr.skip(),) * (len(results) + 2)
         if key == last:
             return gr.skip(), *skip, last
-        if other:
-            line = busy_html("exp-busy", other, "an experiment")
-        else:
-            line = progress_html(state) if state else f"<p>{M.EXP_IDLE}</p>"
+        line = job_line(state, other, progress_html, ("exp-busy", "an experiment"), M.EXP_IDLE)
         curve = loss_frame(state.losses) if state and state.losses else gr.skip()
         report = state.result if state and not state.active else None
         shown_before = last is not None and last[0] is not None and last[0][:2] == (mine or (None,))[:2]

@@ -36,6 +36,14 @@ def busy_html(elem_id: str, other: tuple, what: str) -> str:
     return f"<p id='{elem_id}'>{M.BUSY.format(job=job, status=status, what=what)}</p>"
 
 
+def job_line(state: JobState | None, other: tuple, progress, busy: tuple[str, str], idle: str) -> str:
+    """A tab's status line: another kind of job running (``busy`` = its element id and what waits), else this
+    kind's newest job drawn by ``progress``, else ``idle``."""
+    if other:
+        return busy_html(busy[0], other, busy[1])
+    return progress(state) if state else f"<p>{idle}</p>"
+
+
 def cancel(engine, kind: str, sent: str, nothing: str) -> None:
     """Ask job ``kind`` to stop and say so (or that none runs)."""
     if engine.jobs.cancel(kind):
