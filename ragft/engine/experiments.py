@@ -1,0 +1,62 @@
+"""Experiment verbs: this machine's speed (for estimates), a plan, a run as the background job, saved reports."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from ..experiment import (
+    ExperimentConfig,
+    Plan,
+    Speed,
+    measure_speed,
+    plan_experiment,
+    run_experiment,
+)
+from ..experiment.report import list_reports, load_report
+from ..jobs import JobState
+from ..questions import (
+    QAItem,
+)
+
+
+class ExperimentVerbs:
+    def speed(self) -> Speed:
+        """This machine's throughput on the base model, measured once per process (a few seconds)."""
+        if self.parent:
+            return self.parent.speed()
+        if self._speed is None:
+            self._speed = measure_speed(self.generator)
+        return self._speed
+
+    def plan_experiment(self, config: ExperimentConfig, items: list[QAItem] | None = None) -> Plan:
+        """Questions, split, training settings and a time estimate measured on this machine; nothing runs yet."""
+        return plan_experiment(self.generator, self.store, config, items, self.speed(), self._complete)
+
+    @property
+    def question_method(self) -> str:
+        """How an experiment makes questions by default: the model writes them when one was configured
+        (``RAGFT_BASE_MODEL``, presumably more capable than the embedded 135M one), else fill-in-the-blank."""
+        return "llm" if self.settings.base_model else "cloze"
+
+    def start_experiment(self, plan: Plan) -> JobState:
+        """Run a planned experiment as the background job; ``state.result`` is the `ExperimentReport` at the end,
+        also written under ``<data>/experiments/<time>-<name>/``."""
+        self.jobs.check_idle()
+        self.check_adapter_room(len(plan.train_configs))
+
+        def work(state: JobState, cancel: threading.Event):
+            report = run_experiment(self.generator, self.store, self.settings.adapters_dir, plan, state, cancel,
+                                    self.adapter_key, self.settings.train_processes)
+            folder = self.settings.experiments_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{plan.config.name}"
+            report.write(folder)
+            state.message = report.headline
+            return report
+
+        return self.jobs.start("experiment", plan.config.name, work, "planning")
+
+    def experiments(self) -> list[dict]:
+        return list_reports(self.settings.experiments_dir)
+
+    def experiment_report(self, folder: str) -> dict:
+        return load_report(self.settings.experiments_dir, folder)
