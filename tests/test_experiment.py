@@ -19,13 +19,8 @@ from ragft.experiment import (
     Plan,
     cause_of_miss,
 )
-from ragft.experiment.report import (
-    build_report,
-    format_text,
-    list_reports,
-    load_report,
-    recommend,
-)
+from ragft.experiment.pages import format_text
+from ragft.experiment.report import build_report, list_reports, load_report, recommend
 from ragft.finetune import TrainConfig
 from ragft.questions import QAItem
 from ragft.results import Answer, EvalResult, QuestionResult, VariantTiming

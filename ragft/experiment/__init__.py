@@ -10,7 +10,7 @@
     report     the verdict with 95% intervals and paired tests (``stats``), the cause of every miss, the costs
 
 Modules: ``config`` (presets, ExperimentConfig), ``plan`` (questions, split, time estimate), ``run`` (the job),
-``causes`` (why each miss), ``report`` (the report model and its writers: JSON, CSV, a self-contained HTML page).
+``causes`` (why each miss), ``report`` (the report model, JSON and CSV), ``pages`` (text, SVG chart, HTML page).
 
 Run from a shell:
     python -m ragft experiment --preset quick

@@ -21,7 +21,7 @@ from ..experiment import (
     ExperimentError,
     format_duration,
 )
-from ..experiment.report import chart_svg
+from ..experiment.pages import chart_svg
 from ..jobs import JobState
 from ..knobs import bounds
 from ..questions import SPLIT_MODES
