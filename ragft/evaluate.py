@@ -51,7 +51,7 @@ class EvalConfig:
     def __post_init__(self):
         check(self)
 
-    def validate(self) -> "EvalConfig":
+    def validate(self) -> EvalConfig:
         """Checked on construction; kept so ``EvalConfig(...).validate()`` reads as it always did."""
         return self
 
