@@ -97,7 +97,7 @@ class Settings:
     chunk_overlap_words: int = 20  # carried-over sentences so a fact split across chunks is still found whole
     top_k: int = knob(3, 1, 20, "chunks retrieved for the RAG answers", label="top k")
     max_new_tokens: int = knob(96, 1, 2048, "answer length limit in tokens")
-    temperature: float = knob(0.0, 0.0, 5.0)  # 0 = greedy, so the four variants are comparable
+    temperature: float = knob(0.0, 0.0, 5.0, "sampling temperature; 0 = greedy")  # 0 = greedy, so the four variants are comparable
     max_upload_mb: int = knob(20, 1, 1024)
     engine: str = "local"
     vllm_url: str = ""

@@ -59,6 +59,12 @@ def default(cls, name: str) -> Any:
     return f.default if f.default is not MISSING else f.default_factory()
 
 
+def range_of(cls_or_obj, name: str) -> str:
+    """The knob's range as messages say it: "1..256", "in (0, 1]" (with its note, if any)."""
+    meta = _meta(cls_or_obj, name)
+    return range_text(meta, isinstance(meta["lo"], int) and isinstance(meta["hi"], int))
+
+
 def range_text(meta: dict, integer: bool) -> str:
     lo, hi = meta["lo"], meta["hi"]
     if integer and not meta["open_lo"] and not meta["open_hi"]:

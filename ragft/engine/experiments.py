@@ -7,6 +7,7 @@ import time
 
 from ..experiment import (
     ExperimentConfig,
+    ExperimentError,
     Plan,
     Speed,
     measure_speed,
@@ -31,6 +32,8 @@ class ExperimentVerbs:
 
     def plan_experiment(self, config: ExperimentConfig, items: list[QAItem] | None = None) -> Plan:
         """Questions, split, training settings and a time estimate measured on this machine; nothing runs yet."""
+        if not self.store.count():  # said before the model loads to measure its speed
+            raise ExperimentError("no documents to experiment on: add documents first", fix="documents")
         return plan_experiment(self.generator, self.store, config, items, self.speed(), self._complete)
 
     @property

@@ -12,6 +12,7 @@ from ..models import (
     BASE,
 )
 from ..questions import (
+    MAX_CHOICES,
     QAItem,
     QuestionSetError,
     check_set_name,
@@ -62,6 +63,8 @@ class QuestionVerbs:
         """
         if not 1 <= n <= 2000:
             raise QuestionSetError("the number of questions must be 1..2000")
+        if choices and not 2 <= choices <= MAX_CHOICES:
+            raise QuestionSetError(f"multiple choice takes 2..{MAX_CHOICES} options (0: open questions)")
         chunks = self.store.all_chunks()
         if not chunks:
             raise QuestionSetError("the document store is empty: add documents first", fix="documents")

@@ -64,11 +64,10 @@ class ExperimentConfig:
 
     name: str = "experiment"
     preset: str = knob("quick", choices=tuple(PRESETS), help="how much work: quick or thorough")
-    questions: int = knob(0, 0, 500, "facts to generate; 0 = the preset's", note="0 = the preset's")
+    questions: int = knob(0, 0, 500, "facts to generate", note="0 = the preset's")
     split: str = knob("", help="paraphrase or heldout; empty = the preset's")
     train: tuple[str, ...] = knob((), help=f"training recipes, some of {', '.join(RECIPES)}; empty = the preset's")
-    steps: int = knob(0, 0, 10_000, "optimiser steps per adapter; 0 = the preset's epochs",
-                      note="0 = the preset's epochs")
+    steps: int = knob(0, 0, 10_000, "optimiser steps per adapter", note="0 = the preset's epochs")
     documents: tuple[str, ...] = ()
     top_k: int = knob(3, 1, 20, "chunks retrieved per question", label="top k")
     seed: int = 0

@@ -90,8 +90,8 @@ def plan_experiment(
     preset = config.recipe
     chunks = [h for h in store.all_chunks() if not config.documents or h.source in config.documents]
     if not chunks:
-        raise ExperimentError("no documents to experiment on: add documents first"
-                              if not config.documents else "none of the picked documents is stored")
+        raise (ExperimentError("no documents to experiment on: add documents first", fix="documents")
+               if not config.documents else ExperimentError("none of the picked documents is stored"))
     if items is None and config.method == "llm":
         if complete is None:
             raise ExperimentError("the llm question method needs the base model to write with")

@@ -31,7 +31,7 @@ class TrainConfig:
                                             "down_proj"), help="linear layers that get adapters")
     learning_rate: float = knob(1e-3, 0.0, 1.0, "AdamW peak learning rate", open_lo=True)
     epochs: float = knob(3.0, 0.0, 100.0, "passes over the data (max steps > 0 overrides it)", open_lo=True)
-    max_steps: int = knob(0, 0, 100_000, "optimiser steps; 0 = use epochs", note="0 = use epochs")
+    max_steps: int = knob(0, 0, 100_000, "optimiser steps", note="0 = use epochs")
     max_seq_len: int = knob(384, 32, 8192, "examples are cut to this many tokens", label="sequence length")
     batch_size: int = knob(4, 1, 256, "examples per optimiser step")
     seed: int = 0

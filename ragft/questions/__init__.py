@@ -13,7 +13,7 @@
     >>> train, test = split_set(items, "paraphrase")                       # doctest: +SKIP
 """
 
-from .cloze import generate_cloze, sentence_facts
+from .cloze import MAX_CHOICES, generate_cloze, sentence_facts
 from .forms import TEST_FORM, natural_forms, phrasings
 from .llm import llm_questions
 from .sets import (
@@ -30,6 +30,7 @@ from .sets import (
 from .splits import SPLIT_MODES, split_set
 
 __all__ = [
+    "MAX_CHOICES",
     "BLANK", "SPLIT_MODES", "TEST_FORM", "QAItem", "QuestionSetError", "check_set_name", "fact_id",
     "generate_cloze", "list_sets", "llm_questions", "load_set", "natural_forms", "phrasings", "save_set",
     "sentence_facts", "set_path", "split_set",

@@ -108,6 +108,9 @@ def _distractors(item: QAItem, pool: list[QAItem], count: int, rng: random.Rando
     return (same + other)[:count]
 
 
+MAX_CHOICES = 8  # options of a generated multiple-choice question
+
+
 def generate_cloze(chunks: list[Hit], n: int, choices: int = 0, per_chunk: int = 2, seed: int = 0) -> list[QAItem]:
     """Up to ``n`` fill-in-the-blank questions from ``chunks``, spread over documents; no model, deterministic.
 
