@@ -193,19 +193,23 @@ def create_evaluate_tab(engine: Engine) -> dict:
                      f"then evaluate it here on **{names[1]}** (loaded below).")
         return gr.update(choices=engine.question_sets(), value=shown), text, items_frame(loaded), as_state(loaded)
 
-    @refuses(lambda text, *_: f"<p>{text}</p>")
-    def run(table_value, base, name, adapter_name, picked_variants, k, new_tokens, bs, sd):
+    # EvalConfig field -> its widget; the run handler gets {component: value}
+    config_knobs = {"top_k": top_k, "max_new_tokens": max_new, "batch_size": batch, "seed": seed}
+    run_inputs = {table, items_state, set_name, adapter, variants, *config_knobs.values()}
+
+    @refuses(lambda text, _: f"<p>{text}</p>")
+    def run(values: dict):
         """Start the evaluation job and return; the timer shows it from here on."""
-        items = items_from_frame(table_value, base)
+        items = items_from_frame(values[table], values[items_state])
         if not items:
             gr.Warning(M.NO_QUESTIONS)
             return f"<p>❌ {M.NO_QUESTIONS}</p>"
-        config = EvalConfig(
-            variants=tuple(v for v in VARIANTS if LABELS[v] in (picked_variants or [])), top_k=int(k),
-            max_new_tokens=int(new_tokens), batch_size=int(bs), seed=int(sd or 0),
-        )
+        picked = values[variants] or []
+        config = EvalConfig(variants=tuple(v for v in VARIANTS if LABELS[v] in picked),
+                            **{field: int(values[c] or 0) for field, c in config_knobs.items()})
         try:
-            state = engine.start_evaluation(items, adapter_arg(adapter_name), config, (name or "").strip())
+            state = engine.start_evaluation(items, adapter_arg(values[adapter]), config,
+                                            (values[set_name] or "").strip())
         except JobBusyError as exc:  # someone else's job: say so, change nothing (the timer shows it)
             gr.Warning(str(exc))
             return gr.skip()
@@ -248,10 +252,7 @@ def create_evaluate_tab(engine: Engine) -> dict:
     save_btn.click(save, [table, items_state, set_name, split], [saved, set_status, table, items_state])
     for trigger in (table.change, adapter.change):
         trigger(overlap_text, [table, items_state, adapter], overlap, show_progress="hidden")
-    run_btn.click(
-        run, [table, items_state, set_name, adapter, variants, top_k, max_new, batch, seed], progress,
-        api_name="run_evaluation",
-    )
+    run_btn.click(run, run_inputs, progress)
     stop_btn.click(stop, None, None, concurrency_limit=None)  # queued (for its message), never waiting
     timer.tick(poll, seen, [progress, summary, chart, per_question, overlap, files, result_state, detail, picked,
                             seen], queue=False, show_progress="hidden")
