@@ -116,7 +116,7 @@ def training_overlap(items: list[QAItem], run: RunRecord | None) -> tuple[list[s
     if k := marks.count("trained"):
         notes.append(
             f"⚠️ {k} of {n} questions are in {name}'s training data: its scores on them measure memorisation, not "
-            "knowledge. Evaluate on a held-out or paraphrase split (Question sets → Save with split)."
+            "knowledge. Evaluate on a held-out or paraphrase split of the set instead."
         )
     if k := marks.count("paraphrase"):
         notes.append(f"{k} of {n} questions rephrase facts {name} was trained on (another wording): a fair test "
