@@ -76,7 +76,7 @@ class EngineBase:
     def _vllm_generator(self):
         """Generation on vLLM (``RAGFT_VLLM_URL``, or a server started here). When it cannot start, a clear
         warning and the in-process generator instead: the app stays usable."""
-        from .serving.remote import connect
+        from ..serving.remote import connect
 
         try:
             return connect(self.settings, lambda: load_generator(self.settings.base_model))
