@@ -54,7 +54,7 @@ def stale_notice(engine: Engine, name: str | None):
 
 def notice_text(notice: str) -> str:
     """A pane's notice (no adapter, no documents) with the tab that fixes it."""
-    return notice + next((fix for start, fix in M.NOTICE_FIX.items() if notice.startswith(start)), "")
+    return notice + M.NOTICE_FIX.get(notice, "")
 
 
 @refuses(lambda text, *_: text)  # no record, bad data, or another job running

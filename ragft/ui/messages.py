@@ -1,5 +1,6 @@
 """Every user-facing string of the web UI, in one place."""
 
+from ..chat import NO_ADAPTER_TEXT, NO_DOCUMENTS_TEXT
 from ..documents import SUPPORTED_SUFFIXES
 
 TITLE = "ragft — RAG vs fine-tuning, on your own documents"
@@ -117,5 +118,4 @@ WORKSPACE_SIGN_IN = " Sign in with Hugging Face to keep them across browsers."
 # Where the user fixes a core error whose `fix` is another part of the app (ui.errors.user_message).
 FIX_IN_TAB = {"documents": "(Documents tab)", "adapters": "(Fine-tune tab)"}
 # A pane that cannot run: the core's notice, and the tab to go to.
-NOTICE_FIX = {"No adapter picked": " Train one in the Fine-tune tab.", "No documents stored": " Add some in the "
-              "Documents tab."}
+NOTICE_FIX = {NO_ADAPTER_TEXT: " Train one in the Fine-tune tab.", NO_DOCUMENTS_TEXT: " Add some in the Documents tab."}
