@@ -115,7 +115,10 @@ def vllm_engine(local, bench: str):
     from ragft.config import Settings
     from ragft.engine import Engine
 
-    remote = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(local.settings.data_dir), "RAGFT_ENGINE": "vllm"}),
+    # No prefix cache: each question is asked several times (four-way, then each variant alone), and a cached
+    # prompt would make whichever comes second look fast.
+    remote = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(local.settings.data_dir), "RAGFT_ENGINE": "vllm",
+                                       "RAGFT_VLLM_ARGS": "--no-enable-prefix-caching"}),
                     embedder=local.embedder)
     if getattr(remote.generator, "client", None) is None:
         print(f"{bench}: vLLM unavailable, its figures left out: {remote.engine_note}", file=sys.stderr)

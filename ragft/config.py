@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -45,6 +46,15 @@ ENGINES = ("local", "vllm")
 WORKSPACE_MODES = ("shared", "private")
 
 
+def _shell_words(env: dict, key: str) -> str:
+    raw = (env.get(key) or "").strip()
+    try:
+        shlex.split(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key}={raw!r}: {exc} (write the arguments as a shell would take them)") from None
+    return raw
+
+
 def _choice(env: dict, key: str, default, allowed: tuple):
     raw = (env.get(key) or "").strip()
     if not raw:
@@ -70,6 +80,8 @@ class Settings:
         vllm_url: a running vLLM server to use (``RAGFT_VLLM_URL``); empty with engine ``vllm`` means ragft starts
             one itself from ``vllm_python`` (``RAGFT_VLLM_PYTHON``, default ./.vllm-venv/bin/python).
         vllm_max_lora_rank: the largest adapter rank the started server accepts (``RAGFT_VLLM_MAX_LORA_RANK``).
+        vllm_args: more arguments for the started server, as a shell would split them (``RAGFT_VLLM_ARGS``, e.g.
+            ``--no-enable-prefix-caching``).
         max_documents / max_store_mb / max_adapters: quotas of the workspace (``RAGFT_MAX_DOCUMENTS``,
             ``RAGFT_MAX_STORE_MB`` of uploaded file sizes, ``RAGFT_MAX_ADAPTERS``); past them an action is refused with
             the numbers, before anything is written.
@@ -103,6 +115,7 @@ class Settings:
     vllm_url: str = ""
     vllm_python: str = ""
     vllm_max_lora_rank: int = 16
+    vllm_args: str = ""
     max_documents: int = knob(1000, 1, 1_000_000)
     max_store_mb: int = knob(1000, 1, 1_000_000)
     max_adapters: int = knob(50, 1, 10_000)
@@ -132,6 +145,7 @@ class Settings:
             vllm_url=env.get("RAGFT_VLLM_URL", "").strip(),
             vllm_python=env.get("RAGFT_VLLM_PYTHON", "").strip(),
             vllm_max_lora_rank=_choice(env, "RAGFT_VLLM_MAX_LORA_RANK", cls.vllm_max_lora_rank, (8, 16, 32, 64, 128, 256)),
+            vllm_args=_shell_words(env, "RAGFT_VLLM_ARGS"),
             max_documents=_int(env, "RAGFT_MAX_DOCUMENTS", *_spec("max_documents")),
             max_store_mb=_int(env, "RAGFT_MAX_STORE_MB", *_spec("max_store_mb")),
             max_adapters=_int(env, "RAGFT_MAX_ADAPTERS", *_spec("max_adapters")),

@@ -154,6 +154,7 @@ def test_describe_gives_every_field_as_text():
         "vllm_url",
         "vllm_python",
         "vllm_max_lora_rank",
+        "vllm_args",
         "max_documents",
         "max_store_mb",
         "max_adapters",
@@ -165,3 +166,10 @@ def test_describe_gives_every_field_as_text():
     assert d["engine"] == "local" and d["vllm_max_lora_rank"] == "16"
     assert (d["max_documents"], d["max_store_mb"], d["max_adapters"]) == ("1000", "1000", "50")
     assert (d["workspaces"], d["max_jobs"], d["train_processes"]) == ("shared", "2", "1")
+
+
+def test_vllm_args_are_split_like_a_shell_and_unbalanced_quotes_are_refused():
+    assert Settings.from_env({"RAGFT_VLLM_ARGS": " --no-enable-prefix-caching --max-num-seqs 8 "}).vllm_args == \
+        "--no-enable-prefix-caching --max-num-seqs 8"
+    with pytest.raises(ConfigError, match="RAGFT_VLLM_ARGS=.*shell"):
+        Settings.from_env({"RAGFT_VLLM_ARGS": "--chat-template 'x"})

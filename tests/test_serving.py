@@ -160,3 +160,49 @@ def test_settings_choose_the_engine():
         Settings.from_env({"RAGFT_ENGINE": "tgi"})
     with pytest.raises(ConfigError, match=r"RAGFT_VLLM_MAX_LORA_RANK='48': use one of 8, 16, 32, 64, 128, 256"):
         Settings.from_env({"RAGFT_VLLM_MAX_LORA_RANK": "48"})
+
+
+class SlowClient:
+    """A client whose rows stream a few pieces with pauses, recording when each request starts and first answers."""
+
+    base_name = "base"
+
+    def __init__(self, fail: str = ""):
+        self.events: list[tuple[str, int]] = []
+        self.fail = fail
+
+    def stream(self, prompt, model, *args):
+        import time
+
+        self.events.append(("start", len(prompt)))
+        if model == self.fail:
+            raise ServingError("refused")
+        for piece in ("one", " two", " three"):
+            time.sleep(0.01)
+            self.events.append(("piece", len(prompt)))
+            yield piece
+
+
+def test_rows_start_in_turn_base_and_short_prompts_first_each_once_the_one_before_answers():
+    from ragft.serving.remote import start_order
+
+    prompts = [[1] * 30, [1] * 31, [1] * 3, [1] * 4]  # RAG + adapter, RAG, adapter, plain
+    models = ["memo", "base", "memo", "base"]
+    assert start_order(prompts, models, "base") == [3, 1, 2, 0]
+    gen = RemoteGenerator(SlowClient(), Tok(), source=None, load_local=lambda: pytest.fail("no local model"))
+    gen._adapter_paths["memo"] = Path("memo")
+    last = list(gen.stream(prompts, ["memo", BASE, "memo", BASE], 8, [2], 0.0, 0, lambda i, t: None))[-1]
+    assert last == ["one two three"] * 4
+    events = gen.client.events
+    starts = [n for kind, n in events if kind == "start"]
+    assert starts == [4, 31, 3, 30]
+    for before, after in zip(starts, starts[1:]):  # each request went out after the one before had answered
+        assert events.index(("piece", before)) < events.index(("start", after))
+
+
+def test_a_refused_row_does_not_hold_back_the_rows_after_it():
+    gen = RemoteGenerator(SlowClient(fail="base"), Tok(), source=None, load_local=lambda: pytest.fail("no model"))
+    gen._adapter_paths["memo"] = Path("memo")
+    with pytest.raises(ServingError, match="refused"):
+        list(gen.stream([[1] * 3, [1] * 5], [BASE, "memo"], 8, [2], 0.0, 0, lambda i, t: None))
+    assert [e for e in gen.client.events if e[0] == "start"] == [("start", 3), ("start", 5)]
