@@ -206,3 +206,18 @@ def test_a_refused_row_does_not_hold_back_the_rows_after_it():
     with pytest.raises(ServingError, match="refused"):
         list(gen.stream([[1] * 3, [1] * 5], [BASE, "memo"], 8, [2], 0.0, 0, lambda i, t: None))
     assert [e for e in gen.client.events if e[0] == "start"] == [("start", 3), ("start", 5)]
+
+
+def test_rows_of_one_model_go_out_together():
+    import threading
+
+    class TogetherClient(SlowClient):
+        arrived = threading.Barrier(3, timeout=10)  # broken (an error) unless all three requests are out at once
+
+        def stream(self, prompt, model, *args):
+            self.arrived.wait()
+            yield from super().stream(prompt, model, *args)
+
+    gen = RemoteGenerator(TogetherClient(), Tok(), source=None, load_local=lambda: pytest.fail("no local model"))
+    last = list(gen.stream([[1] * 5, [1] * 3, [1] * 4], [BASE] * 3, 8, [2], 0.0, 0, lambda i, t: None))[-1]
+    assert last == ["one two three"] * 3

