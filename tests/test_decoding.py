@@ -117,7 +117,10 @@ def test_one_adapter_uses_per_row_scaling_and_restores_it(tiny):
         assert rows.kwargs([BASE, "a"]) == {}  # no adapter_names: the scaling does it
         assert layer.scaling["a"].view(-1).tolist() == [0.0, before["a"]]
         assert rows.kwargs(["a"]) == {} and layer.scaling["a"] == before["a"]
-    assert layer.scaling == before
+        assert rows.kwargs([BASE, BASE]) == {} and layer.disable_adapters  # the adapter rows ended: adapters off
+        assert rows.kwargs([BASE, "a"]) == {} and not layer.disable_adapters
+        rows.kwargs([BASE])
+    assert layer.scaling == before and not layer.disable_adapters
     with AdapterRows(tiny, [BASE, "a", "b"]) as rows:
         assert rows.kwargs([BASE, "a", "b"]) == {"adapter_names": [BASE, "a", "b"]}
 
@@ -129,3 +132,39 @@ def test_no_adapter_loaded_is_a_clear_error():
                                          num_attention_heads=2, num_key_value_heads=1))
     with pytest.raises(ValueError, match="no adapter is loaded"), AdapterRows(model, [BASE, "memo"]):
         pass
+
+
+def test_few_rows_linear_gives_the_linear_product():
+    from ragft.decoding import FewRowsLinear, few_rows_linears
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.Linear(512, 8, bias=False))
+    few_rows_linears(model)
+    few_rows_linears(model)  # again: nothing changes
+    assert [type(m) for m in model] == [FewRowsLinear, torch.nn.Linear]  # 512 x 8 is too small to matter
+    big = model[0]
+    for shape in [(1, 256), (3, 256), (2, 1, 256), (4, 1, 256), (2, 5, 256), (16, 256)]:
+        x = torch.randn(shape)
+        out = big(x)
+        assert out.shape == (*shape[:-1], 512) and out.is_contiguous()
+        torch.testing.assert_close(out, torch.nn.functional.linear(x, big.weight, big.bias))
+
+
+def test_few_rows_linears_keep_batched_rows_equal_to_alone():
+    """A Llama big enough for its linears to be swapped, an adapter on some rows: the rows still get what they get
+    alone."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ragft.decoding import FewRowsLinear
+
+    torch.manual_seed(1)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=256, intermediate_size=512, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    lora = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM",
+                      target_modules=["q_proj", "v_proj", "up_proj"])
+    model = get_peft_model(LlamaForCausalLM(config).eval(), lora, adapter_name="a").eval()
+    adapters = [BASE, "a", BASE, "a", BASE]
+    alone = [generate(model, [p], [a])[0] for p, a in zip(PROMPTS, adapters)]
+    assert generate(model, PROMPTS, adapters) == alone
+    assert any(type(m) is FewRowsLinear for m in model.modules())
