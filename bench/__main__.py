@@ -12,6 +12,8 @@ import importlib
 import os
 import sys
 
+import ragft  # noqa: F401  (sets torch's OpenMP waiting before torch loads)
+
 BENCHMARKS = ("four_way", "evaluation", "gpu_step", "training", "ingest", "retrieval", "memory", "load")
 
 

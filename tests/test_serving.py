@@ -221,3 +221,16 @@ def test_rows_of_one_model_go_out_together():
     gen = RemoteGenerator(TogetherClient(), Tok(), source=None, load_local=lambda: pytest.fail("no local model"))
     last = list(gen.stream([[1] * 5, [1] * 3, [1] * 4], [BASE] * 3, 8, [2], 0.0, 0, lambda i, t: None))[-1]
     assert last == ["one two three"] * 3
+
+
+def test_the_server_runs_without_ragfts_openmp_settings(tmp_path, monkeypatch):
+    """ragft sets libgomp's waiting for its own threads; the vLLM server (Intel OpenMP) gets the user's values only."""
+    import ragft
+    from ragft.serving.server import LocalServer
+
+    monkeypatch.setattr(ragft, "OPENMP_SET_HERE", {"OMP_WAIT_POLICY": "ACTIVE"})
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "5")  # as if the user had set it
+    env = LocalServer(tmp_path / "python", tmp_path).environment()
+    assert "OMP_WAIT_POLICY" not in env and env["GOMP_SPINCOUNT"] == "5"
+    assert env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"

@@ -121,7 +121,10 @@ class LocalServer:
         ]
 
     def environment(self) -> dict:
-        env = dict(os.environ)
+        from .. import OPENMP_SET_HERE
+
+        # ragft's libgomp settings are not for the server: its Intel OpenMP would read ACTIVE as "spin when idle"
+        env = {k: v for k, v in os.environ.items() if k not in OPENMP_SET_HERE}
         env.update(VLLM_ALLOW_RUNTIME_LORA_UPDATING="True", VLLM_CPU_KVCACHE_SPACE=str(self.kv_cache_gb),
                    HF_HUB_OFFLINE=env.get("HF_HUB_OFFLINE", "1"), VLLM_NO_USAGE_STATS="1",
                    DO_NOT_TRACK="1")
