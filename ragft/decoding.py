@@ -263,8 +263,9 @@ def run(model, rows: list[Row], rules: StopRules, pick, on_step: Callable[[], No
 
 class DecodeThreads:
     """How many CPU threads a decode step gets. A decode step is hundreds of tiny ops, and on a small model handing
-    each to a team of threads can cost more than the second thread gains: on this 2-core machine, in a worker thread
-    (where generation runs), a 4-row step of SmolLM2-135M with its adapter took ~160 ms on 2 threads and ~90 ms on 1.
+    each to a team of threads can cost more than the second thread gains (on this 2-core machine, in a worker thread,
+    a 4-row step of SmolLM2-135M with its adapter took ~160 ms on 2 threads and ~90 ms on 1 while libgomp slept at
+    every barrier; `ragft/__init__.py` says why it no longer does, and both now take about as long).
     Prefill is compute-bound and keeps every thread. Which is faster depends on the model and the machine, so the
     first ``2 * trials`` decode steps of a model alternate between 1 thread and all of them, and the faster stays
     for that model from then on."""
