@@ -83,9 +83,10 @@ class Tok:
     unk_token_id = 1
     pad_token = "<pad>"
     words: dict[int, str] = {}
+    vocab: dict[str, int] = {}  # each word its own id (a hash modulo 1000 made two words share one now and then)
 
     def __call__(self, text, add_special_tokens=False):
-        return {"input_ids": [hash(w) % 1000 + 10 for w in text.split()]}
+        return {"input_ids": [self.vocab.setdefault(w, len(self.vocab) + 10) for w in text.split()]}
 
     def decode(self, ids, skip_special_tokens=True):
         return " ".join(self.words[i] for i in ids)
