@@ -342,18 +342,58 @@ def test_a_failed_replacement_keeps_the_old_version(ingest_engine, tmp_path):
     assert stored_ids(ingest_engine.store, "notes.txt") == ids
 
 
-def test_ingest_reports_progress(ingest_engine, tmp_path):
+def test_ingest_reports_progress(ingest_engine, tmp_path, monkeypatch):
+    from ragft import store
+
+    monkeypatch.setattr(store, "EMBED_BATCH", 2)  # small files go a group of 2 chunks at a time
     a = write_file(tmp_path, "a.txt", "The moon of Zorblax is named Quib.")
     b = write_file(tmp_path, "b.txt", "Snorvel cheese is aged for nine years.")
+    c = write_file(tmp_path, "c.txt", "The Fenwick Bridge is painted teal.")
     seen: list[tuple[float, str]] = []
-    ingest_engine.ingest(files(a, b), progress=lambda frac, msg: seen.append((frac, msg)))
+    reports = ingest_engine.ingest(files(a, b, c), progress=lambda frac, msg: seen.append((round(frac, 3), msg)))
+    assert [r.status for r in reports] == ["added"] * 3
     assert seen == [
         (0.0, "reading a.txt"),
-        (0.5, "embedding a.txt: 1/1 chunks"),
-        (0.5, "reading b.txt"),
-        (1.0, "embedding b.txt: 1/1 chunks"),
+        (0.0, "reading b.txt"),
+        (0.0, "reading c.txt"),
+        (0.667, "embedding 2 files: 2/2 chunks"),
+        (1.0, "embedding c.txt: 1/1 chunks"),
         (1.0, "done"),
     ]
+
+
+def test_a_failed_group_of_small_files_keeps_nothing_of_them_and_the_rest_stays(fake_engine, tmp_path, monkeypatch):
+    from ragft import store
+
+    monkeypatch.setattr(store, "EMBED_BATCH", 2)
+    a, b, c, d = (write_file(tmp_path, f"{n}.txt", f"Note {n}: the ferry sails at {i}.") for i, n in enumerate("abcd"))
+    real, calls = fake_engine.store._write_chunks, []
+
+    def second_fails(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(fake_engine.store, "_write_chunks", second_fails)
+    reports = fake_engine.ingest(files(a, b, c, d))
+    assert [(r.name, r.status) for r in reports] == [("a.txt", "added"), ("b.txt", "added"), ("c.txt", "failed"),
+                                                    ("d.txt", "failed")]
+    assert reports[2].message == ("c.txt: could not be stored ([Errno 28] No space left on device); nothing of it "
+                                  "was kept")
+    assert [x.name for x in fake_engine.store.documents()] == ["a.txt", "b.txt"]
+    assert fake_engine.store.count() == 2 and fake_engine.store.recover() == []
+    monkeypatch.undo()
+    assert [r.status for r in fake_engine.ingest(files(c, d))] == ["added", "added"]  # their quota entries went too
+
+
+def test_the_same_name_twice_in_one_upload_keeps_the_later_file(fake_engine, tmp_path):
+    first = write_file(tmp_path, "first.txt", "The ferry sails at 7.")
+    second = write_file(tmp_path, "notes.txt", "The ferry sails at 9.")
+    reports = fake_engine.ingest([(first, "notes.txt"), (second, "notes.txt")])
+    assert [r.status for r in reports] == ["added", "replaced"]
+    assert [h.text for h in fake_engine.store.chunks("notes.txt")] == ["The ferry sails at 9."]
+    assert fake_engine.store.count() == 1
 
 
 # --- persistence ----------------------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Literal
 
 from .. import config
+from .. import store as store_module
 from ..config import free_mb
-from ..documents import DocumentError, display_name, load_document
+from ..documents import Document, DocumentError, display_name, load_document
 from ..errors import RagftError
 from ..store import AddResult, DocInfo, Hit
 
@@ -34,50 +35,90 @@ class IngestReport:
     message: str
 
 
+def _report(result: AddResult) -> IngestReport:
+    name = result.name
+    message = {
+        "added": f"{name}: added {result.chunks} chunks",
+        "replaced": f"{name}: changed, replaced with {result.chunks} chunks",
+        "unchanged": f"{name}: unchanged, already stored ({result.chunks} chunks)",
+        "duplicate": f"{name}: skipped, {result.detail}",
+    }[result.status]
+    return IngestReport(name, result.status != "duplicate", result.status, result.chunks, message)
+
+
+def _put_back(stored: dict[str, int], name: str, size: int | None) -> None:
+    """Undo a quota entry counted for a file that was not stored."""
+    if size is None:
+        stored.pop(name, None)
+    else:
+        stored[name] = size
+
+
 class DocumentVerbs:
     def ingest(
         self, files: list[tuple[Path, str]], progress: Callable[[float, str], None] | None = None
     ) -> list[IngestReport]:
-        """Add ``(path, display name)`` files. Each file succeeds or fails alone; failures change nothing."""
+        """Add ``(path, display name)`` files. Each file is stored whole or not at all, and one that is refused
+        changes nothing. Small files are stored a group at a time (up to ``EMBED_BATCH`` chunks: one embed call and
+        a few Chroma writes for the lot, `Store.add_many`), so a write that fails fails its group's files."""
         s = self.settings
         # a data dir that cannot be written is one error for the whole upload, raised here
         stored = {d.name: d.size_bytes for d in self.store.documents()}  # for the quotas, kept up to date below
-        reports: list[IngestReport] = []
+        reports: list[IngestReport | None] = [None] * len(files)
+        group: list[tuple[int, Document, int | None]] = []  # (file's index, document, its size stored before)
+        settled = 0  # files before the group's first one all have their report
+
+        def store_group() -> None:
+            nonlocal settled
+            if not group:
+                return
+            first, count = group[0][0], group[-1][0] + 1 - group[0][0]
+            label = group[0][1].name if len(group) == 1 else f"{len(group)} files"
+
+            def on_batch(done: int, total: int) -> None:
+                if progress:
+                    progress((first + count * done / total) / len(files), f"embedding {label}: {done}/{total} chunks")
+
+            try:
+                results: list[AddResult] = self.store.add_many([doc for _, doc, _ in group], on_batch)
+            except Exception as exc:  # noqa: BLE001 - a full disk, a Chroma error: `add_many` kept nothing of it
+                for n, doc, size in group:
+                    reports[n] = IngestReport(doc.name, False, "failed", 0, f"{doc.name}: could not be stored ({exc}); "
+                                              "nothing of it was kept")
+                    _put_back(stored, doc.name, size)
+                (self.parent or self).chroma_wedged = True  # `store` reopens the client once there is room
+            else:
+                for (n, doc, size), result in zip(group, results):
+                    reports[n] = _report(result)
+                    if result.status not in ("added", "replaced"):
+                        _put_back(stored, doc.name, size)
+            group.clear()
+            settled = first + count
+
         for n, (path, name) in enumerate(files):
             name = display_name(name)
             if progress:
-                progress(n / max(len(files), 1), f"reading {name}")
+                progress(settled / len(files), f"reading {name}")
             try:
                 doc = load_document(path, name, s.chunk_words, s.chunk_overlap_words, s.max_upload_mb * 1_000_000)
-                if over := self._over_quota(stored, doc.name, doc.size_bytes) or self._low_on_space():
-                    reports.append(IngestReport(name, False, "refused", 0, f"{name}: {over}"))
-                    continue
-
-                def on_batch(done: int, total: int, n=n, name=name) -> None:
-                    if progress:
-                        progress((n + done / total) / len(files), f"embedding {name}: {done}/{total} chunks")
-
-                result: AddResult = self.store.add(doc, on_batch)
             except DocumentError as exc:
-                reports.append(IngestReport(name, False, "refused", 0, str(exc)))
+                reports[n] = IngestReport(name, False, "refused", 0, str(exc))
                 continue
-            except Exception as exc:  # noqa: BLE001 - a full disk, a Chroma error: `Store.add` kept nothing of it
-                reports.append(IngestReport(name, False, "failed", 0, f"{name}: could not be stored ({exc}); "
-                                            "nothing of it was kept"))
-                (self.parent or self).chroma_wedged = True  # `store` reopens the client once there is room
+            if any(queued.name == doc.name for _, queued, _ in group):  # the same name twice: the later one wins
+                store_group()
+            if over := self._over_quota(stored, doc.name, doc.size_bytes) or self._low_on_space():
+                reports[n] = IngestReport(name, False, "refused", 0, f"{name}: {over}")
                 continue
-            message = {
-                "added": f"{name}: added {result.chunks} chunks",
-                "replaced": f"{name}: changed, replaced with {result.chunks} chunks",
-                "unchanged": f"{name}: unchanged, already stored ({result.chunks} chunks)",
-                "duplicate": f"{name}: skipped, {result.detail}",
-            }[result.status]
-            reports.append(IngestReport(name, result.status != "duplicate", result.status, result.chunks, message))
-            if result.status in ("added", "replaced"):
-                stored[doc.name] = doc.size_bytes
+            if group and sum(len(d.chunks) for _, d, _ in group) + len(doc.chunks) > store_module.EMBED_BATCH:
+                store_group()
+            group.append((n, doc, stored.get(doc.name)))
+            stored[doc.name] = doc.size_bytes  # counted for the quotas while it waits
+            if len(doc.chunks) >= store_module.EMBED_BATCH:
+                store_group()
+        store_group()
         if progress:
             progress(1.0, "done")
-        return reports
+        return [r for r in reports if r is not None]
 
     def documents(self) -> list[DocInfo]:
         return self.store.documents()
