@@ -78,7 +78,9 @@ def main(flags: list[str]) -> list[Figure]:
     steps = STEPS[size(flags)]
     generator = load_generator()
     examples = _examples()
-    config = TrainConfig(max_steps=steps, batch_size=4)
+    # smoke: the same code on a small batch of short examples (only the output's format is checked)
+    config = TrainConfig(max_steps=steps, batch_size=4) if size(flags) != "smoke" else \
+        TrainConfig(max_steps=steps, batch_size=1, max_seq_len=96)
     data = [tokenize(ex, generator.tokenizer, config.max_seq_len) for ex in examples]
     folder = Path(tempfile.mkdtemp(prefix="ragft-bench-training-"))
     stamps: list[float] = []
