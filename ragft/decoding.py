@@ -20,6 +20,7 @@ and transformers at the top: only generation (lazily) and the benchmarks import 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import weakref
 from collections.abc import Callable
@@ -107,6 +108,10 @@ class AdapterRows:
                 self._exit.callback(self.model.set_adapter, previous, inference_mode=True)
             self._scaled = [(layer, layer.scaling[name]) for layer in layers]
             self._exit.callback(self._restore_scaling)
+            lean = _lean_lora()
+            for layer in layers:
+                layer.__class__ = lean
+            self._exit.callback(_restore_classes, layers, lean.__base__)
         else:
             self._mixed = True
         self._exit.callback(self._switch_off, False)  # first thing on exit
@@ -158,6 +163,38 @@ class AdapterRows:
             for layer, scaling in self._scaled:
                 layer.scaling[name] = scaling if all(on) else by_value[scaling]
         return {}
+
+
+def _restore_classes(layers: list, cls) -> None:
+    for layer in layers:
+        layer.__class__ = cls
+
+
+@functools.cache
+def _lean_lora():
+    """peft's LoRA ``Linear`` whose forward, for one adapter in inference, adds ``(x A^T * scaling) B^T`` into the
+    base output in place (``addmm_``): the scaling multiplies the rank-wide product, not the full output, and no
+    output-sized temporaries are made. peft's ``base + lora_B(lora_A(x)) * scaling`` makes two (a multiply and an
+    add over every output): with the per-row scaling they cost an adapter row's prefill ~15% more than a base row's.
+    Anything else (training, several adapters, another dtype) takes peft's own forward."""
+    from peft.tuners.lora import Linear
+
+    class LeanLoraLinear(Linear):
+        def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+            active = self.active_adapters
+            if args or kwargs or self.disable_adapters or self.merged or self.training or len(active) != 1 \
+                    or active[0] not in self.lora_A or x.dim() != 3:
+                return super().forward(x, *args, **kwargs)
+            name = active[0]
+            a, b = self.lora_A[name].weight, self.lora_B[name].weight
+            if not a.dtype == b.dtype == x.dtype == getattr(self.base_layer, "weight", a).dtype:
+                return super().forward(x, *args, **kwargs)
+            result = self.base_layer(x).contiguous()
+            h = F.linear(x, a) * self.scaling[name]  # (rows, tokens, rank): a float or a (rows, 1, 1) tensor
+            result.view(-1, b.shape[0]).addmm_(h.view(-1, b.shape[1]), b.t())
+            return result
+
+    return LeanLoraLinear
 
 
 class _Batch:

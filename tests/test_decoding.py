@@ -125,6 +125,24 @@ def test_one_adapter_uses_per_row_scaling_and_restores_it(tiny):
         assert rows.kwargs([BASE, "a", "b"]) == {"adapter_names": [BASE, "a", "b"]}
 
 
+def test_the_lean_lora_forward_gives_peft_s_output_and_is_undone_on_exit(tiny):
+    from peft.tuners.lora import Linear
+
+    layer = next(m for m in tiny.modules() if type(m) is Linear)
+    x = torch.randn(2, 5, layer.in_features)
+    with torch.no_grad(), AdapterRows(tiny, ["a", "a"]):
+        expected = Linear.forward(layer, x)
+    with torch.no_grad(), AdapterRows(tiny, [BASE, "a"]) as rows:
+        assert type(layer) is not Linear and isinstance(layer, Linear)
+        assert torch.allclose(layer(x), expected, atol=1e-6)  # the whole-batch scaling
+        rows.kwargs([BASE, "a"])  # row 0 base, row 1 adapter: per-row scaling
+        mixed = layer(x)
+        assert torch.equal(mixed[0], layer.base_layer(x)[0]) and torch.allclose(mixed[1], expected[1], atol=1e-6)
+        rows.kwargs(["a", "a"])
+        assert torch.allclose(layer(x[0]), expected[0], atol=1e-6)  # not 3-D: peft's own forward
+    assert type(layer) is Linear
+
+
 def test_no_adapter_loaded_is_a_clear_error():
     from transformers import LlamaConfig, LlamaForCausalLM
 
