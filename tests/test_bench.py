@@ -45,6 +45,21 @@ def test_benchmark_runs_and_reports_ratios(name, tmp_path):
         assert result["details"]["errors"] == [] and result["figures"][0]["met"], result["details"]["errors"]
 
 
+def test_a_smoke_run_leaves_the_reported_results_alone(monkeypatch):
+    import types
+
+    from bench import __main__ as bench_main
+
+    seen = []
+    fake = types.SimpleNamespace(main=lambda flags: seen.append(os.environ.get("RAGFT_BENCH_RESULTS")))
+    monkeypatch.delenv("RAGFT_BENCH_RESULTS", raising=False)
+    monkeypatch.setattr(bench_main.importlib, "import_module", lambda name: fake)
+    assert bench_main.main(["--smoke", "retrieval"]) == 0
+    assert seen and Path(seen[0]).is_dir() and Path(seen[0]) != ROOT / "bench" / "results"
+    monkeypatch.delenv("RAGFT_BENCH_RESULTS")
+    assert bench_main.main(["retrieval"]) == 0 and seen[1] is None  # a real run writes the README's figures
+
+
 def test_a_unknown_benchmark_is_refused():
     out = subprocess.run([sys.executable, "-m", "bench", "nope"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert out.returncode == 2 and "choose from" in out.stderr
