@@ -121,10 +121,11 @@ class Store:
         hashes: dict[str, str] = {}  # content hash -> name, among ``docs`` being stored
         for doc in docs:
             ids = new[doc.name]
-            other = owner.get(ids[0]) if ids else None
+            stored_as = owner.get(ids[0]) if ids else None  # this document's first chunk id, if stored
+            other = (stored_as if stored_as != doc.name else None) or hashes.get(doc.content_hash)
             if old.get(doc.name) and set(old[doc.name]) == set(ids):
                 results[doc.name] = AddResult(doc.name, "unchanged", len(ids), "already stored with the same content")
-            elif other := (other if other != doc.name else None) or hashes.get(doc.content_hash):
+            elif other:
                 results[doc.name] = AddResult(doc.name, "duplicate", 0, f"same content is already stored as {other}")
             else:
                 hashes[doc.content_hash] = doc.name
