@@ -112,6 +112,8 @@ class AdapterRows:
             for layer in layers:
                 layer.__class__ = lean
             self._exit.callback(_restore_classes, layers, lean.__base__)
+            SharedInput.attach(self.model, name, layers)
+            self._exit.callback(SharedInput.detach, layers)
         else:
             self._mixed = True
         self._exit.callback(self._switch_off, False)  # first thing on exit
@@ -173,28 +175,94 @@ def _restore_classes(layers: list, cls) -> None:
 @functools.cache
 def _lean_lora():
     """peft's LoRA ``Linear`` whose forward, for one adapter in inference, adds ``(x A^T * scaling) B^T`` into the
-    base output in place (``addmm_``): the scaling multiplies the rank-wide product, not the full output, and no
-    output-sized temporaries are made. peft's ``base + lora_B(lora_A(x)) * scaling`` makes two (a multiply and an
-    add over every output): with the per-row scaling they cost an adapter row's prefill ~15% more than a base row's.
-    Anything else (training, several adapters, another dtype) takes peft's own forward."""
+    base output in place (``addmm_``): the scaling multiplies the rank-wide product (or is ``addmm_``'s ``alpha``),
+    not the full output, and no output-sized temporaries are made. peft's ``base + lora_B(lora_A(x)) * scaling``
+    makes two (a multiply and an add over every output): with the per-row scaling they cost an adapter row's
+    prefill ~15% more than a base row's. Layers that read the same input (q, k, v; gate, up) share one product with
+    their A matrices stacked (`SharedInput`). Anything else (training, several adapters, another dtype) takes peft's
+    own forward."""
     from peft.tuners.lora import Linear
 
     class LeanLoraLinear(Linear):
+        lean: tuple | None = None  # (adapter, base layer, A, B, SharedInput or None) while `AdapterRows` holds it
+
         def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-            active = self.active_adapters
-            if args or kwargs or self.disable_adapters or self.merged or self.training or len(active) != 1 \
-                    or active[0] not in self.lora_A or x.dim() != 3:
+            lean = self.lean
+            if lean is None or args or kwargs or self._disable_adapters or self.training or x.dim() != 3 \
+                    or x.dtype != lean[2].dtype:
                 return super().forward(x, *args, **kwargs)
-            name = active[0]
-            a, b = self.lora_A[name].weight, self.lora_B[name].weight
-            if not a.dtype == b.dtype == x.dtype == getattr(self.base_layer, "weight", a).dtype:
-                return super().forward(x, *args, **kwargs)
-            result = self.base_layer(x).contiguous()
-            h = F.linear(x, a) * self.scaling[name]  # (rows, tokens, rank): a float or a (rows, 1, 1) tensor
-            result.view(-1, b.shape[0]).addmm_(h.view(-1, b.shape[1]), b.t())
+            name, base, a, b, shared = lean
+            result = base(x).contiguous()
+            scaling = self.scaling[name]  # a float, or a (rows, 1, 1) tensor: 0 on the base rows
+            if shared is not None:
+                h = shared.product(x, scaling)[self]
+            elif isinstance(scaling, torch.Tensor):
+                h = (F.linear(x, a) * scaling).view(-1, b.shape[1])
+            else:
+                h = F.linear(x, a).view(-1, b.shape[1])
+            per_row = isinstance(scaling, torch.Tensor)
+            result.view(-1, b.shape[0]).addmm_(h, b.t(), alpha=1 if per_row else scaling)
             return result
 
     return LeanLoraLinear
+
+
+class SharedInput:
+    """LoRA layers of one block that read the same input (Llama's q, k and v projections; gate and up): the first
+    of them to see an input computes ``x A^T`` for all of them at once, with their A matrices stacked, and the
+    others take their columns of it. One matrix product and one scaling instead of three (a decode step on a CPU
+    costs per op: a LoRA layer's three small ops cost about as much as its base product)."""
+
+    SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+    def __init__(self, name: str, layers: list):
+        self.name = name
+        self.weight = torch.cat([layer.lora_A[name].weight for layer in layers])
+        ranks = [layer.lora_A[name].weight.shape[0] for layer in layers]
+        starts = [sum(ranks[:i]) for i in range(len(ranks))]
+        self.columns = {layer: slice(start, start + rank) for layer, start, rank in zip(layers, starts, ranks)}
+        self._input: torch.Tensor | None = None
+        self._scaling = None
+        self._parts: dict = {}
+
+    def product(self, x: torch.Tensor, scaling) -> dict:
+        """Each layer's ``x A^T`` (times the scaling when it is a per-row tensor) as a (rows * tokens, rank) view;
+        computed once per input (the same tensor object: an input held here is not freed, so its id is not
+        reused)."""
+        per_row = scaling if isinstance(scaling, torch.Tensor) else None  # a float scales in ``addmm_``
+        if x is not self._input or per_row is not self._scaling:
+            h = F.linear(x, self.weight)
+            if per_row is not None:
+                h.mul_(per_row)
+            h = h.view(-1, self.weight.shape[0])
+            self._parts = {layer: h[:, columns] for layer, columns in self.columns.items()}
+            self._input, self._scaling = x, per_row
+        return self._parts
+
+    @classmethod
+    def attach(cls, model, name: str, layers: list) -> None:
+        """Give each lean layer its plan (adapter ``name``'s weights, when their dtype is the base layer's), and
+        sibling layers that share an input, the same A dtype and the same scaling one `SharedInput`."""
+        lean = {}
+        for layer in layers:
+            a, b = layer.lora_A[name].weight, layer.lora_B[name].weight
+            if a.dtype == b.dtype == getattr(layer.base_layer, "weight", a).dtype:
+                lean[layer] = (name, layer.base_layer, a, b, None)
+        for block in model.modules():
+            for names in cls.SIBLINGS:
+                group = [getattr(block, n, None) for n in names]
+                if all(layer in lean for layer in group) and len({lean[layer][2].shape[1] for layer in group}) == 1 \
+                        and len({layer.scaling[name] for layer in group}) == 1:
+                    shared = cls(name, group)
+                    for layer in group:
+                        lean[layer] = (*lean[layer][:4], shared)
+        for layer, plan in lean.items():
+            layer.lean = plan
+
+    @staticmethod
+    def detach(layers: list) -> None:
+        for layer in layers:
+            layer.__dict__.pop("lean", None)
 
 
 class _Batch:

@@ -143,6 +143,32 @@ def test_the_lean_lora_forward_gives_peft_s_output_and_is_undone_on_exit(tiny):
     assert type(layer) is Linear
 
 
+def test_layers_reading_one_input_share_one_lora_product(tiny):
+    from peft.tuners.lora import Linear
+
+    attention = next(m for n, m in tiny.named_modules() if n.endswith("layers.0.self_attn"))
+    mlp = next(m for n, m in tiny.named_modules() if n.endswith("layers.0.mlp"))
+    qkv = [attention.q_proj, attention.k_proj, attention.v_proj]
+    x = torch.randn(2, 5, attention.q_proj.in_features)
+    with torch.no_grad():
+        expected = [Linear.forward(layer, x) for layer in qkv]
+        base = [layer.base_layer(x) for layer in qkv]
+        with AdapterRows(tiny, [BASE, "a"]) as rows:
+            shared = {layer.lean[-1] for layer in qkv}
+            assert len(shared) == 1 and None not in shared
+            assert mlp.gate_proj.lean[-1] is mlp.up_proj.lean[-1] is not None
+            assert attention.o_proj.lean[-1] is None and mlp.down_proj.lean[-1] is None
+            rows.kwargs(["a", "a"])
+            for layer, want in zip(qkv, expected):
+                torch.testing.assert_close(layer(x), want)
+            rows.kwargs([BASE, "a"])  # a new scaling: the product is made again
+            for layer, want, plain in zip(qkv, expected, base):
+                out = layer(x)
+                assert torch.equal(out[0], plain[0])
+                torch.testing.assert_close(out[1], want[1])
+    assert all("lean" not in vars(layer) for layer in qkv)
+
+
 def test_no_adapter_loaded_is_a_clear_error():
     from transformers import LlamaConfig, LlamaForCausalLM
 
