@@ -50,7 +50,7 @@ def _ingest(data: Path, doc: Path, name: str, kill_after_first_batch: bool) -> N
 
 def _long_document(path: Path, version: str) -> Path:
     path.write_text(" ".join(f"Entry {i} of the Skarvik harbour log ({version}) notes a tide of {i % 97} "
-                             f"centimetres at dawn." for i in range(7000)))
+                             f"centimetres at dawn." for i in range(3000)))  # ~480 chunks: 2 batches
     return path
 
 
