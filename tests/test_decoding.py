@@ -81,6 +81,35 @@ def test_rows_leave_the_batch_when_they_end(tiny, monkeypatch):
     assert 2 in sizes and 1 in sizes and sizes[-1] == 0  # both ran together, then the long one alone
 
 
+def test_the_cache_grows_joins_and_sheds_rows_in_its_room():
+    from ragft.decoding import GrowingLayer
+
+    def filled(rows, tokens, start=0):
+        return [torch.arange(start, start + rows * 2 * tokens * 4, dtype=torch.float).view(rows, 2, tokens, 4)] * 2
+
+    long = GrowingLayer(length=10, rows=3)  # a 2-row prompt of 10 tokens, a running row to join it
+    long.update(*filled(2, 6))
+    long.update(*filled(2, 4, 100))  # the second chunk goes into the same room
+    room = long._room[0]
+    assert room.shape == (3, 2, 10 + GrowingLayer.spare, 4) and long.keys.shape == (2, 2, 10, 4)
+    short = GrowingLayer()
+    short.update(*filled(1, 3, 500))
+    expected = torch.cat([long.keys, torch.nn.functional.pad(short.keys, (0, 0, 7, 0))])
+    long.append_rows(short.keys, short.values)
+    assert long._room[0] is room and torch.equal(long.keys, expected)  # joined the spare row: nothing copied
+    long.update(*filled(3, 1, 900))
+    assert long._room[0] is room and torch.equal(long.keys[:, :, :10], expected)
+    kept = long.keys[:2].clone()
+    long.batch_select_indices(torch.tensor([0, 1]))  # the last row ended: the room stays
+    assert long._room[0] is room and torch.equal(long.keys, kept)
+    long.batch_select_indices(torch.tensor([1]))  # the first ended: a copy
+    assert long._room[0] is not room and torch.equal(long.keys, kept[1:])
+    long.drop_columns(3)
+    assert torch.equal(long.keys, kept[1:, :, 3:])
+    long.update(*filled(1, 1, 1000))
+    assert long.keys.shape == (1, 2, 9, 4) and torch.equal(long.keys[:, :, :8], kept[1:, :, 3:])
+
+
 def test_cancel_stops_at_the_next_step(tiny):
     rows = [Row(PROMPTS[0], BASE), Row(PROMPTS[1], "a")]
     steps = []
