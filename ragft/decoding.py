@@ -427,15 +427,18 @@ class FewRowsLinear(torch.nn.Linear):
     GEMM, and both read the weights slowly. With the weight as the left operand (one row doubled, one copy kept)
     the same product streams them faster. Measured on this 2-core EPYC over all of SmolLM2-135M's layer weights,
     one thread, ms for 1/2/3/4 rows: ``F.linear`` 37/56/65/49, ``W @ x.T`` 24/24/38/41 (two threads in the main
-    thread: 37/60/67/48 vs 22/19/21/23); from 6 rows on neither way wins on one thread. Same arithmetic summed in
-    another order (differences ~1e-5); prefill and training (hundreds of rows) keep ``F.linear``."""
+    thread: 37/60/67/48 vs 22/19/21/23); from 6 rows on neither way wins on one thread. An odd row count gets a
+    row of zeros: 1 row is MKL's matrix-vector product, and 3 columns read the weights slower than 4 (30 layers'
+    weights in a worker thread, 1 / 2 threads: 25.6 / 13.0 ms for 3 rows, 21.3 / 12.0 padded to 4). Same
+    arithmetic summed in another order (differences ~1e-5); prefill and training (hundreds of rows) keep
+    ``F.linear``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
         if rows > FEW_ROWS or torch.is_autocast_enabled(x.device.type):
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(rows, self.in_features)
-        wide = flat.expand(2, -1).contiguous() if rows == 1 else flat  # MKL's matrix-vector product is the slow one
+        wide = F.pad(flat, (0, 0, 0, 1)) if rows % 2 else flat  # MKL is slow at 1 and 3 columns
         out = torch.mm(self.weight, wide.t())[:, :rows].t().contiguous()
         if self.bias is not None:
             out = out + self.bias
