@@ -141,6 +141,7 @@ class Generator(AdapterSlots):
         self.source = source
         self.lock = threading.RLock()
         self._adapter_paths: dict[str, Path] = {}
+        self.bf16_prefill = False  # prompts' weight products in bfloat16 (`decoding.FewRowsLinear`)
 
     @property
     def device(self):
@@ -174,9 +175,10 @@ class Generator(AdapterSlots):
             self.model = self.model.unload()  # the last one gone: back to the plain base model
 
 
-def load_generator(configured: str = "", source: ModelSource | None = None) -> Generator:
+def load_generator(configured: str = "", source: ModelSource | None = None, cpu_prefill: str = "auto") -> Generator:
     """Load the base model once (``configured`` as ``RAGFT_BASE_MODEL`` takes it, or an already resolved
-    ``source``): float32 on CPU, bfloat16 on a GPU."""
+    ``source``): float32 on CPU, bfloat16 on a GPU. ``cpu_prefill`` (``Settings.cpu_prefill``): on a CPU, whether
+    prompts are prefilled with bfloat16 products (``auto``: where the CPU has native bfloat16)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -198,5 +200,9 @@ def load_generator(configured: str = "", source: ModelSource | None = None) -> G
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.chat_template is None:
         raise ModelError(f"{source.description} has no chat template; pick an instruct/chat model")
-    log.info("base model: %s (%s parameters)", source.description, f"{model.num_parameters():,}")
-    return Generator(model, tokenizer, source)
+    generator = Generator(model, tokenizer, source)
+    generator.bf16_prefill = not cuda and cpu_prefill != "float32" and (
+        cpu_prefill == "bfloat16" or torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    log.info("base model: %s (%s parameters%s)", source.description, f"{model.num_parameters():,}",
+             ", prompts prefilled in bfloat16" if generator.bf16_prefill else "")
+    return generator

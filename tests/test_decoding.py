@@ -223,6 +223,47 @@ def test_few_rows_linear_gives_the_linear_product():
         torch.testing.assert_close(out, torch.nn.functional.linear(x, big.weight, big.bias))
 
 
+def test_bf16_prefill_products_run_in_bfloat16_within_the_prefill_only():
+    from ragft.decoding import _BF16_PRODUCTS, FewRowsLinear
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(256, 512)
+    layer.__class__ = FewRowsLinear
+    many, few = torch.randn(2, 9, 256), torch.randn(3, 1, 256)
+    exact = torch.nn.functional.linear(many, layer.weight, layer.bias)
+    assert torch.equal(layer(many), exact)  # outside a bfloat16 prefill: float32 as it was
+    token = _BF16_PRODUCTS.set(True)
+    try:
+        rounded, small = layer(many), layer(few)
+    finally:
+        _BF16_PRODUCTS.reset(token)
+    assert rounded.dtype == torch.float32 and rounded.shape == exact.shape
+    assert not torch.equal(rounded, exact)  # it really ran in bfloat16 ...
+    torch.testing.assert_close(rounded, exact, atol=0.05, rtol=0.02)  # ... to bfloat16's precision
+    assert torch.equal(small, layer(few))  # a decode step's few rows stay float32
+    assert not _BF16_PRODUCTS.get()
+
+
+def test_bf16_prefill_keeps_batched_rows_equal_to_alone_and_close_to_float32():
+    """The prefill in bfloat16, the decode in float32: each row gets what it gets alone, and the tokens mostly
+    agree with an all-float32 run (bfloat16 rounding may flip a near tie, not the whole text)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    lora = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM",
+                      target_modules=["q_proj", "v_proj", "up_proj"])
+    model = get_peft_model(LlamaForCausalLM(config).eval(), lora, adapter_name="a").eval()
+    adapters = [BASE, "a", BASE, "a", BASE]
+    alone = [generate(model, [p], [a], bf16_prefill=True)[0] for p, a in zip(PROMPTS, adapters)]
+    assert generate(model, PROMPTS, adapters, bf16_prefill=True) == alone
+    assert generate(model, PROMPTS, adapters, bf16_prefill=True, chunk=8) == alone
+    float32 = generate(model, PROMPTS, adapters)
+    assert sum(a[0] == f[0] for a, f in zip(alone, float32)) >= 4  # the first tokens: same but for a near tie
+
+
 def test_few_rows_linears_keep_batched_rows_equal_to_alone():
     """A Llama big enough for its linears to be swapped, an adapter on some rows: the rows still get what they get
     alone."""
