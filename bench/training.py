@@ -36,8 +36,9 @@ def _examples():
                     p["answer"], question=p["question"], source=p["source"]) for p in pairs]
 
 
-def _hand_loop(generator, data, config, steps: int) -> list[float]:
-    """The same work without Trainer: peft model, AdamW, padded batches, loss.backward, step."""
+def _hand_loop(generator, data, config, steps: int, bf16: bool) -> list[float]:
+    """The same work without Trainer: peft model, AdamW, padded batches, loss.backward, step; the products under
+    bfloat16 autocast when ``bf16`` (as the app's Trainer has them on a GPU, and on a CPU with native bfloat16)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import DataCollatorForSeq2Seq
@@ -60,7 +61,7 @@ def _hand_loop(generator, data, config, steps: int) -> list[float]:
         start = time.perf_counter()
         batch = collate([data[(step * config.batch_size + i) % len(data)] for i in range(config.batch_size)])
         batch = {k: v.to(generator.device) for k, v in batch.items()}
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(generator.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model(**batch).loss
         loss.backward()
         optimiser.step()
@@ -86,12 +87,20 @@ def main(flags: list[str]) -> list[Figure]:
     stamps: list[float] = []
     train_adapter(generator, examples, folder / "app", config, on_step=lambda: stamps.append(time.perf_counter()))
     app_steps = [b - a for a, b in itertools.pairwise(stamps)][1:]  # from the 3rd step on: warm
-    hand_steps = _hand_loop(generator, data, config, steps)[2:]
+    bf16 = generator.device.type == "cuda" or generator.cpu_bf16
+    hand_steps = _hand_loop(generator, data, config, steps, bf16)[2:]
     app, hand = statistics.median(app_steps), statistics.median(hand_steps)
     tokens = statistics.mean(len(d["input_ids"]) for d in data) * config.batch_size
-    figures = [Figure("training steps/s, app path", round(1 / app, 3), round(1 / hand, 3), "st/s", ">= 0.9",
-                      "hand-written loop")]
-    report("training", figures, {"steps": steps, "batch_size": config.batch_size, "tokens_per_step": round(tokens),
-                                 "app_step_s": app_steps, "hand_step_s": hand_steps})
+    precision = "bfloat16 products" if bf16 else "float32"
+    figures = [Figure(f"training steps/s, app path ({precision})", round(1 / app, 3), round(1 / hand, 3), "st/s",
+                      ">= 0.9", "hand-written loop, same precision")]
+    details = {"steps": steps, "batch_size": config.batch_size, "tokens_per_step": round(tokens), "precision": precision,
+               "app_step_s": app_steps, "hand_step_s": hand_steps}
+    if generator.device.type == "cpu" and bf16:  # what RAGFT_CPU_PRECISION=bfloat16 buys over float32
+        float32 = _hand_loop(generator, data, config, steps, False)[2:]
+        figures.append(Figure("training steps/s, bfloat16 products vs float32 (hand loop)", round(1 / hand, 3),
+                              round(1 / statistics.median(float32), 3), "st/s", "", "float32"))
+        details["hand_float32_step_s"] = float32
+    report("training", figures, details)
     shutil.rmtree(folder, ignore_errors=True)
     return figures

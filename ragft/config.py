@@ -44,7 +44,7 @@ def _float(env: dict, key: str, default: float, lo: float, hi: float) -> float:
 
 ENGINES = ("local", "vllm")
 WORKSPACE_MODES = ("shared", "private")
-CPU_PREFILL = ("auto", "bfloat16", "float32")
+CPU_PRECISION = ("auto", "bfloat16", "float32")
 
 
 def _shell_words(env: dict, key: str) -> str:
@@ -93,9 +93,10 @@ class Settings:
         max_jobs: trainings, evaluations and experiments running at once across all workspaces (``RAGFT_MAX_JOBS``);
             each workspace runs one at a time.
         train_processes: data-parallel processes a training run uses (``RAGFT_TRAIN_PROCESSES``; `train_process`).
-        cpu_prefill: the precision of the prompt's weight products when generating on a CPU (``RAGFT_CPU_PREFILL``):
-            ``auto`` (bfloat16 where the CPU multiplies it natively, else float32), ``bfloat16`` or ``float32``
-            (answers exactly as a float32 model gives them, prompts ~1.6x slower). See `decoding.FewRowsLinear`.
+        cpu_precision: on a CPU, the precision of the large matrix products of reading a prompt and of training
+            (``RAGFT_CPU_PRECISION``): ``auto`` (bfloat16 where the CPU multiplies it natively, else float32),
+            ``bfloat16`` or ``float32`` (answers exactly as a float32 model gives them; prompts and training ~1.6x
+            slower). Decoding and the weights stay float32. See `decoding.FewRowsLinear`, `finetune.train_adapter`.
 
     Example:
         >>> Settings.from_env({"RAGFT_DATA_DIR": "/tmp/x", "RAGFT_TOP_K": "5"}).top_k
@@ -127,7 +128,7 @@ class Settings:
     workspace_idle_hours: float = knob(24.0, 0.01, 24 * 365)
     max_jobs: int = knob(2, 1, 64)
     train_processes: int = knob(1, 1, 64)
-    cpu_prefill: str = "auto"
+    cpu_precision: str = "auto"
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -159,7 +160,7 @@ class Settings:
             workspace_idle_hours=_float(env, "RAGFT_WORKSPACE_IDLE_HOURS", *_spec("workspace_idle_hours")),
             max_jobs=_int(env, "RAGFT_MAX_JOBS", *_spec("max_jobs")),
             train_processes=_int(env, "RAGFT_TRAIN_PROCESSES", *_spec("train_processes")),
-            cpu_prefill=_choice(env, "RAGFT_CPU_PREFILL", cls.cpu_prefill, CPU_PREFILL),
+            cpu_precision=_choice(env, "RAGFT_CPU_PRECISION", cls.cpu_precision, CPU_PRECISION),
         )
 
     @property

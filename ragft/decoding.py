@@ -328,8 +328,8 @@ def run(model, rows: list[Row], rules: StopRules, pick, on_step: Callable[[], No
 
     ``pick(logits) -> token ids`` chooses each row's next token from its last logits (greedy or sampled).
     ``padded_prefill``: prefill all rows in one left-padded batch (the GPU way) instead of by equal length.
-    ``bf16_prefill``: the prefill's weight products run in bfloat16 (see `FewRowsLinear`; `models.Generator` says
-    when).
+    ``bf16_prefill``: the prefill's weight products run in bfloat16 (see `FewRowsLinear`; `models.Generator.cpu_bf16`
+    says when).
     """
     batches: list[_Batch] = []
     device = next(model.parameters()).device

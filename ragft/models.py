@@ -141,7 +141,7 @@ class Generator(AdapterSlots):
         self.source = source
         self.lock = threading.RLock()
         self._adapter_paths: dict[str, Path] = {}
-        self.bf16_prefill = False  # prompts' weight products in bfloat16 (`decoding.FewRowsLinear`)
+        self.cpu_bf16 = False  # on a CPU: prompts (`decoding.FewRowsLinear`) and training multiply in bfloat16
 
     @property
     def device(self):
@@ -175,10 +175,25 @@ class Generator(AdapterSlots):
             self.model = self.model.unload()  # the last one gone: back to the plain base model
 
 
-def load_generator(configured: str = "", source: ModelSource | None = None, cpu_prefill: str = "auto") -> Generator:
+def use_cpu_bf16(cpu_precision: str) -> bool:
+    """Whether prompts are read and adapters trained with bfloat16 products (``Settings.cpu_precision``): on a CPU
+    only (a GPU model is bfloat16 throughout), and with ``auto`` where the CPU multiplies bfloat16 natively
+    (AVX512-BF16 or AMX, as oneDNN sees it; elsewhere it would be emulated, slower than float32)."""
+    import torch
+
+    if torch.cuda.is_available() or cpu_precision == "float32":
+        return False
+    try:
+        return cpu_precision == "bfloat16" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without oneDNN, or without this private op
+        return False
+
+
+def load_generator(configured: str = "", source: ModelSource | None = None, cpu_precision: str = "auto"
+                   ) -> Generator:
     """Load the base model once (``configured`` as ``RAGFT_BASE_MODEL`` takes it, or an already resolved
-    ``source``): float32 on CPU, bfloat16 on a GPU. ``cpu_prefill`` (``Settings.cpu_prefill``): on a CPU, whether
-    prompts are prefilled with bfloat16 products (``auto``: where the CPU has native bfloat16)."""
+    ``source``): float32 on CPU, bfloat16 on a GPU. ``cpu_precision`` (``Settings.cpu_precision``): on a CPU, whether
+    prompts are read and adapters trained with bfloat16 products (``auto``: where the CPU has native bfloat16)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -201,8 +216,7 @@ def load_generator(configured: str = "", source: ModelSource | None = None, cpu_
     if tokenizer.chat_template is None:
         raise ModelError(f"{source.description} has no chat template; pick an instruct/chat model")
     generator = Generator(model, tokenizer, source)
-    generator.bf16_prefill = not cuda and cpu_prefill != "float32" and (
-        cpu_prefill == "bfloat16" or torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    generator.cpu_bf16 = use_cpu_bf16(cpu_precision)
     log.info("base model: %s (%s parameters%s)", source.description, f"{model.num_parameters():,}",
-             ", prompts prefilled in bfloat16" if generator.bf16_prefill else "")
+             ", bfloat16 products for prompts and training" if generator.cpu_bf16 else "")
     return generator

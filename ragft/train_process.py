@@ -95,6 +95,7 @@ def launch_training(
         "summary": data_summary,
         "trained_on": trained_on,
         "source": asdict(generator.source),
+        "cpu_bf16": generator.cpu_bf16,
         "app_pid": os.getpid(),
     }))
     cuda = torch.cuda.is_available()
@@ -188,7 +189,8 @@ def main(folder: Path) -> int:
     ps = PartialState(cpu=not cuda)  # joins the process group (NCCL, or gloo on CPUs) when launched as several
     if cuda:
         torch.cuda.set_device(ps.local_process_index)  # each process loads onto its own GPU
-    generator = load_generator(source=ModelSource(**job["source"]))
+    generator = load_generator(source=ModelSource(**job["source"]),
+                               cpu_precision="bfloat16" if job["cpu_bf16"] else "float32")
     examples = [Example(**{**e, "messages": tuple(e["messages"])}) for e in job["examples"]]
     config = TrainConfig(**{**job["config"], "target_modules": tuple(job["config"]["target_modules"])})
     state, cancel, app_pid = RunState(), threading.Event(), int(job["app_pid"])

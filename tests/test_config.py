@@ -110,7 +110,7 @@ def test_blank_and_edge_values(env, field, value):
         ({"RAGFT_TEMPERATURE": "9"}, "RAGFT_TEMPERATURE=9 is out of range: use 0..5"),
         ({"RAGFT_TEMPERATURE": "nan"}, "RAGFT_TEMPERATURE=nan is out of range: use 0..5"),
         ({"RAGFT_TEMPERATURE": "inf"}, "RAGFT_TEMPERATURE=inf is out of range: use 0..5"),
-        ({"RAGFT_CPU_PREFILL": "fp16"}, "RAGFT_CPU_PREFILL='fp16': use one of auto, bfloat16, float32"),
+        ({"RAGFT_CPU_PRECISION": "fp16"}, "RAGFT_CPU_PRECISION='fp16': use one of auto, bfloat16, float32"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_variable(env, message):
@@ -120,9 +120,9 @@ def test_bad_values_raise_config_error_naming_the_variable(env, message):
     assert isinstance(err.value, ValueError)  # the CLI and UI catch it as one
 
 
-def test_cpu_prefill_is_auto_unless_set():
-    assert Settings.from_env({}).cpu_prefill == "auto"
-    assert Settings.from_env({"RAGFT_CPU_PREFILL": "Float32"}).cpu_prefill == "float32"
+def test_cpu_precision_is_auto_unless_set():
+    assert Settings.from_env({}).cpu_precision == "auto"
+    assert Settings.from_env({"RAGFT_CPU_PRECISION": "Float32"}).cpu_precision == "float32"
 
 
 def test_reads_os_environ_when_no_mapping_given(monkeypatch, data_dir):
@@ -168,7 +168,7 @@ def test_describe_gives_every_field_as_text():
         "workspace_idle_hours",
         "max_jobs",
         "train_processes",
-        "cpu_prefill",
+        "cpu_precision",
     ]
     assert d["engine"] == "local" and d["vllm_max_lora_rank"] == "16"
     assert (d["max_documents"], d["max_store_mb"], d["max_adapters"]) == ("1000", "1000", "50")

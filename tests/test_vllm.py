@@ -58,7 +58,7 @@ def remote_engine(settings, embedder, generator, vllm_url, monkeypatch):
     monkeypatch.setenv("RAGFT_ENGINE", "vllm")
     monkeypatch.setenv("RAGFT_VLLM_URL", vllm_url)
     e = Engine(Settings.from_env(), embedder=embedder)
-    monkeypatch.setattr("ragft.engine.base.load_generator", lambda *_: generator)  # the local copy, for training
+    monkeypatch.setattr("ragft.engine.base.load_generator", lambda *_, **__: generator)  # the local copy, for training
     return e
 
 
@@ -142,7 +142,7 @@ def test_a_server_that_is_down_gives_a_clear_message_quickly(settings, generator
     # The app stays usable: the engine says why and generates in-process instead.
     monkeypatch.setenv("RAGFT_ENGINE", "vllm")
     monkeypatch.setenv("RAGFT_VLLM_URL", dead)
-    monkeypatch.setattr("ragft.engine.base.load_generator", lambda *_: generator)
+    monkeypatch.setattr("ragft.engine.base.load_generator", lambda *_, **__: generator)
     engine = Engine(Settings.from_env())
     assert engine.generator is generator
     assert re.match(r"⚠️ vLLM is not available, answers are generated in-process instead: the vLLM server at "

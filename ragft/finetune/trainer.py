@@ -121,7 +121,7 @@ def train_adapter(
         save_strategy="no",
         report_to=[],
         seed=config.seed,
-        bf16=cuda,
+        bf16=cuda or generator.cpu_bf16,  # autocast: weights and LoRA stay float32 (on this CPU ~1.6x faster)
         use_cpu=not cuda,
         remove_unused_columns=False,
         disable_tqdm=True,

@@ -30,8 +30,9 @@ class RemoteGenerator(AdapterSlots):
     """Generation on a vLLM server; tokenizer, source and (lazily) the trainable model from the local copy."""
 
     def __init__(self, client: VLLMClient, tokenizer, source, load_local: Callable[[], Generator],
-                 server=None):
+                 server=None, cpu_bf16: bool = False):
         self.client = client
+        self.cpu_bf16 = cpu_bf16  # how the local copy trains (`models.use_cpu_bf16`)
         self.tokenizer = tokenizer
         self.source = source
         self.server = server  # the LocalServer this process started, if any
@@ -172,7 +173,7 @@ def connect(settings, load_local: Callable[[], Generator]) -> RemoteGenerator:
     first). Raises `ServingError` with the reason when neither works."""
     from transformers import AutoTokenizer
 
-    from ..models import resolve_base_model
+    from ..models import resolve_base_model, use_cpu_bf16
     from .server import LocalServer, export_model, server_python
 
     source = resolve_base_model(settings.base_model)
@@ -200,4 +201,4 @@ def connect(settings, load_local: Callable[[], Generator]) -> RemoteGenerator:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return RemoteGenerator(client, tokenizer, source, load_local, server)
+    return RemoteGenerator(client, tokenizer, source, load_local, server, use_cpu_bf16(settings.cpu_precision))
