@@ -120,9 +120,23 @@ def test_bad_values_raise_config_error_naming_the_variable(env, message):
     assert isinstance(err.value, ValueError)  # the CLI and UI catch it as one
 
 
-def test_cpu_precision_is_auto_unless_set():
+def test_cpu_precision_is_auto_unless_set(monkeypatch):
+    from ragft.models import use_cpu_bf16
+
     assert Settings.from_env({}).cpu_precision == "auto"
     assert Settings.from_env({"RAGFT_CPU_PRECISION": "Float32"}).cpu_precision == "float32"
+    assert not use_cpu_bf16("float32") and use_cpu_bf16("bfloat16")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert not use_cpu_bf16("bfloat16")  # a GPU model is bfloat16 throughout: nothing to choose
+
+
+def test_the_engine_line_says_when_prompts_and_training_use_bfloat16(tmp_path):
+    from ragft.engine import Engine
+
+    line = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(tmp_path), "RAGFT_CPU_PRECISION": "bfloat16"})).engine_line
+    assert "bfloat16 products" in line and "RAGFT_CPU_PRECISION=float32" in line
+    line = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(tmp_path), "RAGFT_CPU_PRECISION": "float32"})).engine_line
+    assert line == "Answers are generated in-process (transformers + peft)."
 
 
 def test_reads_os_environ_when_no_mapping_given(monkeypatch, data_dir):

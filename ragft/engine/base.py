@@ -20,6 +20,7 @@ from ..models import (
     Generator,
     load_embedder,
     load_generator,
+    use_cpu_bf16,
 )
 from ..serving import ServingError
 from ..store import Store, make_client
@@ -96,7 +97,7 @@ class EngineBase:
         if self.engine_note:
             return f"⚠️ {self.engine_note}"
         if self.settings.engine != "vllm":
-            bf16 = getattr(self._generator, "cpu_bf16", False)
+            bf16 = use_cpu_bf16(self.settings.cpu_precision)
             return "Answers are generated in-process (transformers + peft" + (
                 "; prompts read and adapters trained with bfloat16 products: RAGFT_CPU_PRECISION=float32 for float32)." if bf16 else ").")
         where = getattr(self._generator, "description", "") or (
