@@ -104,7 +104,7 @@ def _stream_local(generator: Generator, conversations: list[list[dict]], adapter
             with generator.lock, torch.inference_mode():
                 device = generator.device
                 run(generator.model, rows, rules, _picker(decode, device), on_step, stop.is_set,
-                    padded_prefill=device.type == "cuda", bf16_prefill=getattr(generator, "cpu_bf16", False))
+                    padded_prefill=device.type == "cuda", bf16_prefill=generator.cpu_bf16)
         except BaseException as exc:  # noqa: BLE001 - surfaced to the caller's thread below
             errors.append(exc)
         finally:

@@ -135,13 +135,13 @@ class Generator(AdapterSlots):
     slow each other down, and peft must not change adapters under a running batch.
     """
 
-    def __init__(self, model, tokenizer, source: ModelSource):
+    def __init__(self, model, tokenizer, source: ModelSource, cpu_bf16: bool = False):
         self.model = model
         self.tokenizer = tokenizer
         self.source = source
         self.lock = threading.RLock()
         self._adapter_paths: dict[str, Path] = {}
-        self.cpu_bf16 = False  # on a CPU: prompts (`decoding.FewRowsLinear`) and training multiply in bfloat16
+        self.cpu_bf16 = cpu_bf16  # on a CPU: prompts (`decoding.FewRowsLinear`) and training multiply in bfloat16
 
     @property
     def device(self):
@@ -215,8 +215,7 @@ def load_generator(configured: str = "", source: ModelSource | None = None, cpu_
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.chat_template is None:
         raise ModelError(f"{source.description} has no chat template; pick an instruct/chat model")
-    generator = Generator(model, tokenizer, source)
-    generator.cpu_bf16 = use_cpu_bf16(cpu_precision)
+    generator = Generator(model, tokenizer, source, use_cpu_bf16(cpu_precision))
     log.info("base model: %s (%s parameters%s)", source.description, f"{model.num_parameters():,}",
              ", bfloat16 products for prompts and training" if generator.cpu_bf16 else "")
     return generator
