@@ -361,7 +361,8 @@ def cmd_adapters(engine, args) -> int:
 
 
 def cmd_ask(engine, args) -> int:
-    from .generation import DecodeSettings
+    from .knobs import from_request
+    from .requests import AskRequest
 
     s = engine.settings
     adapter = args.adapter
@@ -369,10 +370,11 @@ def cmd_ask(engine, args) -> int:
         adapter = next(iter(engine.adapters()), None)
         if adapter is None and args.mode != "all":
             raise CLIError("no adapter yet: train one first, or use --mode plain|rag")
-    decode = DecodeSettings(args.max_new_tokens or s.max_new_tokens,
-                            s.temperature if args.temperature is None else args.temperature)
+    ask = from_request(AskRequest, question=args.question, mode=args.mode, adapter=adapter or "",
+                       max_new_tokens=args.max_new_tokens or 0, top_k=args.top_k or 0,
+                       temperature=-1.0 if args.temperature is None else args.temperature)
     result = None
-    for result in engine.ask(args.question, args.mode, adapter, decode, args.top_k):
+    for result in engine.ask(ask.question, ask.mode, ask.adapter or None, ask.decode(s), ask.top_k or None):
         pass
     variants = MODE_VARIANTS[args.mode]
     answers = {v: result.notices.get(v, result.answers.get(v, "")) for v in variants}

@@ -90,6 +90,11 @@ class Settings:
             (one per user: per Hugging Face account on a Space with login, else per browser; the default on a Space)
             (``RAGFT_WORKSPACES``). See `ragft.workspaces`.
         workspace_idle_hours: anonymous workspaces unused this long are deleted (``RAGFT_WORKSPACE_IDLE_HOURS``).
+        max_workspaces / new_workspaces_per_hour: private workspaces that may exist at once
+            (``RAGFT_MAX_WORKSPACES``), and that one client address may make in an hour
+            (``RAGFT_NEW_WORKSPACES_PER_HOUR``); past either, a first write is refused with "try again later".
+        max_train_steps: the most optimiser steps one training run (or one experiment's adapter) may take
+            (``RAGFT_MAX_TRAIN_STEPS``); a longer run is refused before it starts, with the allowed range.
         max_jobs: trainings, evaluations and experiments running at once across all workspaces (``RAGFT_MAX_JOBS``);
             each workspace runs one at a time.
         train_processes: data-parallel processes a training run uses (``RAGFT_TRAIN_PROCESSES``; `train_process`).
@@ -126,6 +131,9 @@ class Settings:
     max_adapters: int = knob(50, 1, 10_000)
     workspaces: str = "shared"
     workspace_idle_hours: float = knob(24.0, 0.01, 24 * 365)
+    max_workspaces: int = knob(200, 1, 1_000_000)
+    new_workspaces_per_hour: int = knob(10, 1, 1_000_000)
+    max_train_steps: int = knob(2000, 1, 100_000, "optimiser steps one training run may take on this app")
     max_jobs: int = knob(2, 1, 64)
     train_processes: int = knob(1, 1, 64)
     cpu_precision: str = "auto"
@@ -158,6 +166,9 @@ class Settings:
             workspaces=_choice(env, "RAGFT_WORKSPACES", "private" if env.get("SPACE_ID") else cls.workspaces,
                                WORKSPACE_MODES),
             workspace_idle_hours=_float(env, "RAGFT_WORKSPACE_IDLE_HOURS", *_spec("workspace_idle_hours")),
+            max_workspaces=_int(env, "RAGFT_MAX_WORKSPACES", *_spec("max_workspaces")),
+            new_workspaces_per_hour=_int(env, "RAGFT_NEW_WORKSPACES_PER_HOUR", *_spec("new_workspaces_per_hour")),
+            max_train_steps=_int(env, "RAGFT_MAX_TRAIN_STEPS", *_spec("max_train_steps")),
             max_jobs=_int(env, "RAGFT_MAX_JOBS", *_spec("max_jobs")),
             train_processes=_int(env, "RAGFT_TRAIN_PROCESSES", *_spec("train_processes")),
             cpu_precision=_choice(env, "RAGFT_CPU_PRECISION", cls.cpu_precision, CPU_PRECISION),

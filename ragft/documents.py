@@ -131,7 +131,25 @@ def _read_plain(path: Path) -> str:
     controls = sum(1 for c in sample if ord(c) < 32 and c not in "\n\r\t\f" or 0x7F <= ord(c) < 0xA0)
     if controls > len(sample) // 20:
         raise UnreadableDocumentError("looks like a binary file, not text")
+    if _noise(sample):
+        raise UnreadableDocumentError("not readable text: its characters look like random bytes decoded as "
+                                      f"{encoding.upper() if encoding else 'text'}")
     return text
+
+
+# Unassigned code points, private use, lone surrogates, U+FFFD: rare in text, about a fifth of random UTF-16.
+_NOT_TEXT = ("Cn", "Co", "Cs")
+
+
+def _noise(sample: str) -> bool:
+    """Random bytes decoded as UTF-16 or UTF-32 (a byte-order mark, then noise) give valid characters, but many
+    unassigned or private ones, and no spaces among characters that hardly ever repeat: text in any script has
+    almost none of the first, and words, spaces or punctuation (Chinese has its own) that repeat."""
+    if len(sample) < 64:
+        return False
+    odd = sum(1 for c in sample if c == "\ufffd" or unicodedata.category(c) in _NOT_TEXT)
+    breaks = sum(1 for c in sample if c.isspace() or unicodedata.category(c).startswith("P"))
+    return odd > len(sample) // 20 or (breaks < len(sample) // 100 and len(set(sample)) > len(sample) // 2)
 
 
 def _utf16_without_bom(head: bytes) -> str | None:

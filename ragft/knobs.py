@@ -95,6 +95,30 @@ def problem(meta: dict, name: str, value: Any) -> str | None:
     return f"{label} must be {range_text(meta, integer)}" if bad else None
 
 
+def from_request(cls, **values: Any):
+    """``cls(**values)`` from a request's raw values (JSON over the API, a form, the CLI): a text field must be
+    text, a whole-number field a whole number (3.0 is taken as 3), a number field a number; then the dataclass's
+    own checks (`check`) name the allowed range of anything else. Wrong kinds raise `InvalidInputError`."""
+    kinds = {f.name: f.type if isinstance(f.type, str) else f.type.__name__ for f in fields(cls)}
+    out = {}
+    for name, value in values.items():
+        kind, meta = kinds[name], _meta(cls, name)
+        label = meta.get("label") or name.replace("_", " ")
+        if kind == "int" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        wrong = {"str": not isinstance(value, str),
+                 "int": not isinstance(value, int) or isinstance(value, bool),
+                 "float": not isinstance(value, float) or value != value}.get(kind, False)
+        if wrong:
+            what = {"str": "text", "int": "a whole number", "float": "a number"}[kind]
+            limits = f" {range_text(meta, kind == 'int')}" if meta.get("lo") is not None else ""
+            raise InvalidInputError(f"{label} must be {what}{limits}")
+        out[name] = value
+    return cls(**out)
+
+
 def check(obj, error: type[Exception] = InvalidInputError, skip: tuple[str, ...] = ()) -> None:
     """Raise ``error`` with the first knob of ``obj`` whose value is out of its declared range or choices."""
     for f in fields(obj):

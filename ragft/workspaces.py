@@ -10,28 +10,37 @@
   (``gradio_client``) gets ``api-<hash>`` for its session. Anonymous and API workspaces unused for
   ``RAGFT_WORKSPACE_IDLE_HOURS`` are deleted, with their collection and adapters.
 
+A workspace is made on its first write (an upload, a training run, a saved set): a visitor who only looks around
+reads an empty workspace (`blank`) and leaves nothing on disk, in Chroma or in memory. At most
+``RAGFT_MAX_WORKSPACES`` exist at once, and one client address makes at most ``RAGFT_NEW_WORKSPACES_PER_HOUR``.
+An anonymous browser's token is issued here and signed with a key that never leaves the server (`issue_token`); a
+page's session, once bound to a workspace, stays bound to it (`enter`).
+
 All workspaces share the one base model, embedder and Chroma client of the root engine; each has its own engine
 (`ragft.engine.Engine` with ``parent``), so its documents, adapters, question sets, evaluations, experiments and
 background job are its own. Ids are hashes or cleaned names, so no user input ever becomes a path.
 
     spaces = Workspaces(Engine())                 # the root engine: models and the Chroma client
-    alice = spaces.enter("session-1", token="…")  # an anonymous browser: its workspace id
-    spaces.engine(alice).ingest(...)              # that workspace's verbs
+    alice, token = spaces.enter("session-1", token=saved)  # an anonymous browser: its workspace id (and token)
+    spaces.engine(alice, create=True).ingest(...) # that workspace's verbs (made now, on its first write)
     spaces.sweep()                                # drop anonymous workspaces idle too long
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
+import secrets
 import shutil
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import replace
 
 from .engine import Engine
+from .errors import RagftError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,12 @@ ANONYMOUS = ("anon-", "api-")  # id prefixes of workspaces deleted when idle
 TOUCH_EVERY_S = 60  # how often a workspace's last use is written to disk
 SWEEP_EVERY_S = 600
 MAX_SESSIONS = 20_000  # page loads remembered (oldest forgotten first: they reload into their workspace again)
+KEEP_IN_MEMORY_S = 3600  # an engine unused this long leaves memory (its workspace stays on disk)
+RATE_WINDOW_S = 3600
+
+
+class WorkspaceLimitError(RagftError, RuntimeError):
+    """No new workspace now: the app holds its maximum, or this address made too many lately."""
 
 
 def _digest(raw: str) -> str:
@@ -59,6 +74,20 @@ def api_id(session_hash: str) -> str:
     return f"api-{_digest('api:' + session_hash)}"
 
 
+def _key(folder) -> bytes:
+    """The key that signs anonymous tokens: made once, kept under the data dir (a restart keeps the workspaces),
+    readable by the server only, and never sent anywhere."""
+    path = folder / ".token-key"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        key = secrets.token_bytes(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(key.hex())
+        path.chmod(0o600)
+        return key
+
+
 class Workspaces:
     """The workspaces of one app: ids from sessions, one engine per workspace, idle anonymous ones deleted."""
 
@@ -70,24 +99,49 @@ class Workspaces:
         self._engines: dict[str, Engine] = {}
         self._sessions: OrderedDict[str, str] = OrderedDict()  # gradio session hash -> workspace id
         self._touched: dict[str, float] = {}
+        self._made: dict[str, deque[float]] = {}  # client address -> when it made its recent workspaces
         self._last_sweep = 0.0
         self._lock = threading.RLock()
-        # read at build time, outside any request (default values, dropdown choices): an empty workspace's
-        self.blank = self.root if self.mode == "shared" else self._make("none")
+        s = root.settings
+        self.max_workspaces, self.per_hour = s.max_workspaces, s.new_workspaces_per_hour
+        self._token_key = _key(self.folder) if self.mode == "private" else b""
+        # what a workspace not yet made reads (and what the page is built from): empty, never written, one for all
+        self.blank = self.root if self.mode == "shared" else self._make("blank", ".blank")
 
     # --- ids ---------------------------------------------------------------------------------------------------
-    def enter(self, session_hash: str, token: str = "", username: str = "") -> str:
-        """The workspace of a page that loaded with ``token`` (kept in the browser) and, when signed in,
-        ``username``; later requests of the same page (``session_hash``) go to it."""
+    def issue_token(self) -> str:
+        """A new anonymous token: random, signed with the server's key."""
+        nonce = secrets.token_urlsafe(24)
+        return f"{nonce}.{self._sign(nonce)}"
+
+    def _sign(self, nonce: str) -> str:
+        return hmac.new(self._token_key, nonce.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def token_ok(self, token) -> bool:
+        """Whether ``token`` is one this server issued (any other string, forged or malformed, is not)."""
+        if not isinstance(token, str) or token.count(".") != 1 or len(token) > 100:
+            return False
+        nonce, signature = token.split(".")
+        return bool(nonce) and hmac.compare_digest(signature, self._sign(nonce))
+
+    def enter(self, session_hash: str, token: str = "", username: str = "") -> tuple[str, str]:
+        """Bind a page that just loaded (``session_hash``) to its workspace; returns the workspace id and the
+        token for the browser to keep. Signed in: ``username``'s workspace. Else the workspace of ``token`` when
+        this server signed it, else of a fresh token. A page already bound stays where it is: a later load call
+        with its session hash cannot move it into another workspace."""
         if self.mode == "shared":
-            return ""
-        wid = user_id(username) if username else anonymous_id(token) if token else api_id(session_hash)
+            return "", ""
         with self._lock:
+            bound = self._sessions.get(session_hash)
+            if bound:
+                return bound, ""
+            if not username and not self.token_ok(token):
+                token = self.issue_token()
+            wid = user_id(username) if username else anonymous_id(token)
             self._sessions[session_hash] = wid
-            self._sessions.move_to_end(session_hash)
             while len(self._sessions) > MAX_SESSIONS:
                 self._sessions.popitem(last=False)
-        return wid
+        return wid, token
 
     def of_session(self, session_hash: str | None, username: str = "") -> str:
         """The workspace of a request: its page's (see `enter`), else the signed-in user's, else the API session's."""
@@ -100,8 +154,10 @@ class Workspaces:
         return user_id(username) if username else api_id(session_hash or "")
 
     # --- engines -----------------------------------------------------------------------------------------------
-    def engine(self, wid: str) -> Engine:
-        """The engine of workspace ``wid`` ("" in shared mode: the root), built on first use."""
+    def engine(self, wid: str, create: bool = False, client: str = "") -> Engine:
+        """The engine of workspace ``wid`` ("" in shared mode: the root). A workspace that does not exist yet is
+        made when ``create`` (a write: subject to the limits, `WorkspaceLimitError`; ``client`` is the caller's
+        address), else read as the empty `blank`."""
         if self.mode == "shared":
             return self.root
         if not wid:
@@ -109,13 +165,34 @@ class Workspaces:
         with self._lock:
             engine = self._engines.get(wid)
             if engine is None:
+                if not (self.folder / wid).is_dir():
+                    if not create:
+                        return self.blank
+                    self._admit(client)
+                    (self.folder / wid).mkdir(parents=True, exist_ok=True)
                 engine = self._engines[wid] = self._make(wid)
         self._touch(wid)
         self.sweep_now_and_then()
         return engine
 
-    def _make(self, wid: str) -> Engine:
-        settings = replace(self.root.settings, data_dir=self.folder / wid, collection=f"ws-{wid}")
+    def _admit(self, client: str) -> None:
+        """Refuse a new workspace past ``RAGFT_MAX_WORKSPACES``, or past this address's hourly share."""
+        if len(self.ids()) >= self.max_workspaces:
+            raise WorkspaceLimitError(f"the app is full ({self.max_workspaces} workspaces in use): try again later")
+        now = time.time()
+        made = self._made.setdefault(client, deque())
+        while made and now - made[0] > RATE_WINDOW_S:
+            made.popleft()
+        if len(made) >= self.per_hour:
+            raise WorkspaceLimitError(f"{self.per_hour} new workspaces were made from your address within the "
+                                      "hour: try again later")
+        made.append(now)
+        if len(self._made) > MAX_SESSIONS:  # forget addresses whose window has passed
+            for address in [a for a, times in self._made.items() if not times or now - times[-1] > RATE_WINDOW_S]:
+                del self._made[address]
+
+    def _make(self, wid: str, folder: str = "") -> Engine:
+        settings = replace(self.root.settings, data_dir=self.folder / (folder or wid), collection=f"ws-{wid}")
         return Engine(settings, parent=self.root, workspace=wid)
 
     def _touch(self, wid: str) -> None:
@@ -124,7 +201,6 @@ class Workspaces:
             return
         self._touched[wid] = now
         try:
-            (self.folder / wid).mkdir(parents=True, exist_ok=True)
             (self.folder / wid / ".last-used").touch()
         except OSError:  # a full disk shows at the action itself, with its own message
             log.warning("cannot mark workspace %s as used", wid)
@@ -158,6 +234,10 @@ class Workspaces:
             dropped.append(wid)
         if dropped:
             log.info("deleted %d idle anonymous workspaces", len(dropped))
+        with self._lock:  # engines unused for a while leave memory; their workspaces stay on disk
+            for wid in [w for w, e in self._engines.items()
+                        if now - self.last_used(w) > KEEP_IN_MEMORY_S and not e.jobs.state.active]:
+                del self._engines[wid]
         return dropped
 
     def drop(self, wid: str) -> None:

@@ -180,6 +180,9 @@ def test_describe_gives_every_field_as_text():
         "max_adapters",
         "workspaces",
         "workspace_idle_hours",
+        "max_workspaces",
+        "new_workspaces_per_hour",
+        "max_train_steps",
         "max_jobs",
         "train_processes",
         "cpu_precision",
@@ -187,6 +190,7 @@ def test_describe_gives_every_field_as_text():
     assert d["engine"] == "local" and d["vllm_max_lora_rank"] == "16"
     assert (d["max_documents"], d["max_store_mb"], d["max_adapters"]) == ("1000", "1000", "50")
     assert (d["workspaces"], d["max_jobs"], d["train_processes"]) == ("shared", "2", "1")
+    assert (d["max_workspaces"], d["new_workspaces_per_hour"], d["max_train_steps"]) == ("200", "10", "2000")
 
 
 def test_vllm_args_are_split_like_a_shell_and_unbalanced_quotes_are_refused():

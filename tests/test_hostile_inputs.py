@@ -19,6 +19,11 @@ from ragft.questions import QuestionSetError, load_set
 from .test_documents import make_docx, make_pdf
 
 TEXT = "The lighthouse at Skarvik was built in 1871 and stands 31 metres tall."
+# random 16-bit code units (no lone surrogates, so they decode): what random bytes after a UTF-16 BOM read as
+_UNITS = random.Random(16)
+NOISE16 = b"".join(u.to_bytes(2, "little") for u in (_UNITS.randrange(65536) for _ in range(3000))
+                   if not 0xD800 <= u < 0xE000)[:3000]
+CJK_NOISE = b"".join(_UNITS.randrange(0x4E00, 0xA000).to_bytes(2, "little") for _ in range(1500))
 
 
 def _bytes(data: bytes, name: str):
@@ -112,6 +117,12 @@ DOCUMENTS = [
     ("UTF-16 HTML", _bytes(f"<html><body><p>{TEXT}</p></body></html>".encode("utf-16"), "u16.html"), "ok"),
     ("odd-length UTF-16", _bytes(codecs.BOM_UTF16_LE + TEXT.encode("utf-16-le") + b"\x41", "odd.txt"),
      "starts like UTF-16 text but is not valid"),
+    ("UTF-16 byte-order mark, then random bytes", _bytes(codecs.BOM_UTF16_LE + NOISE16, "noise16.txt"),
+     "not readable text"),
+    ("UTF-16 byte-order mark, then random CJK", _bytes(codecs.BOM_UTF16_LE + CJK_NOISE, "cjknoise.md"),
+     "not readable text"),
+    ("Chinese text in UTF-16", _bytes(("Skarvik 灯塔建于1871年，高31米。" * 30).encode("utf-16"), "skarvik-zh.txt"),
+     "ok"),
     ("a good PDF", _made(_pdf_text, "good.pdf"), "ok"),
     ("image-only PDF", _made(_pdf_blank, "scan.pdf"), "no text layer in this PDF"),
     ("encrypted PDF", _made(_pdf_encrypted, "locked.pdf"), "the PDF is password-protected"),

@@ -9,7 +9,7 @@ from ragft.errors import InvalidInputError, RagftError
 from ragft.evaluate import EvalConfig
 from ragft.experiment import ExperimentConfig, ExperimentError
 from ragft.finetune import TrainConfig
-from ragft.knobs import bounds, check, choices, default, knob, valid_name
+from ragft.knobs import bounds, check, choices, default, from_request, knob, valid_name
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,47 @@ def test_train_config_epochs_count_only_without_a_step_count():
 ])
 def test_one_name_rule(name, ok):
     assert valid_name(name) is ok
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"top_k": 25}, "top k must be 0..20 (0 = the app's setting)"),
+    ({"top_k": -5}, "top k must be 0..20"),
+    ({"max_new_tokens": -1}, "max new tokens must be 0..2048"),
+    ({"max_new_tokens": 2.5}, "max new tokens must be a whole number 0..2048"),
+    ({"max_new_tokens": "64"}, "max new tokens must be a whole number 0..2048"),
+    ({"top_k": True}, "top k must be a whole number"),
+    ({"temperature": float("nan")}, "temperature must be a number"),
+    ({"temperature": 9}, "temperature must be in [-1, 5]"),
+    ({"mode": "everything"}, "mode must be one of plain, rag, ft, rag+ft, all"),
+    ({"question": ["a"]}, "question must be text"),
+    ({"adapter": {"path": "/etc"}}, "adapter must be text"),
+])
+def test_a_request_out_of_range_or_of_the_wrong_kind_names_what_is_allowed(values, message):
+    from ragft.requests import AskRequest
+
+    with pytest.raises(InvalidInputError) as caught:
+        from_request(AskRequest, **{"question": "Who?", **values})
+    assert str(caught.value).startswith(message)
+
+
+def test_a_request_in_range_becomes_the_engine_s_settings():
+    from ragft.config import Settings
+    from ragft.requests import AskRequest, SearchRequest
+
+    settings = Settings(max_new_tokens=96, temperature=0.0)
+    ask = from_request(AskRequest, question="Who?", mode="rag", max_new_tokens=16.0, top_k=2)
+    assert (ask.max_new_tokens, ask.top_k, ask.decode(settings).max_new_tokens) == (16, 2, 16)
+    assert from_request(AskRequest, question="Who?").decode(settings).max_new_tokens == 96  # 0: the app's
+    assert from_request(AskRequest, question="Who?", temperature=0).decode(settings).temperature == 0.0
+    assert from_request(SearchRequest, query="q", k=20).k == 20
+    with pytest.raises(InvalidInputError, match="k must be 1..20"):
+        from_request(SearchRequest, query="q", k=0)
+
+
+def test_a_training_run_longer_than_the_app_allows_is_refused_before_it_starts():
+    with pytest.raises(InvalidInputError, match=r"max steps would take 5000 steps; this app allows 1..2000 per "
+                                                r"adapter \(RAGFT_MAX_TRAIN_STEPS\)"):
+        TrainConfig(max_steps=5000).check_steps(10, 2000)
+    TrainConfig(epochs=3, batch_size=4).check_steps(40, 30)  # 10 batches x 3 = 30 steps: allowed
+    with pytest.raises(InvalidInputError, match="3 epochs over 44 examples would take 33 steps"):
+        TrainConfig(epochs=3, batch_size=4).check_steps(44, 30)

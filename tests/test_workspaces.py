@@ -13,7 +13,7 @@ from ragft.config import Settings
 from ragft.engine import Engine
 from ragft.jobs import JobBusyError
 from ragft.models import NoAdapterError
-from ragft.workspaces import Workspaces, anonymous_id, api_id, user_id
+from ragft.workspaces import WorkspaceLimitError, Workspaces, anonymous_id, api_id, user_id
 
 from .helpers import fake_adapter
 
@@ -43,16 +43,23 @@ def test_ids_are_names_never_paths():
 def test_shared_mode_is_the_data_dir_itself(data_dir):
     root = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data_dir)}))
     spaces = Workspaces(root)
-    assert spaces.mode == "shared" and spaces.enter("s1", "token") == "" and spaces.engine("") is root
+    assert spaces.mode == "shared" and spaces.enter("s1", "token") == ("", "") and spaces.engine("") is root
     assert Settings.from_env({"SPACE_ID": "me/app"}).workspaces == "private"  # the default on a Space
 
 
+def made(spaces: Workspaces, session: str, **who) -> Engine:
+    """The engine of a page that loaded as ``who`` (a token or a user name) and then wrote something."""
+    wid, _ = spaces.enter(session, **who)
+    return spaces.engine(wid, create=True, client="127.0.0.1")
+
+
 def test_each_workspace_has_its_collection_folders_and_adapter_names(private, tmp_path):
-    a = private.enter("page-a", token="a" * 40)
-    b = private.enter("page-b", username="bob")
+    a, token = private.enter("page-a", token="a" * 40)
+    b, _ = private.enter("page-b", username="bob")
+    assert private.token_ok(token) and a == anonymous_id(token)  # an unsigned token was replaced by a signed one
     assert private.of_session("page-a") == a and private.of_session("page-b") == b == user_id("bob")
     assert private.of_session("client-c") == api_id("client-c")  # an API client: its own session's workspace
-    ea, eb = private.engine(a), private.engine(b)
+    ea, eb = private.engine(a, create=True), private.engine(b, create=True)
     assert ea is private.engine(a) and ea.generator_loaded is None  # one engine each, the models still shared
     assert (ea.settings.data_dir, ea.settings.collection) == (private.folder / a, f"ws-{a}")
     assert (eb.settings.data_dir, eb.settings.collection) == (private.folder / b, f"ws-{b}")
@@ -79,7 +86,7 @@ def test_each_workspace_has_its_collection_folders_and_adapter_names(private, tm
 
 
 def test_one_job_per_workspace_and_a_limit_across_them(private):
-    ea, eb = private.engine(private.enter("p1", "1" * 40)), private.engine(private.enter("p2", "2" * 40))
+    ea, eb = made(private, "p1"), made(private, "p2")
     release = threading.Event()
     ea.jobs.start("evaluate", "a", lambda state, cancel: release.wait(30))
     with pytest.raises(JobBusyError, match="already going"):
@@ -93,12 +100,12 @@ def test_one_job_per_workspace_and_a_limit_across_them(private):
 
 
 def test_idle_anonymous_workspaces_are_deleted_with_their_collection(private, tmp_path):
-    anon, user = private.enter("p1", "t" * 40), private.enter("p2", username="carol")
+    anon, user = made(private, "p1").workspace, made(private, "p2", username="carol").workspace
     doc = tmp_path / "note.md"
     doc.write_text("# Note\nThe archive opens at dawn.")
     for wid in (anon, user):
         assert private.engine(wid).ingest([(doc, "note.md")])[0].ok
-    busy = private.enter("p3", "b" * 40)
+    busy = made(private, "p3").workspace
     release = threading.Event()
     private.engine(busy).jobs.start("evaluate", "long", lambda state, cancel: release.wait(30))
     collections = {c.name for c in private.root.chroma.list_collections()}
@@ -120,7 +127,7 @@ def test_idle_anonymous_workspaces_are_deleted_with_their_collection(private, tm
 def launched(demo):
     from ragft.serving.server import free_port
 
-    demo.queue().launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
     return demo.local_url
 
 
@@ -167,3 +174,74 @@ def test_two_api_clients_never_reach_each_others_workspace(private, tmp_path):
         assert sorted(private.ids()) == sorted(mine.values())
     finally:
         demo.close()
+
+
+@pytest.fixture
+def small(data_dir, embedder) -> Workspaces:
+    """Room for three workspaces, two new ones an hour from one address."""
+    root = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data_dir), "RAGFT_WORKSPACES": "private",
+                                     "RAGFT_MAX_WORKSPACES": "3", "RAGFT_NEW_WORKSPACES_PER_HOUR": "2"}),
+                  embedder=embedder)
+    return Workspaces(root)
+
+
+def test_reading_makes_nothing_and_the_first_write_makes_the_workspace(small, tmp_path):
+    collections = {c.name for c in small.root.chroma.list_collections()}
+    for i in range(50):  # visitors who only look around
+        wid, _ = small.enter(f"page-{i}", token="")
+        engine = small.engine(wid)
+        assert engine is small.blank and engine.documents() == [] and engine.adapters() == []
+        assert engine.search("anything") == [] and engine.question_sets() == []
+    assert small.ids() == [] and not small._engines
+    assert {c.name for c in small.root.chroma.list_collections()} <= collections | {"ws-blank", "ws-blank__docs"}
+    assert not (small.folder / "blank").exists()  # the blank workspace's folder is hidden, never counted
+
+    doc = tmp_path / "note.md"
+    doc.write_text("The archive opens at dawn.")
+    wid, _ = small.enter("writer", token="")
+    assert small.engine(wid, create=True, client="10.0.0.1").ingest([(doc, "note.md")])[0].ok
+    assert small.ids() == [wid] and small.blank.documents() == []  # the write went to its own workspace
+
+
+def test_workspaces_are_capped_and_an_address_makes_few_an_hour(small):
+    def make(session, client):
+        return small.engine(small.enter(session, token="")[0], create=True, client=client)
+
+    make("a1", "10.0.0.1"), make("a2", "10.0.0.1")
+    with pytest.raises(WorkspaceLimitError, match="2 new workspaces were made from your address within the hour"):
+        make("a3", "10.0.0.1")
+    make("b1", "10.0.0.2")
+    with pytest.raises(WorkspaceLimitError, match=r"the app is full \(3 workspaces in use\): try again later"):
+        make("c1", "10.0.0.3")
+    assert len(small.ids()) == 3
+    existing = small.of_session("a1")
+    assert small.engine(existing, create=True, client="10.0.0.3").workspace == existing  # old ones still open
+    small.drop(existing)
+    assert make("c1", "10.0.0.3").workspace in small.ids()  # room again
+
+
+def test_tokens_are_signed_and_a_bound_page_cannot_be_moved(small):
+    wid, token = small.enter("victim-page", token="")
+    assert small.token_ok(token) and wid == anonymous_id(token)
+    assert small.enter("victim-page-reloaded", token=token) == (wid, token)  # a reload finds its workspace again
+    attacker, attacker_token = small.enter("attacker-page", token="")
+    assert small.enter("victim-page", token=attacker_token) == (wid, "")  # fixation: the page stays where it was
+    assert small.of_session("victim-page") == wid != attacker
+    nonce = token.split(".")[0]
+    for forged in ("x" * 43, f"{nonce}.{'0' * 32}", f"{nonce}.", token + ".x", "a" * 5000, None, 42, ["a"],
+                   {"token": token}, f"{nonce}.{token.split('.')[1].upper()}"):
+        got, fresh = small.enter(f"forged-{forged!r:.40}", token=forged)
+        assert small.token_ok(fresh) and got == anonymous_id(fresh) and got not in (wid, attacker)
+    other = Workspaces(Engine(Settings.from_env({"RAGFT_DATA_DIR": str(small.folder.parent / "elsewhere"),
+                                                 "RAGFT_WORKSPACES": "private"})))
+    assert not other.token_ok(token)  # another server's key signs differently
+    assert oct((small.folder / ".token-key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_unused_engines_leave_memory_and_their_workspace_stays(small, tmp_path):
+    engine = small.engine(small.enter("p", token="")[0], create=True, client="c")
+    wid = engine.workspace
+    assert wid in small._engines
+    small.sweep(now=time.time() + 2 * 3600)  # idle, but not for the 24 hours that delete it
+    assert wid not in small._engines and wid in small.ids()
+    assert small.engine(wid).workspace == wid  # read back from disk

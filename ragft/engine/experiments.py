@@ -47,6 +47,8 @@ class ExperimentVerbs:
         also written under ``<data>/experiments/<time>-<name>/``."""
         self.jobs.check_idle()
         self.check_adapter_room(len(plan.train_configs))
+        for tc in plan.train_configs.values():  # their step counts are fixed: epochs never count here
+            tc.check_steps(0, self.settings.max_train_steps)
 
         def work(state: JobState, cancel: threading.Event):
             report = run_experiment(self.generator, self.store, self.settings.adapters_dir, plan, state, cancel,

@@ -47,7 +47,8 @@ class TrainingVerbs:
         """
         self.jobs.check_idle()  # before building examples (RAFT retrieves for every question)
         self.check_adapter_room()
-        plan = plan_training(spec, config, self.store, self.settings.adapters_dir, name)
+        plan = plan_training(spec, config, self.store, self.settings.adapters_dir, name,
+                             self.settings.max_train_steps)
         self.jobs.start("train", plan.name, lambda state, cancel: run_training(self.generator, plan, state, cancel,
                                                                                  self.settings.train_processes),
                         "starting the training processes")

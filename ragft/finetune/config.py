@@ -48,3 +48,15 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Checked on construction; kept so ``TrainConfig(...).validate()`` reads as it always did."""
         return self
+
+    def steps_for(self, examples: int) -> int:
+        """The optimiser steps this config takes over ``examples`` examples."""
+        return self.max_steps or max(1, round(-(-examples // self.batch_size) * self.epochs))
+
+    def check_steps(self, examples: int, limit: int) -> None:
+        """Refuse a run of more than ``limit`` steps (``RAGFT_MAX_TRAIN_STEPS``), before anything starts."""
+        steps = self.steps_for(examples)
+        if steps > limit:
+            how = "max steps" if self.max_steps else f"{self.epochs:g} epochs over {examples} examples"
+            raise InvalidInputError(f"{how} would take {steps} steps; this app allows 1..{limit} per adapter "
+                                    "(RAGFT_MAX_TRAIN_STEPS): ask for fewer steps or epochs")

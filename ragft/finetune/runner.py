@@ -29,12 +29,14 @@ class TrainingPlan:
 
 
 def plan_training(spec: DataSpec, config: TrainConfig, store: Store, adapters_dir: Path,
-                  name: str = "adapter") -> TrainingPlan:
-    """Check the config and the data and pick the next version name; bad data raises here, before any job."""
+                  name: str = "adapter", max_steps: int = 100_000) -> TrainingPlan:
+    """Check the config and the data (at most ``max_steps`` steps) and pick the next version name; bad data raises
+    here, before any job."""
     config.validate()
     adapters_dir.mkdir(parents=True, exist_ok=True)
     full_name = next_version_name(adapters_dir, name.strip() or "adapter")
     examples = spec.examples(store, config)
+    config.check_steps(len(examples), max_steps)
     summary = {"source": spec.source, "file": spec.qa_path.name if spec.qa_path else None, "examples": len(examples)}
     if spec.qa_path:
         summary["file_hash"] = file_hash(spec.qa_path)

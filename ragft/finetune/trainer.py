@@ -84,7 +84,7 @@ def train_adapter(
         ),
     )
     steps_per_epoch = -(-len(data) // config.batch_size)
-    total = config.max_steps or max(1, round(steps_per_epoch * config.epochs))
+    total = config.steps_for(len(data))
     tokens_per_step = sum(len(d["input_ids"]) for d in data) / steps_per_epoch
     cuda = torch.cuda.is_available()
     # one of several data-parallel processes (`train_process.launch_training` checked the batch splits evenly)

@@ -11,7 +11,7 @@ from ..engine import Engine, get_engine
 from ..workspaces import Workspaces
 from . import messages as M
 from .api import add_api, hide_wiring
-from .chat import create_chat_tab
+from .chat import GENERATE, create_chat_tab
 from .documents import create_documents_tab
 from .evaluate import create_evaluate_tab
 from .experiment import create_experiment_tab
@@ -20,6 +20,28 @@ from .workspace import CurrentEngine, add_workspace_bar
 
 log = logging.getLogger(__name__)
 
+MAX_QUEUE = 64  # events waiting at once, all visitors together; past it Gradio answers "queue is full"
+UPLOADS_KEPT_S = 3600  # Gradio's copies of uploads and downloads are deleted after an hour (checked every 10 min)
+
+
+def one_generation_per_session(demo: gr.Blocks) -> None:
+    """Per-visitor fairness: a session with a generation queued or running cannot queue another one; it is
+    refused at once with a message, so one visitor's twenty asks never put everyone else behind them. Checked
+    where Gradio admits an event to its queue (the only place that sees them all, API and browser alike)."""
+    queue = demo._queue
+    admit = queue.push
+
+    async def push(body, request, username):
+        fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
+        if fn is not None and fn.concurrency_id == GENERATE and body.session_hash:
+            pending = queue.pending_event_ids_session.get(body.session_hash, set())
+            if any(getattr(queue.event_ids_to_events.get(e), "fn", None) is not None
+                   and queue.event_ids_to_events[e].fn.concurrency_id == GENERATE for e in pending):
+                return False, M.ONE_GENERATION, "error"
+        return await admit(body, request, username)
+
+    queue.push = push
+
 
 def create_ui(engine: Engine | None = None) -> gr.Blocks:
     """The app on ``engine`` (the root engine: models and store); with private workspaces each request works in
@@ -27,7 +49,7 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
     root = engine or get_engine()
     spaces = Workspaces(root)
     engine = root if spaces.mode == "shared" else CurrentEngine(spaces)
-    with gr.Blocks(title="ragft") as demo:
+    with gr.Blocks(title="ragft", delete_cache=(600, UPLOADS_KEPT_S)) as demo:
         gr.Markdown(f"# {M.TITLE}")
         if root.settings.engine != "local" or root.engine_note:
             gr.Markdown(root.engine_line, elem_id="engine-line")
@@ -52,6 +74,9 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
         eval_tab.select(lambda current: (evaluation["refresh"](current), evaluation["refresh_sets"]()),
                         evaluation["adapter"], [evaluation["adapter"], evaluation["saved"]], queue=False)
     hide_wiring(demo)
+    # one generation at a time (one model serves all); the rest wait in Gradio's queue, which shows their place
+    demo.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
+    one_generation_per_session(demo)
     return demo
 
 
@@ -69,6 +94,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
     engine.generator  # the one base model, before the first request rather than during it
     demo = create_ui(engine)
     print(f"ragft: open http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}", flush=True)
-    demo.queue(default_concurrency_limit=1).launch(
-        server_name=host, server_port=port, max_file_size=f"{engine.settings.max_upload_mb}mb", show_error=True
-    )
+    # show_error=False: a visitor reads the messages of errors meant for them (gr.Error, warnings), never the
+    # text of an unexpected exception (it may name server paths); those go to the log
+    demo.launch(server_name=host, server_port=port, max_file_size=f"{engine.settings.max_upload_mb}mb",
+                show_error=False)

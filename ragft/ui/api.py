@@ -9,18 +9,26 @@ parameters, JSON results and the caller's workspace. The tabs' own events are UI
 
 from __future__ import annotations
 
-from pathlib import Path
+import functools
+import logging
 
 import gradio as gr
 from gradio import FileData
 
 from ..chat import LABELS, MODE_VARIANTS, VARIANTS
 from ..engine import Engine
-from ..errors import RagftError
+from ..errors import InvalidInputError, RagftError
 from ..evaluate import EvalConfig
 from ..experiment import ExperimentConfig
-from ..finetune import DataSpec, TrainConfig
-from ..generation import DecodeSettings
+from ..finetune import TrainConfig
+from ..knobs import from_request
+from ..requests import AskRequest, SearchRequest
+from . import messages as M
+from .chat import GENERATE
+from .errors import user_message
+from .uploads import uploaded_files
+
+log = logging.getLogger(__name__)
 
 ENDPOINTS = ("ingest", "documents", "delete_document", "search", "ask", "adapters", "train", "job_status", "cancel",
              "evaluate", "experiment")
@@ -37,53 +45,84 @@ def _wait(engine: Engine, state) -> None:
         raise gr.Error(state.message)
 
 
+def _text(value, label: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{label} must be text")
+    return value
+
+
+def _names(value, label: str) -> tuple[str, ...]:
+    """A comma-separated list ("qa,raft") as a tuple of names."""
+    return tuple(t.strip() for t in _text(value, label).split(",") if t.strip())
+
+
+def endpoint(fn):
+    """An API endpoint's one way out for errors: a `RagftError` is its message; anything else is logged and the
+    caller reads one line, never the exception's text (it may name server paths)."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except RagftError as exc:
+            raise gr.Error(user_message(exc)) from None
+        except Exception:
+            log.exception("API endpoint %s failed", fn.__name__)
+            raise gr.Error(M.INTERNAL_ERROR) from None
+
+    return call
+
+
 def add_api(engine: Engine) -> None:
     """Declare the endpoints (inside the app's Blocks); ``engine`` resolves to the caller's workspace."""
 
     @gr.api(api_name="ingest")
+    @endpoint
     def ingest(files: list[FileData]) -> list[dict]:
-        """Add files (txt, md, pdf, docx, html) to the document store. One report per file: name, ok, status
-        (added, replaced, unchanged, duplicate, refused, failed), chunks and a message; a refused file changes
-        nothing."""
-        paths = [Path(f if isinstance(f, str) else f["path"]) for f in files]
+        """Add uploaded files (txt, md, pdf, docx, html) to the document store. One report per file: name, ok,
+        status (added, replaced, unchanged, duplicate, refused, failed), chunks and a message; a refused file
+        changes nothing. Only uploads are taken (gradio_client: handle_file), never a path on the server."""
+        paths = uploaded_files(files)
         return [vars(r) for r in engine.ingest([(p, p.name) for p in paths])]
 
     @gr.api(api_name="documents")
+    @endpoint
     def documents() -> list[dict]:
         """The stored documents: name, chunks, chars, size_bytes, added."""
         return [{"name": d.name, "chunks": d.chunks, "chars": d.chars, "size_bytes": d.size_bytes, "added": d.added}
                 for d in engine.documents()]
 
     @gr.api(api_name="delete_document")
+    @endpoint
     def delete_document(name: str) -> int:
         """Delete a stored document by name; returns the number of chunks removed (an unknown name is an error)."""
-        try:
-            return engine.delete_document(name)
-        except RagftError as exc:
-            raise gr.Error(str(exc)) from None
+        return engine.delete_document(_text(name, "name"))
 
     @gr.api(api_name="search")
+    @endpoint
     def search(query: str, k: int = 3) -> list[dict]:
-        """The ``k`` stored chunks closest to ``query``: source, chunk, score (cosine), text."""
-        if not query.strip() or not 1 <= k <= 20:
-            raise gr.Error("give a query, and k in 1..20")
-        return [_hit(h) for h in engine.search(query, k)]
+        """The ``k`` (1..20) stored chunks closest to ``query``: source, chunk, score (cosine), text."""
+        request = from_request(SearchRequest, query=query, k=k)
+        if not request.query.strip():
+            raise InvalidInputError("the query is empty")
+        return [_hit(h) for h in engine.search(request.query, request.k)]
 
-    @gr.api(api_name="ask")
+    @gr.api(api_name="ask", concurrency_id=GENERATE)
+    @endpoint
     def ask(question: str, mode: str = "all", adapter: str = "", max_new_tokens: int = 0, top_k: int = 0) -> dict:
         """Answer ``question`` with the variants of ``mode`` (plain, rag, ft, rag+ft or all) and return, per
         variant label, {"answer", "sources"} (sources for the retrieval variants) or {"notice"} when a variant could
-        not run (no adapter). 0 for max_new_tokens / top_k means the app's settings."""
-        s = engine.settings
-        try:
-            decode = DecodeSettings(max_new_tokens or s.max_new_tokens, s.temperature)
-            result = None
-            for result in engine.ask(question, mode, adapter or None, decode, top_k or None):
-                pass
-        except RagftError as exc:
-            raise gr.Error(str(exc)) from None
+        not run (no adapter). max_new_tokens 0..2048 and top_k 0..20; 0 means the app's settings."""
+        request = from_request(AskRequest, question=question, mode=mode, adapter=adapter,
+                               max_new_tokens=max_new_tokens, top_k=top_k)
+        result = None
+        for result in engine.ask(request.question, request.mode, request.adapter or None,
+                                 request.decode(engine.settings), request.top_k or None):
+            pass
         out = {}
-        for v in (v for v in VARIANTS if v in MODE_VARIANTS.get(mode, VARIANTS)):
+        for v in (v for v in VARIANTS if v in MODE_VARIANTS[request.mode]):
             if v in result.notices:
                 out[LABELS[v]] = {"notice": result.notices[v]}
             else:
@@ -92,24 +131,25 @@ def add_api(engine: Engine) -> None:
         return out
 
     @gr.api(api_name="adapters")
+    @endpoint
     def adapters() -> list[str]:
         """The saved adapters, newest first."""
         return engine.adapters()
 
     @gr.api(api_name="train")
+    @endpoint
     def train(data: str = "docs", question_set: str = "", name: str = "adapter", steps: int = 0, rank: int = 16,
               learning_rate: float = 1e-3, batch_size: int = 4) -> str:
         """Start training a LoRA adapter in the background on ``data``: docs (the stored documents), qa or raft
         (a saved ``question_set``). Returns the new adapter's versioned name; follow it with /job_status."""
-        try:
-            path = engine.question_set_path(question_set) if data in ("qa", "raft") else None
-            config = TrainConfig(rank=rank, alpha=2 * rank, learning_rate=learning_rate, max_steps=steps,
-                                 batch_size=batch_size)
-            return engine.start_training(DataSpec(data, path), config, name)
-        except RagftError as exc:
-            raise gr.Error(str(exc)) from None
+        config = from_request(TrainConfig, rank=rank, learning_rate=learning_rate, max_steps=steps,
+                              batch_size=batch_size)
+        config = TrainConfig(**{**vars(config), "alpha": min(2 * config.rank, 1024)})
+        spec = engine.data_spec(_text(data, "data"), qa_set=_text(question_set, "question set") or None)
+        return engine.start_training(spec, config, _text(name, "name"))
 
     @gr.api(api_name="job_status")
+    @endpoint
     def job_status() -> dict:
         """The background job (training, evaluation or experiment), running or last: kind, name, status, step,
         total, eta_s, message, losses."""
@@ -118,42 +158,39 @@ def add_api(engine: Engine) -> None:
                 "eta_s": s.eta_s, "message": s.message, "losses": [list(x) for x in s.losses]}
 
     @gr.api(api_name="cancel")
+    @endpoint
     def cancel() -> bool:
         """Ask the running job to stop (training keeps what it learned); False when nothing runs."""
         return engine.jobs.cancel()
 
     @gr.api(api_name="evaluate")
+    @endpoint
     def evaluate(question_set: str, adapter: str = "", variants: str = "plain,rag,ft,rag+ft") -> dict:
         """Run a saved question set on the chosen variants (comma-separated) to the end and return the results:
         scores per variant with intervals, and every answer. Runs as the workspace's background job."""
-        try:
-            config = EvalConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
-                                top_k=engine.settings.top_k).validate()
-            state = engine.start_evaluation(engine.load_question_set(question_set), adapter or None, config,
-                                            question_set)
-        except RagftError as exc:
-            raise gr.Error(str(exc)) from None
+        config = EvalConfig(variants=_names(variants, "variants"), top_k=engine.settings.top_k).validate()
+        state = engine.start_evaluation(engine.load_question_set(_text(question_set, "question set")),
+                                        _text(adapter, "adapter") or None, config, question_set)
         _wait(engine, state)
         return state.result.to_json()
 
     @gr.api(api_name="experiment")
+    @endpoint
     def experiment(preset: str = "quick", questions: int = 0, split: str = "", train: str = "qa,raft",
                    steps: int = 0, question_set: str = "", name: str = "experiment") -> dict:
         """Run an experiment to the end and return its report: verdict, per-variant scores with 95% intervals,
         paired tests, causes of misses, costs and the adapters' names. ``question_set``: a saved set (else questions
         are made from the documents)."""
-        try:
-            config = ExperimentConfig(name=name, preset=preset, questions=int(questions), split=split,
-                                      train=tuple(t.strip() for t in train.split(",") if t.strip()), steps=int(steps),
-                                      top_k=engine.settings.top_k, method=engine.question_method)
-            items = engine.load_question_set(question_set) if question_set else None
-            state = engine.start_experiment(engine.plan_experiment(config, items))
-        except RagftError as exc:
-            raise gr.Error(str(exc)) from None
+        config = from_request(ExperimentConfig, name=name, preset=preset, questions=questions, split=split,
+                              steps=steps, top_k=engine.settings.top_k, method=engine.question_method)
+        config = ExperimentConfig(**{**vars(config), "train": _names(train, "train")})
+        question_set = _text(question_set, "question set")
+        items = engine.load_question_set(question_set) if question_set else None
+        state = engine.start_experiment(engine.plan_experiment(config, items))
         _wait(engine, state)
         report = state.result
         return {**report.to_json(), "adapters": [a["adapter"] for a in report.adapters],
-                "folder": str(report.folder)}
+                "report": report.folder.name if report.folder else ""}
 
 
 def hide_wiring(demo: gr.Blocks) -> None:

@@ -8,10 +8,12 @@ import gradio as gr
 
 from ..chat import LABELS, VARIANTS, ChatState
 from ..engine import Engine
-from ..generation import DecodeSettings
-from ..knobs import bounds
+from ..knobs import bounds, from_request
+from ..requests import AskRequest
 from . import messages as M
 from .errors import refuses
+
+GENERATE = "generate"  # the concurrency group of everything that answers with the model (chat, /ask)
 
 
 def adapter_choices(engine: Engine, keep: str | None = None):
@@ -69,7 +71,7 @@ def create_chat_tab(engine: Engine) -> dict:
             label="Adapter",
             choices=[M.NO_ADAPTER_CHOICE],
             value=M.NO_ADAPTER_CHOICE,
-            info=M.ADAPTER_INFO.format(dir=engine.settings.adapters_dir),
+            info=M.ADAPTER_INFO,
             elem_id="adapter-picked",
             scale=3,
         )
@@ -110,9 +112,11 @@ def create_chat_tab(engine: Engine) -> dict:
             return
         question_text = message_text(histories[0][-1]["content"])
         chat_state = chat_state or ChatState()
-        adapter_name = None if adapter_name in (None, M.NO_ADAPTER_CHOICE) else adapter_name
-        decode = DecodeSettings(int(n_tokens), float(temp))
-        for result in engine.ask(question_text, "all", adapter_name, decode, int(k), chat_state):
+        adapter_name = "" if adapter_name in (None, M.NO_ADAPTER_CHOICE) else adapter_name
+        ask = from_request(AskRequest, question=question_text, adapter=adapter_name, max_new_tokens=n_tokens,
+                           top_k=k, temperature=temp)
+        for result in engine.ask(ask.question, ask.mode, ask.adapter or None, ask.decode(engine.settings), ask.top_k,
+                                 chat_state):
             out = []
             for v, hist in zip(VARIANTS, histories):
                 text = notice_text(result.notices[v]) if v in result.notices else result.answers.get(v) or "…"
@@ -123,7 +127,7 @@ def create_chat_tab(engine: Engine) -> dict:
     inputs = [state, adapter, max_new, temperature, top_k, *panes]
     for trigger in (question.submit, send.click):
         trigger(add_user, [question, *panes], [question, *panes], queue=False).then(
-            respond, inputs, [state, *panes], concurrency_id="generate"
+            respond, inputs, [state, *panes], concurrency_id=GENERATE
         )
     clear.click(lambda: (None, *[[] for _ in panes]), None, [state, *panes], queue=False)
     refresh_btn.click(lambda current: adapter_choices(engine, current), adapter, adapter, queue=False)

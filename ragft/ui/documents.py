@@ -10,6 +10,7 @@ import pandas as pd
 from ..engine import Engine
 from . import messages as M
 from .errors import refuses
+from .uploads import checked
 
 DOC_COLUMNS = ["document", "chunks", "characters", "size (KB)", "added"]
 HIT_COLUMNS = ["score", "document", "chunk", "text"]
@@ -49,11 +50,12 @@ def create_documents_tab(engine: Engine) -> dict:
         names = df["document"].tolist()
         return df, gr.update(choices=names, value=keep if keep in names else None)
 
+    @refuses(lambda text, *_: (text, *refresh()))
     def add(paths, progress=gr.Progress()):
         if not paths:
             gr.Warning(M.NO_FILES)
             return (M.NO_FILES, *refresh())
-        files_in = [(Path(p), Path(p).name) for p in paths]
+        files_in = [(checked(p), Path(p).name) for p in paths]
         reports = engine.ingest(files_in, progress=lambda frac, what: progress(frac, desc=what))
         lines = [("✅ " if r.ok else "❌ ") + r.message for r in reports]
         failed = [r for r in reports if not r.ok]

@@ -21,6 +21,7 @@ from ..questions import QAItem
 from . import messages as M
 from .errors import refuses
 from .jobs import cancel, job_html, job_line, watch
+from .uploads import checked
 from .views import (
     ALL_BARS,
     PLACEHOLDER,
@@ -164,7 +165,7 @@ def create_evaluate_tab(engine: Engine) -> dict:
     def load_upload(path):
         if not path:
             return gr.skip(), gr.skip(), "", gr.skip()
-        items = engine.read_questions(path)
+        items = engine.read_questions(checked(path))
         stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         return show_set(items, f"Read {len(items)} questions from the upload. Save them to reuse them.", stem)
 
@@ -187,7 +188,7 @@ def create_evaluate_tab(engine: Engine) -> dict:
         shown = names[-1]  # the test part, ready to run
         loaded = saved_sets[shown]
         sizes = ", ".join(f"**{n}** ({len(got)} questions)" for n, got in saved_sets.items())
-        text = f"Saved {sizes} under `{engine.settings.questions_dir}`."
+        text = f"Saved {sizes}."
         if len(names) == 2:
             text += (f" Train an adapter on **{names[0]}** in the Fine-tune tab (question/answer or RAFT data), "
                      f"then evaluate it here on **{names[1]}** (loaded below).")

@@ -29,6 +29,7 @@ from . import messages as M
 from .errors import refuses, user_message
 from .finetune import loss_frame
 from .jobs import cancel, job_html, job_line, watch
+from .uploads import checked
 from .views import answer_card, cards_row
 
 GENERATE = "(generate from the documents)"
@@ -179,8 +180,11 @@ def create_experiment_tab(engine) -> dict:
             documents=tuple(v["documents"] or ()), top_k=engine.settings.top_k,
             method=M.EXP_METHODS.get(v["method"], "cloze"),
         )
-        source = values[upload] or (values[qset] if values[qset] != GENERATE else None)  # an upload is a path
-        return engine.plan_experiment(config, engine.read_questions(source) if source else None)
+        if values[upload]:
+            items = engine.read_questions(checked(values[upload]))
+        else:
+            items = engine.load_question_set(values[qset]) if values[qset] not in (None, GENERATE) else None
+        return engine.plan_experiment(config, items)
 
     def estimate(values: dict):
         try:

@@ -14,6 +14,7 @@ from ..knobs import default as default_of
 from . import messages as M
 from .errors import refuses
 from .jobs import busy_html, job_html, watch
+from .uploads import checked
 
 ALL_MODULES = list(TrainConfig.target_modules)
 
@@ -64,7 +65,7 @@ def adapter_info(engine: Engine, name: str | None) -> str:
 
 
 def create_finetune_tab(engine: Engine) -> dict:
-    gr.Markdown(M.FINETUNE_INTRO.format(dir=engine.settings.adapters_dir))
+    gr.Markdown(M.FINETUNE_INTRO)
     d = TrainConfig()
 
     def slider(field: str, step: float, label: str, hi: float | None = None):
@@ -120,7 +121,8 @@ def create_finetune_tab(engine: Engine) -> dict:
     knobs = {*data.values(), *config_knobs.values()}  # handlers get {component: value}
 
     def spec_and_config(values: dict):
-        spec = engine.data_spec(M.DATA_SOURCES[values[source]], values[qa_file], values[qa_set])
+        qa_path = checked(values[qa_file]) if values[qa_file] else None
+        spec = engine.data_spec(M.DATA_SOURCES[values[source]], qa_path, values[qa_set])
         return spec, TrainConfig(**{field: as_field(field, values[c]) for field, c in config_knobs.items()})
 
     @refuses(lambda text, _: (text, gr.update(visible=False)))

@@ -19,10 +19,13 @@ DELETED = "Deleted **{name}** ({n} chunks)."
 SEARCH_EMPTY = "Type a query."
 EMPTY_QUESTION = "Type a question first."
 NO_ADAPTER_CHOICE = "(none)"
-ADAPTER_INFO = "LoRA adapter used by the Fine-tuned and RAG + Fine-tuned panes (folders under {dir})."
+ADAPTER_INFO = "LoRA adapter used by the Fine-tuned and RAG + Fine-tuned panes (the adapters you trained in Fine-tune)."
+INTERNAL_ERROR = "the server could not do that (an internal error; it is in the app's log): try again, or report it"
+ONE_GENERATION = ("you already have a question being answered or waiting: wait for its answer (one at a time per "
+                  "visitor, so that everyone gets a turn)")
 FINETUNE_INTRO = (
     "Train a LoRA adapter on the shared base model, watch the loss, then compare it in the **Chat** tab "
-    "(Fine-tuned and RAG + Fine-tuned panes). Adapters are saved under `{dir}/` as standard peft folders."
+    "(Fine-tuned and RAG + Fine-tuned panes). Adapters are saved in your workspace as standard peft folders (download one as a zip below)."
 )
 DATA_SOURCES = {
     "Stored documents (continued pre-training)": "docs",

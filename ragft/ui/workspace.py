@@ -29,20 +29,41 @@ def signed_in(request) -> str:
     return str((info.get("userinfo") or {}).get("preferred_username") or "")
 
 
+# The verbs a visitor may call before their workspace exists: they only read, so they read the empty `blank`
+# workspace and nothing is made. Every other attribute is taken as a write and makes the workspace (within the
+# limits of `Workspaces.engine`).
+READS = frozenset({
+    "settings", "workspace", "adapter_key", "engine_line", "engine_note", "question_method", "jobs", "store",
+    "documents", "document_chunks", "search", "delete_document", "ask",
+    "adapters", "adapter_run", "adapter_staleness", "delete_adapter",
+    "question_sets", "load_question_set", "question_set_path", "read_questions", "generate_questions",
+    "data_spec", "preview_training", "training_overlap", "plan_experiment", "experiments", "experiment_report",
+})
+
+
+def client_address(request) -> str:
+    """The caller's address: on a Space, the first hop Hugging Face's proxy recorded; elsewhere the peer's."""
+    forwarded = request.headers.get("x-forwarded-for", "") if os.environ.get("SPACE_ID") else ""
+    host = forwarded.split(",")[0].strip() or (request.client.host if request.client else "")
+    return host or "unknown"
+
+
 class CurrentEngine:
-    """Stands in for the engine in handlers: each attribute is that of the calling user's workspace's engine."""
+    """Stands in for the engine in handlers: each attribute is that of the calling user's workspace's engine. A
+    read (`READS`) of a workspace not made yet reads the empty one; anything else makes it."""
 
     def __init__(self, spaces: Workspaces) -> None:
         self._spaces = spaces
 
-    def now(self) -> Engine:
+    def now(self, write: bool = True) -> Engine:
         request = LocalContext.request.get(None)
         if request is None:  # building the page: defaults only, from an empty workspace
             return self._spaces.blank
-        return self._spaces.engine(self._spaces.of_session(request.session_hash, signed_in(request)))
+        wid = self._spaces.of_session(request.session_hash, signed_in(request))
+        return self._spaces.engine(wid, create=write, client=client_address(request))
 
     def __getattr__(self, name: str):
-        return getattr(self.now(), name)
+        return getattr(self.now(write=name not in READS), name)
 
 
 def login_available() -> bool:
@@ -52,7 +73,9 @@ def login_available() -> bool:
 
 
 def _secret(spaces: Workspaces) -> str:
-    """The key that encrypts the browser's token, kept under the data dir so a restart does not lose workspaces."""
+    """The key Gradio encrypts the browser's stored token with. Gradio sends it to every page (``/config``), so it
+    protects nothing: the token itself is signed with a key that stays on the server (`Workspaces.issue_token`).
+    Kept under the data dir only so that a restart can still read what browsers stored."""
     path = spaces.folder / ".browser-secret"
     try:
         return path.read_text().strip()
@@ -65,8 +88,8 @@ def _secret(spaces: Workspaces) -> str:
 
 
 def add_workspace_bar(demo: gr.Blocks, spaces: Workspaces):
-    """The sign-in button and a line saying whose workspace this is; returns the load event that registers the
-    page's workspace (the tabs' own loading goes ``.then`` it)."""
+    """The sign-in button and a line saying whose workspace this is; returns the load event that binds the page
+    to its workspace (the tabs' own loading goes ``.then`` it)."""
     hours = f"{spaces.idle_s / 3600:g}"
     with gr.Row():
         if login_available():
@@ -74,12 +97,12 @@ def add_workspace_bar(demo: gr.Blocks, spaces: Workspaces):
         line = gr.Markdown(elem_id="workspace-line")
     token = gr.BrowserState("", storage_key="ragft-workspace", secret=_secret(spaces))
 
-    def enter(saved: str, profile: gr.OAuthProfile | None, request: gr.Request):
-        saved = saved if isinstance(saved, str) and len(saved) >= 32 else secrets.token_urlsafe(32)
+    def enter(saved, profile: gr.OAuthProfile | None, request: gr.Request):
         name = profile.username if profile else ""
-        spaces.enter(request.session_hash, saved, name)
+        _, issued = spaces.enter(request.session_hash, saved, name)
+        kept = issued or gr.skip()  # a page already bound keeps its workspace and its token
         if name:
-            return saved, M.WORKSPACE_USER.format(name=name)
-        return saved, M.WORKSPACE_ANONYMOUS.format(hours=hours) + (M.WORKSPACE_SIGN_IN if login_available() else "")
+            return kept, M.WORKSPACE_USER.format(name=name)
+        return kept, M.WORKSPACE_ANONYMOUS.format(hours=hours) + (M.WORKSPACE_SIGN_IN if login_available() else "")
 
     return demo.load(enter, token, [token, line], queue=False)
