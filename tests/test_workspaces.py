@@ -228,9 +228,10 @@ def test_tokens_are_signed_and_a_bound_page_cannot_be_moved(small):
     assert small.enter("victim-page", token=attacker_token) == (wid, "")  # fixation: the page stays where it was
     assert small.of_session("victim-page") == wid != attacker
     nonce = token.split(".")[0]
-    for forged in ("x" * 43, f"{nonce}.{'0' * 32}", f"{nonce}.", token + ".x", "a" * 5000, None, 42, ["a"],
-                   {"token": token}, f"{nonce}.{token.split('.')[1].upper()}"):
-        got, fresh = small.enter(f"forged-{forged!r:.40}", token=forged)
+    forgeries = ("x" * 43, f"{nonce}.{'0' * 32}", f"{nonce}.", token + ".x", "a" * 5000, None, 42, ["a"],
+                 {"token": token}, f"{nonce}.{token.split('.')[1].upper()}")
+    for i, forged in enumerate(forgeries):
+        got, fresh = small.enter(f"forged-{i}", token=forged)
         assert small.token_ok(fresh) and got == anonymous_id(fresh) and got not in (wid, attacker)
     other = Workspaces(Engine(Settings.from_env({"RAGFT_DATA_DIR": str(small.folder.parent / "elsewhere"),
                                                  "RAGFT_WORKSPACES": "private"})))
