@@ -8,6 +8,7 @@ import gradio as gr
 
 from ..config import ConfigError
 from ..engine import Engine, get_engine
+from ..errors import RagftError
 from ..workspaces import Workspaces
 from . import messages as M
 from .api import add_api, hide_wiring
@@ -16,6 +17,7 @@ from .documents import create_documents_tab
 from .evaluate import create_evaluate_tab
 from .experiment import create_experiment_tab
 from .finetune import create_finetune_tab
+from .uploads import checked, file_objects
 from .workspace import CurrentEngine, add_workspace_bar
 
 log = logging.getLogger(__name__)
@@ -24,19 +26,31 @@ MAX_QUEUE = 64  # events waiting at once, all visitors together; past it Gradio 
 UPLOADS_KEPT_S = 3600  # Gradio's copies of uploads and downloads are deleted after an hour (checked every 10 min)
 
 
-def one_generation_per_session(demo: gr.Blocks) -> None:
-    """Per-visitor fairness: a session with a generation queued or running cannot queue another one; it is
-    refused at once with a message, so one visitor's twenty asks never put everyone else behind them. Checked
-    where Gradio admits an event to its queue (the only place that sees them all, API and browser alike)."""
+def admission(demo: gr.Blocks) -> None:
+    """Checks made where Gradio admits an event to its queue, the one place that sees every queued event of the
+    API and the browser alike, before anything runs:
+
+    - a file in the request that Gradio's upload route did not write is refused with `uploads.NOT_UPLOADED`
+      (Gradio refuses it too, later, with a message that names the path, or none);
+    - per-visitor fairness: a session with a generation queued or running cannot queue another one, so one
+      visitor's twenty asks never put everyone else behind them.
+    """
     queue = demo._queue
     admit = queue.push
 
+    def generating(event_id) -> bool:
+        event = queue.event_ids_to_events.get(event_id)
+        return event is not None and event.fn.concurrency_id == GENERATE
+
     async def push(body, request, username):
+        try:
+            for item in file_objects(body.data):
+                checked(item.get("path"), demo)
+        except RagftError as exc:
+            return False, str(exc), "error"
         fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
         if fn is not None and fn.concurrency_id == GENERATE and body.session_hash:
-            pending = queue.pending_event_ids_session.get(body.session_hash, set())
-            if any(getattr(queue.event_ids_to_events.get(e), "fn", None) is not None
-                   and queue.event_ids_to_events[e].fn.concurrency_id == GENERATE for e in pending):
+            if any(generating(e) for e in queue.pending_event_ids_session.get(body.session_hash, ())):
                 return False, M.ONE_GENERATION, "error"
         return await admit(body, request, username)
 
@@ -76,7 +90,7 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
     hide_wiring(demo)
     # one generation at a time (one model serves all); the rest wait in Gradio's queue, which shows their place
     demo.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
-    one_generation_per_session(demo)
+    admission(demo)
     return demo
 
 

@@ -25,10 +25,11 @@ def _path_of(item) -> str | None:
     return path if isinstance(path, str) and path and not isinstance(item, str) else None
 
 
-def checked(path: str | None) -> Path:
+def checked(path: str | None, blocks=None) -> Path:
     """``path`` if Gradio's upload route wrote it and it is still a plain file in the upload folder (links
-    resolved), else `InvalidInputError` (`NOT_UPLOADED`). A `gr.File` handler's path passes this too."""
-    blocks = LocalContext.blocks.get(None)
+    resolved), else `InvalidInputError` (`NOT_UPLOADED`). A `gr.File` handler's path passes this too.
+    ``blocks``: the app (default: the one handling the current request)."""
+    blocks = blocks or LocalContext.blocks.get(None)
     if not path or blocks is None or path not in blocks.upload_file_set:
         raise InvalidInputError(NOT_UPLOADED)
     real = Path(path).resolve()
@@ -39,8 +40,29 @@ def checked(path: str | None) -> Path:
 
 def uploaded_files(items) -> list[Path]:
     """The files of an API request: a FileData or a list of them, each `checked`; a plain string is refused."""
-    if isinstance(items, dict):
+    if isinstance(items, (dict, str)):
         items = [items]
     if not isinstance(items, list) or not items:
         raise InvalidInputError("no files given: upload one or more files")
     return [checked(_path_of(item)) for item in items]
+
+
+def file_objects(data) -> list:
+    """The FileData objects anywhere in a request's data (dicts marked ``"meta": {"_type": "gradio.FileData"}``, as
+    Gradio recognises them)."""
+    from gradio_client.utils import is_file_obj_with_meta
+
+    found = []
+
+    def walk(value):
+        if is_file_obj_with_meta(value):
+            found.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+
+    walk(data)
+    return found
