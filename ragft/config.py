@@ -93,6 +93,9 @@ class Settings:
         max_workspaces / new_workspaces_per_hour: private workspaces that may exist at once
             (``RAGFT_MAX_WORKSPACES``), and that one client address may make in an hour
             (``RAGFT_NEW_WORKSPACES_PER_HOUR``); past either, a first write is refused with "try again later".
+        max_sessions: browser and API sessions whose page state Gradio keeps in memory (``RAGFT_MAX_SESSIONS``;
+            ~0.4 MB each); past it the least recently used one's is dropped (its workspace stays; its chat history
+            goes).
         max_train_steps: the most optimiser steps one training run (or one experiment's adapter) may take
             (``RAGFT_MAX_TRAIN_STEPS``); a longer run is refused before it starts, with the allowed range.
         max_jobs: trainings, evaluations and experiments running at once across all workspaces (``RAGFT_MAX_JOBS``);
@@ -132,6 +135,7 @@ class Settings:
     workspaces: str = "shared"
     workspace_idle_hours: float = knob(24.0, 0.01, 24 * 365)
     max_workspaces: int = knob(200, 1, 1_000_000)
+    max_sessions: int = knob(500, 10, 1_000_000)
     new_workspaces_per_hour: int = knob(10, 1, 1_000_000)
     max_train_steps: int = knob(2000, 1, 100_000, "optimiser steps one training run may take on this app")
     max_jobs: int = knob(2, 1, 64)
@@ -167,6 +171,7 @@ class Settings:
                                WORKSPACE_MODES),
             workspace_idle_hours=_float(env, "RAGFT_WORKSPACE_IDLE_HOURS", *_spec("workspace_idle_hours")),
             max_workspaces=_int(env, "RAGFT_MAX_WORKSPACES", *_spec("max_workspaces")),
+            max_sessions=_int(env, "RAGFT_MAX_SESSIONS", *_spec("max_sessions")),
             new_workspaces_per_hour=_int(env, "RAGFT_NEW_WORKSPACES_PER_HOUR", *_spec("new_workspaces_per_hour")),
             max_train_steps=_int(env, "RAGFT_MAX_TRAIN_STEPS", *_spec("max_train_steps")),
             max_jobs=_int(env, "RAGFT_MAX_JOBS", *_spec("max_jobs")),

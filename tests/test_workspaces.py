@@ -124,10 +124,13 @@ def test_idle_anonymous_workspaces_are_deleted_with_their_collection(private, tm
     assert private.sweep(now=later) == [busy]
 
 
-def launched(demo):
+def launched(demo, settings: Settings | None = None):
+    """Launch ``demo`` as `ragft.ui.launch` does (its options from ``settings``), on a free port, in the background."""
     from ragft.serving.server import free_port
+    from ragft.ui import launch_options
 
-    demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True,
+                **launch_options(settings or Settings.from_env()))
     return demo.local_url
 
 

@@ -6,7 +6,7 @@ import logging
 
 import gradio as gr
 
-from ..config import ConfigError
+from ..config import ConfigError, Settings
 from ..engine import Engine, get_engine
 from ..errors import RagftError
 from ..workspaces import Workspaces
@@ -94,6 +94,14 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
     return demo
 
 
+def launch_options(settings: Settings) -> dict:
+    """What `gr.Blocks.launch` needs for a public app: the upload limit; at most ``RAGFT_MAX_SESSIONS`` pages' state
+    in memory; and show_error=False: a visitor reads the messages of errors meant for them (gr.Error, warnings),
+    never the text of an unexpected exception (it may name server paths), which goes to the log."""
+    return {"max_file_size": f"{settings.max_upload_mb}mb", "state_session_capacity": settings.max_sessions,
+            "show_error": False}
+
+
 def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
     """Load the models, then serve the UI (blocking). Prints the address to open."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -108,7 +116,4 @@ def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
     engine.generator  # the one base model, before the first request rather than during it
     demo = create_ui(engine)
     print(f"ragft: open http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}", flush=True)
-    # show_error=False: a visitor reads the messages of errors meant for them (gr.Error, warnings), never the
-    # text of an unexpected exception (it may name server paths); those go to the log
-    demo.launch(server_name=host, server_port=port, max_file_size=f"{engine.settings.max_upload_mb}mb",
-                show_error=False)
+    demo.launch(server_name=host, server_port=port, **launch_options(engine.settings))
