@@ -364,8 +364,11 @@ def test_one_generation_per_visitor_and_another_visitor_s_job_is_out_of_reach(ap
     ok, adapters = other.call("adapters")
     assert ok and adapters == []
     # an unknown event id reads nothing
-    r = other.http.get("/gradio_api/call/ask/0123456789abcdef0123456789abcdef", timeout=10)
-    assert "7-4-1-9" not in r.text
+    try:
+        text = other.http.get("/gradio_api/call/ask/0123456789abcdef0123456789abcdef", timeout=10).text
+    except httpx.HTTPError:  # Gradio closes the stream of an event it does not hold
+        text = ""
+    assert "7-4-1-9" not in text
 
 
 def test_an_unexpected_error_reaches_the_visitor_as_one_line(app, monkeypatch):
