@@ -344,7 +344,11 @@ def cmd_delete(engine, args) -> int:
 
 
 def cmd_search(engine, args) -> int:
-    hits = engine.search(args.query, args.top_k)
+    from .knobs import from_request
+    from .requests import SearchRequest
+
+    request = from_request(SearchRequest, query=args.query, k=args.top_k or engine.settings.top_k)
+    hits = engine.search(request.query, request.k)
     text = "\n\n".join(f"{h.score:.3f}  {h.source} #{h.chunk}\n{h.text}" for h in hits) or "no documents stored"
     _print(args, [asdict(h) for h in hits], text)
     return 0

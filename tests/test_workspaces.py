@@ -249,3 +249,18 @@ def test_unused_engines_leave_memory_and_their_workspace_stays(small, tmp_path):
     small.sweep(now=time.time() + 2 * 3600)  # idle, but not for the 24 hours that delete it
     assert wid not in small._engines and wid in small.ids()
     assert small.engine(wid).workspace == wid  # read back from disk
+
+
+def test_the_client_address_on_a_space_is_the_one_the_proxy_saw(monkeypatch):
+    from types import SimpleNamespace
+
+    from ragft.ui.workspace import client_address
+
+    def request(forwarded: str):
+        return SimpleNamespace(client=SimpleNamespace(host="10.0.0.7"), headers={"x-forwarded-for": forwarded})
+
+    assert client_address(request("8.8.8.8")) == "10.0.0.7"  # not on a Space: the peer, headers ignored
+    monkeypatch.setenv("SPACE_ID", "me/app")
+    assert client_address(request("8.8.8.8")) == "8.8.8.8"
+    assert client_address(request("1.1.1.1, 9.9.9.9, 10.1.2.3")) == "9.9.9.9"  # a forged first hop is not taken
+    assert client_address(request("not-an-ip, 192.168.0.1")) == "10.0.0.7"

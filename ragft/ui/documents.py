@@ -8,6 +8,8 @@ import gradio as gr
 import pandas as pd
 
 from ..engine import Engine
+from ..knobs import from_request
+from ..requests import SearchRequest
 from . import messages as M
 from .errors import refuses
 from .uploads import checked
@@ -77,11 +79,13 @@ def create_documents_tab(engine: Engine) -> dict:
         n = engine.delete_document(name)
         return (M.DELETED.format(name=name, n=n), gr.update(visible=False), *refresh())
 
+    @refuses(lambda text, *_: hits_table([]))
     def search(q, k):
         if not q.strip():
             gr.Warning(M.SEARCH_EMPTY)
             return hits_table([])
-        return hits_table(engine.search(q, int(k)))
+        request = from_request(SearchRequest, query=q, k=k)
+        return hits_table(engine.search(request.query, request.k))
 
     add_btn.click(add, files, [ingest_log, table, picked]).then(lambda: None, None, files)
     show_btn.click(show, picked, [doc_status, chunks_view])

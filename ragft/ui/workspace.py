@@ -9,6 +9,7 @@ it signed in with.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 
@@ -42,10 +43,18 @@ READS = frozenset({
 
 
 def client_address(request) -> str:
-    """The caller's address: on a Space, the first hop Hugging Face's proxy recorded; elsewhere the peer's."""
-    forwarded = request.headers.get("x-forwarded-for", "") if os.environ.get("SPACE_ID") else ""
-    host = forwarded.split(",")[0].strip() or (request.client.host if request.client else "")
-    return host or "unknown"
+    """The caller's address. On a Space the peer is Hugging Face's proxy, which appends the address it saw to
+    ``X-Forwarded-For``: the right-most public address there (entries further left are the caller's own to write).
+    Elsewhere the peer's."""
+    peer = request.client.host if request.client else ""
+    if os.environ.get("SPACE_ID"):
+        for hop in reversed(request.headers.get("x-forwarded-for", "").split(",")):
+            try:
+                if ipaddress.ip_address(hop.strip()).is_global:
+                    return hop.strip()
+            except ValueError:
+                continue
+    return peer or "unknown"
 
 
 class CurrentEngine:
