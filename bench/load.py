@@ -172,7 +172,9 @@ def api_user(url: str, word: str, questions: int, folder: Path) -> list[tuple[st
 
 def start_app(data: Path, port: int, log_path: Path) -> subprocess.Popen:
     env = {**os.environ, "RAGFT_DATA_DIR": str(data), "GRADIO_SERVER_PORT": str(port), "RAGFT_WORKSPACES": "private",
-           "RAGFT_MAX_NEW_TOKENS": "24", "RAGFT_TOP_K": "1"}
+           "RAGFT_MAX_NEW_TOKENS": "24", "RAGFT_TOP_K": "1",
+           # every simulated user comes from 127.0.0.1: the per-address limit on new workspaces is not under test
+           "RAGFT_NEW_WORKSPACES_PER_HOUR": "1000"}
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log_path.open("w"),
                             stderr=subprocess.STDOUT)
     deadline = time.time() + 300
