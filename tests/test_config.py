@@ -181,6 +181,7 @@ def test_describe_gives_every_field_as_text():
         "workspaces",
         "workspace_idle_hours",
         "max_workspaces",
+        "max_sessions",
         "new_workspaces_per_hour",
         "max_train_steps",
         "max_jobs",
