@@ -54,16 +54,31 @@ def _bounds(means: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def bootstrap_ci(values: Sequence[float], level: float = 0.95, resamples: int = 2000, seed: int = 0) -> Interval:
-    """Percentile bootstrap interval of the mean of ``values``; the same seed gives the same interval."""
+def weighted(values: Sequence[float], weights: Sequence[float] | None) -> np.ndarray:
+    """``values`` scaled so that their plain mean is the mean weighted by ``weights`` (n * w_i * x_i, with the
+    weights summing to 1): the bootstrap below then resamples questions as it always does."""
     x = np.asarray(values, dtype=float)
+    if weights is None:
+        return x
+    w = np.asarray(weights, dtype=float)
+    if len(w) != len(x) or np.any(w < 0) or not w.sum() > 0:
+        raise ValueError("weights: one non-negative weight per question, not all 0")
+    return x * w * (len(x) / w.sum())
+
+
+def bootstrap_ci(values: Sequence[float], level: float = 0.95, resamples: int = 2000, seed: int = 0,
+                 weights: Sequence[float] | None = None) -> Interval:
+    """Percentile bootstrap interval of the mean of ``values`` (weighted by ``weights``, if given); the same seed
+    gives the same interval."""
+    x = weighted(values, weights)
     if len(x) == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
     if np.all(x == x[0]):
         # Every resample is the same; answer exactly rather than with a float-summed mean.
         return Interval(float(x[0]), float(x[0]), float(x[0]), len(x))
     low, high = _bounds(_resampled_means(x, resamples, seed), level)
-    return Interval(float(x.mean()), low, high, len(x))
+    clip = (lambda v: min(max(v, 0.0), 1.0)) if weights is not None else float  # a weighted share stays a share
+    return Interval(float(x.mean()), clip(low), clip(high), len(x))
 
 
 def _check_lengths(a: Sequence, b: Sequence) -> None:
@@ -153,25 +168,30 @@ class Comparison:
 
 
 def compare(
-    a_label: str, a_correct: Sequence[bool], b_label: str, b_correct: Sequence[bool], seed: int = 0, alpha: float = 0.05
+    a_label: str, a_correct: Sequence[bool], b_label: str, b_correct: Sequence[bool], seed: int = 0, alpha: float = 0.05,
+    weights: Sequence[float] | None = None,
 ) -> Comparison:
-    """Compare two variants' right/wrong answers on the same questions, in the same order."""
+    """Compare two variants' right/wrong answers on the same questions, in the same order. With ``weights`` (one
+    per question) the means are weighted and p is the paired bootstrap's (McNemar counts questions alike)."""
     _check_lengths(a_correct, b_correct)
-    a_vals, b_vals = [float(x) for x in a_correct], [float(x) for x in b_correct]
+    a_vals, b_vals = weighted(a_correct, weights), weighted(b_correct, weights)
     only_a, only_b, p = mcnemar_exact(a_correct, b_correct)
-    diff, low, high, _ = paired_bootstrap(a_vals, b_vals, seed=seed)  # McNemar is exact for binary scores
+    diff, low, high, p_boot = paired_bootstrap(a_vals, b_vals, seed=seed)  # McNemar is exact for binary scores
     return Comparison(
-        a_label, b_label, bootstrap_ci(a_vals, seed=seed), bootstrap_ci(b_vals, seed=seed),
-        only_a, only_b, p, diff, low, high, alpha,
+        a_label, b_label, bootstrap_ci(a_correct, seed=seed, weights=weights),
+        bootstrap_ci(b_correct, seed=seed, weights=weights), only_a, only_b, p if weights is None else p_boot,
+        diff, low, high, alpha,
     )
 
 
-def verdict(scores: dict[str, Sequence[bool]], seed: int = 0, alpha: float = 0.05) -> tuple[str, list[Comparison]]:
+def verdict(scores: dict[str, Sequence[bool]], seed: int = 0, alpha: float = 0.05,
+            weights: Sequence[float] | None = None) -> tuple[str, list[Comparison]]:
     """Headline sentence and the standard comparisons, from each variant's per-question correctness.
 
     ``scores`` maps a label (Plain, RAG, Fine-tuned, RAG + Fine-tuned; any subset) to right/wrong answers on the
     same questions in the same order. Comparisons, when both sides are present: RAG vs Plain, Fine-tuned vs Plain,
-    RAG + Fine-tuned vs the better of RAG and Fine-tuned (a tie goes to RAG).
+    RAG + Fine-tuned vs the better of RAG and Fine-tuned (a tie goes to RAG). ``weights`` (one per question) weigh
+    the questions, e.g. so that the questions on two parts of the documents count as those parts' shares.
     """
     unknown = set(scores) - set(ORDER)
     if unknown:
@@ -184,9 +204,9 @@ def verdict(scores: dict[str, Sequence[bool]], seed: int = 0, alpha: float = 0.0
         return "No questions were scored.", []
 
     def cmp(a: str, b: str) -> Comparison:
-        return compare(a, scores[a], b, scores[b], seed=seed, alpha=alpha)
+        return compare(a, scores[a], b, scores[b], seed=seed, alpha=alpha, weights=weights)
 
-    mean = {label: sum(map(bool, v)) / n for label, v in scores.items()}
+    mean = {label: float(weighted([float(x) for x in v], weights).mean()) for label, v in scores.items()}
     comparisons = [cmp(a, b) for a, b in [(RAG, PLAIN), (FT, PLAIN)] if a in scores and b in scores]
     single = [label for label in (RAG, FT) if label in scores]
     if RAG_FT in scores and single:
@@ -196,7 +216,8 @@ def verdict(scores: dict[str, Sequence[bool]], seed: int = 0, alpha: float = 0.0
     ranked = sorted((label for label in ORDER if label in scores), key=lambda label: -mean[label])
     if len(ranked) == 1:
         only = ranked[0]
-        return f"Only {only} was scored: {bootstrap_ci(scores[only], seed=seed).pct()} on {n} questions.", comparisons
+        ci = bootstrap_ci([float(x) for x in scores[only]], seed=seed, weights=weights)
+        return f"Only {only} was scored: {ci.pct()} on {n} questions.", comparisons
     head = cmp(ranked[0], ranked[1])  # best vs runner-up, which need not be one of the standard comparisons
     runner, p = f"{head.b} {head.b_ci.pct()}", format_p(head.p)
     if head.winner == head.a:

@@ -98,7 +98,7 @@ def test_report_verdict_intervals_causes_and_costs(tmp_path):
     both = rows["RAG + Fine-tuned"]
     assert both["accuracy_low"] < 0.9 < both["accuracy_high"] and both["accuracy_ci"].startswith("90% [")
     # RAG + FT (18 right) vs RAG (12 right): 6 discordant pairs, all one way: exact McNemar p = 2/64
-    assert report.headline.startswith("Best: RAG + Fine-tuned — 90% [")
+    assert report.headline.startswith("On the given questions: Best: RAG + Fine-tuned — 90% [")
     assert "(p = 0.031)" in report.headline
     assert report.recommendation.startswith("Use RAG + Fine-tuned")
     cmp = {(c.a, c.b): c for c in report.comparisons}
@@ -311,3 +311,51 @@ def test_plan_with_model_written_questions_holds_facts_out():
     assert plan.question_note.startswith("5 questions written by the model from 5 chunks")
     assert plan.config.split == "heldout"  # model-written questions have no sentence to rephrase
     assert not {i.fact for i in plan.train} & {i.fact for i in plan.test}
+
+
+def test_the_verdict_speaks_for_the_documents_as_a_whole(tmp_path):
+    """The issue's case in miniature: an adapter right on every trained fact (10 of the documents' 100) and on no
+    held-out one, RAG right on half of each. Counted alike, fine-tuning ties RAG at 50%; weighted by what the
+    adapter covers (10%), it answers 10% of questions about the documents and RAG is the one to use."""
+    trained = [QAItem(f"When was {i}?", f"a{i}", "doc.md", i, fact=f"f{i}", cloze=f"S ____ {i}.", kind="number")
+               for i in range(10)]
+    held = [QAItem(f"Who was {i}?", f"b{i}", "doc.md", 50 + i, fact=f"h{i}", cloze=f"T ____ {i}.", kind="name")
+            for i in range(10)]
+    test_items = trained + held
+    hit = Hit("doc.md", 0, 0.9, "text")
+    plan = Plan(ExperimentConfig(name="cover", split="paraphrase", train=("qa",)), [hit], trained,
+                [QAItem(f"Fill {i}?", f"a{i}", fact=f"f{i}") for i in range(10)], test_items, [],
+                {"qa": TrainConfig(max_steps=3)}, EvalConfig(), "hand-made", facts_total=100)
+    right = {"plain": set(), "rag": {*range(5), *range(10, 15)}, "ft": set(range(10)), "rag+ft": set(range(10))}
+    questions = [QuestionResult(it, {v: answer(i in right[v]) for v in right}) for i, it in enumerate(test_items)]
+    result = EvalResult(questions, EvalConfig(variants=tuple(right)), "cover-qa-v1", "", {}, {})
+    (tmp_path / "cover-qa-v1").mkdir()
+    report = build_report(plan, [AdapterRun("qa", "cover-qa-v1", tmp_path / "cover-qa-v1", result)], result,
+                          cancelled=False, seconds=1.0)
+    assert report.headline.startswith("On the documents as a whole (the adapters trained on 10 of their 100 facts, "
+                                      "10%; 10 questions on trained facts in other wordings and 10 on held-out "
+                                      "facts, weighted 10:90): Best: RAG — 50% [")
+    assert report.recommendation.startswith("Use RAG")
+    rows = {r["variant"]: r for r in report.summary()}
+    assert round(rows["Fine-tuned"]["accuracy"], 6) == 0.1 and round(rows["RAG"]["accuracy"], 6) == 0.5
+    assert (rows["Fine-tuned"]["trained_facts"], rows["Fine-tuned"]["heldout_facts"]) == ("100% [100–100]",
+                                                                                         "0% [0–0]")
+    data = report.to_json()
+    assert data["coverage"] == {"facts_in_documents": 100, "facts_trained": 10, "share_trained": 0.1,
+                                "questions_on_trained_facts": 10, "questions_on_heldout_facts": 10,
+                                "weighted": True}
+
+
+def test_the_plan_counts_the_documents_facts_and_tests_held_out_ones_too():
+    from ragft.experiment import Speed, plan_experiment
+
+    plan = plan_experiment(FakeGenerator(), FakeStore(CHUNKS), ExperimentConfig(questions=4),
+                           speed=Speed(100.0, 0.1, 30.0))
+    trained = {i.fact for i in plan.train}
+    assert len(trained) == 4 and plan.facts_total == 7 and plan.coverage == 4 / 7
+    held = [i for i in plan.test if i.fact not in trained]
+    assert len(plan.test) == 7 and len(held) == 3  # 4 trained facts in another wording, 3 no adapter sees
+    assert not any(i.question.startswith("Fill in the blank") for i in held)  # asked as the trained ones are
+    assert not {i.question for i in held} & {i.question for i in plan.train}
+    assert ("The adapters train on 4 of the 7 facts found in the documents (57%); 3 test questions ask held-out "
+            "facts.") in plan.describe()

@@ -33,6 +33,8 @@ class Preset:
     raft_no_gold: float
     max_new_tokens: int
     trained_checks: int  # trained facts asked again in their trained wording (memorisation check)
+    heldout: int = 24  # facts no adapter trains on, asked too: the documents beyond the trained facts
+    pool: int = 400  # at most this many facts are counted in the documents (the coverage's denominator)
 
 
 # Measured on four documents of a few pages with 20 person-written questions (bench/recipe): the quick preset's raft
@@ -42,9 +44,9 @@ class Preset:
 # cut at 320 tokens, 20% no-gold, fill-in wordings only) fell to 5%.
 PRESETS = {
     "quick": Preset(24, "paraphrase", ("qa", "raft"), {"qa": 2.0, "raft": 1.0, "docs": 2.0},
-                    {"qa": 2e-3, "raft": 1e-3, "docs": 1e-3}, 16, 576, 1, 0.0, 32, 10),
+                    {"qa": 2e-3, "raft": 1e-3, "docs": 1e-3}, 16, 576, 1, 0.0, 32, 10, heldout=24),
     "thorough": Preset(40, "paraphrase", ("qa", "raft"), {"qa": 4.0, "raft": 2.0, "docs": 3.0},
-                       {"qa": 1e-3, "raft": 1e-3, "docs": 1e-3}, 16, 768, 2, 0.1, 48, 40),
+                       {"qa": 1e-3, "raft": 1e-3, "docs": 1e-3}, 16, 768, 2, 0.1, 48, 40, heldout=40),
 }
 
 

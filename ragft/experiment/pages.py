@@ -11,9 +11,11 @@ from .plan import format_duration
 # --- text ------------------------------------------------------------------------------------------------------------
 def format_text(data: dict) -> str:
     """The report for a terminal: verdict, the score table with intervals, comparisons, causes and costs."""
-    head = ["variant", "correct [95% CI]", "exact", "F1", "in chunks", "s/answer"]
-    rows = [[r["variant"], r["accuracy_ci"], _pct(r["exact_match"]), _pct(r["token_f1"]),
-             _pct(r["answer_in_chunks"]), "n/a" if r["s_per_answer"] is None else f"{r['s_per_answer']:.2f}"]
+    parts = parts_of(data)
+    head = ["variant", "correct [95% CI]", *parts, "exact", "F1", "in chunks", "s/answer"]
+    rows = [[r["variant"], r["accuracy_ci"], *(r[k] or "n/a" for k in parts.values()), _pct(r["exact_match"]),
+             _pct(r["token_f1"]), _pct(r["answer_in_chunks"]),
+             "n/a" if r["s_per_answer"] is None else f"{r['s_per_answer']:.2f}"]
             for r in data["summary"]]
     widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
     table = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head, *rows]]
@@ -62,6 +64,13 @@ def chart_svg(summary: list[dict], width: int = 640) -> str:
     return "".join(parts)
 
 
+def parts_of(data: dict) -> dict[str, str]:
+    """The columns of the test's two parts (trained facts in other wordings, held-out facts), where it has them."""
+    first = data["summary"][0] if data["summary"] else {}
+    return {label: key for label, key in (("trained facts", "trained_facts"), ("held-out facts", "heldout_facts"))
+            if first.get(key)}
+
+
 def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.0f}%"
 
@@ -76,11 +85,16 @@ def render_html(data: dict) -> str:
     """A self-contained page: verdict, chart, tables, causes, costs and every question's answers."""
     esc = html.escape
     summary = data["summary"]
+    parts = parts_of(data)
     scores = _table(
-        ["variant", "correct [95% CI]", "exact match", "token F1", "answer in chunks", "recall@k", "s/answer"],
-        [[r["variant"], r["accuracy_ci"], _pct(r["exact_match"]), _pct(r["token_f1"]), _pct(r["answer_in_chunks"]),
-          _pct(r["recall"]), "n/a" if r["s_per_answer"] is None else f"{r['s_per_answer']:.2f}"] for r in summary])
-    comparisons = _table(["comparison", "only the first right", "only the second right", "p (exact McNemar)",
+        ["variant", "correct [95% CI]", *parts, "exact match", "token F1", "answer in chunks", "recall@k",
+         "s/answer"],
+        [[r["variant"], r["accuracy_ci"], *(r[k] or "n/a" for k in parts.values()), _pct(r["exact_match"]),
+          _pct(r["token_f1"]), _pct(r["answer_in_chunks"]), _pct(r["recall"]),
+          "n/a" if r["s_per_answer"] is None else f"{r['s_per_answer']:.2f}"] for r in summary])
+    weighted = (data.get("coverage") or {}).get("weighted")
+    comparisons = _table(["comparison", "only the first right", "only the second right",
+                          "p (paired bootstrap, weighted)" if weighted else "p (exact McNemar)",
                           "difference [95% CI]"],
                          [[f"{c['a']} vs {c['b']}", c["only_a"], c["only_b"], f"{c['p']:.3g}",
                            f"{100 * c['difference']:+.0f} points [{100 * c['difference_low']:+.0f}, "

@@ -14,10 +14,12 @@ from ..finetune import (
 )
 from ..models import Generator
 from ..questions import (
+    TEST_FORM,
     QAItem,
     QuestionSetError,
     generate_cloze,
     llm_questions,
+    phrasings,
     split_set,
 )
 from ..store import Hit, Store
@@ -55,6 +57,16 @@ class Plan:
     eval_config: EvalConfig
     question_note: str
     stages: list[Stage] = field(default_factory=list)
+    facts_total: int = 0  # facts found in the documents (0: not known, e.g. a given question set)
+
+    @property
+    def trained_facts(self) -> set[str]:
+        return {it.fact or it.question for it in self.train}
+
+    @property
+    def coverage(self) -> float | None:
+        """The share of the documents' facts the adapters train on; None when the facts were not counted."""
+        return min(1.0, len(self.trained_facts) / self.facts_total) if self.facts_total else None
 
     @property
     def seconds(self) -> float:
@@ -63,8 +75,14 @@ class Plan:
     def describe(self) -> str:
         """The plan and its time estimate, in two lines, for the tab and the CLI."""
         recipes = ", ".join(f"{r} ({c.max_steps} steps)" for r, c in self.train_configs.items())
+        trained = self.trained_facts
+        heldout = sum(1 for it in self.test if (it.fact or it.question) not in trained)
+        coverage = (f" The adapters train on {len(trained)} of the {self.facts_total} facts found in the documents "
+                    f"({100 * self.coverage:.0f}%); {heldout} test questions ask held-out facts."
+                    if self.coverage is not None else "")
         return (f"{self.question_note}; split {self.config.split or self.config.recipe.split}: "
-                f"{len(self.train)} training questions, {len(self.test)} test questions. Adapters: {recipes}.\n"
+                f"{len(self.train)} training questions, {len(self.test)} test questions.{coverage} "
+                f"Adapters: {recipes}.\n"
                 f"Estimated time on this machine: about {format_duration(self.seconds)} "
                 f"({', '.join(f'{s.name} {format_duration(s.seconds)}' for s in self.stages)}).")
 
@@ -92,6 +110,7 @@ def plan_experiment(
     if not chunks:
         raise (ExperimentError("no documents to experiment on: add documents first", fix="documents")
                if not config.documents else ExperimentError("none of the picked documents is stored"))
+    facts_total, heldout = 0, []
     if items is None and config.method == "llm":
         if complete is None:
             raise ExperimentError("the llm question method needs the base model to write with")
@@ -100,6 +119,13 @@ def plan_experiment(
     elif items is None:
         items = generate_cloze(chunks, config.questions or preset.questions)
         note = f"{len(items)} fill-in-the-blank facts from {len(chunks)} chunks"
+        # every fact the generator finds in the documents (up to the preset's pool), for the coverage and the
+        # held-out part; the training facts come first in the same order, so they are the first of these
+        every = generate_cloze(chunks, preset.pool, per_chunk=preset.pool)
+        facts_total = len({it.fact for it in every} | {it.fact for it in items})
+        trained = {it.fact for it in items}
+        heldout = generate_cloze(chunks, preset.pool)  # spread over documents like the trained facts
+        heldout = [it for it in heldout if it.fact not in trained][: preset.heldout]
     else:
         note = f"{len(items)} questions from the given set"
     facts = {it.fact or it.question for it in items}
@@ -114,6 +140,8 @@ def plan_experiment(
         train, test = split_set(items, split, seed=config.seed)
     except QuestionSetError as exc:
         raise ExperimentError(str(exc)) from None
+    if heldout and split == "paraphrase":  # asked as people ask, in the wording the test asks trained facts
+        test += [replace(it, question=phrasings(it)[TEST_FORM]) for it in heldout]
     checks = _trained_checks(train, preset.trained_checks)
     recipes = config.train or preset.train
     batch = 4
@@ -129,7 +157,7 @@ def plan_experiment(
     }
     eval_config = EvalConfig(top_k=config.top_k, max_new_tokens=preset.max_new_tokens, seed=config.seed)
     plan = Plan(replace(config, split=split, train=tuple(recipes)), chunks, items, train, test, checks,
-                train_configs, eval_config, note)
+                train_configs, eval_config, note, facts_total=facts_total)
     plan.stages = _stages(generator, plan, speed or Speed(300.0, 0.08, 100.0))
     return plan
 

@@ -41,12 +41,20 @@ class Row:
     def correct(self) -> list[bool]:
         return [a.correct for a in self.answers]
 
-    def summary(self, seed: int = 0) -> dict:
-        ci = stats.bootstrap_ci([float(c) for c in self.correct()], seed=seed)
+    def summary(self, seed: int = 0, weights: list[float] | None = None, parts: list[bool] | None = None) -> dict:
+        """The row's scores; ``weights`` weigh its questions (accuracy for the documents as a whole), ``parts``
+        says which questions ask trained facts (True) and which held-out ones (False)."""
+        ci = stats.bootstrap_ci([float(c) for c in self.correct()], seed=seed, weights=weights)
         retrieves = self.variant in RETRIEVES
+        by_part = {}
+        if parts is not None:
+            for key, want in (("trained_facts", True), ("heldout_facts", False)):
+                picked = [float(a.correct) for a, p in zip(self.answers, parts) if p == want]
+                by_part[key] = stats.bootstrap_ci(picked, seed=seed).pct() if picked else None
         return {
             "variant": self.label, "adapter": self.adapter or None, "answered": len(self.answers),
             "accuracy": ci.mean, "accuracy_low": ci.low, "accuracy_high": ci.high, "accuracy_ci": ci.pct(),
+            **by_part,
             "exact_match": metrics.mean(a.exact for a in self.answers),
             "token_f1": metrics.mean(a.f1 for a in self.answers),
             "contains": metrics.mean(a.contains for a in self.answers),
@@ -78,9 +86,16 @@ class ExperimentReport:
     cancelled: bool = False
     started: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
     folder: Path | None = None
+    coverage: dict = field(default_factory=dict)  # facts in the documents, trained, and the test's two parts
+    weights: list[float] | None = None  # per test question: its part's share of the documents over its size
+
+    @property
+    def parts(self) -> list[bool] | None:
+        """Per test question: True when it asks a trained fact (in another wording), False a held-out fact."""
+        return self.coverage.get("trained_part")
 
     def summary(self) -> list[dict]:
-        return [r.summary(self.config.get("seed", 0)) for r in self.rows]
+        return [r.summary(self.config.get("seed", 0), self.weights, self.parts) for r in self.rows]
 
     def to_json(self) -> dict:
         summary = self.summary()  # the bootstrap once per row
@@ -89,6 +104,7 @@ class ExperimentReport:
             "cancelled": self.cancelled, "config": self.config, "questions_made": self.question_note,
             "train_questions": self.train_questions, "test_questions": len(self.test),
             "headline": self.headline, "recommendation": self.recommendation, "best_recipe": self.best_recipe,
+            "coverage": {k: v for k, v in self.coverage.items() if k != "trained_part"},
             "correct_rule": f"the expected answer appears in the reply, which has at most {metrics.EXTRA_WORDS} "
                             "words that are neither in the question nor in the expected answer (after normalisation)",
             "summary": summary,
@@ -187,6 +203,7 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
         per_answer, tps = _timing(result, variant)
         rows.append(Row(_label(variant, recipe, several), variant, recipe, adapter, answers, causes, per_answer, tps))
 
+    coverage, weights, scope = _coverage(plan, plan.test[:n])
     best_recipe, headline, comparisons, recommendation = "", "No questions were scored.", [], ""
     if rows and n:
         by = {(r.variant, r.recipe): r for r in rows}
@@ -194,15 +211,16 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
         if recipes:
             def strength(recipe):
                 both, ft = by[("rag+ft", recipe)], by[("ft", recipe)]
-                return (metrics.mean(both.correct()), metrics.mean(ft.correct()),
+                return (_mean(both.correct(), weights), _mean(ft.correct(), weights),
                         metrics.mean(a.f1 for a in both.answers))
             best_recipe = max(recipes, key=strength)
         scores = {stats.PLAIN: by[("plain", "")].correct(), stats.RAG: by[("rag", "")].correct()} if base else {}
         if best_recipe:
             scores[stats.FT] = by[("ft", best_recipe)].correct()
             scores[stats.RAG_FT] = by[("rag+ft", best_recipe)].correct()
-        headline, comparisons = stats.verdict(scores, seed=plan.config.seed)
-        recommendation = recommend(scores, plan.config.seed)
+        headline, comparisons = stats.verdict(scores, seed=plan.config.seed, weights=weights)
+        headline = scope + headline
+        recommendation = recommend(scores, plan.config.seed, weights=weights)
         if several and best_recipe:
             recommendation += f" (Fine-tuned here is the {best_recipe} adapter, the stronger of the ones trained.)"
     if cancelled:
@@ -212,20 +230,54 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
     return ExperimentReport(
         plan.config.name, _config_json(plan), plan.question_note, plan.test[:n], rows, checks, headline,
         recommendation, best_recipe, comparisons, [run.costs() for run in runs], len(plan.train), seconds, peak,
-        cancelled,
+        cancelled, coverage=coverage, weights=weights,
     )
 
 
-def recommend(scores: dict[str, list[bool]], seed: int = 0, alpha: float = 0.05, close: float = 0.05) -> str:
+def _mean(correct: list[bool], weights: list[float] | None) -> float:
+    return float(stats.weighted([float(c) for c in correct], weights).mean()) if correct else 0.0
+
+
+def _coverage(plan: Plan, test: list) -> tuple[dict, list[float] | None, str]:
+    """How the test speaks for the documents: (the coverage record, per-question weights or None, the headline's
+    opening words). The test has two parts, questions on trained facts (other wordings) and on held-out facts;
+    when the documents' facts were counted and both parts were asked, each part counts as its share of the
+    documents' facts, so the verdict is for questions about the documents as a whole."""
+    trained = plan.trained_facts
+    part = [(it.fact or it.question) in trained for it in test]
+    t, h = sum(part), len(part) - sum(part)
+    share = plan.coverage
+    record = {"facts_in_documents": plan.facts_total or None, "facts_trained": len(trained),
+              "share_trained": share, "questions_on_trained_facts": t, "questions_on_heldout_facts": h,
+              "weighted": False, "trained_part": part}
+    if share is None or not test:
+        return record, None, "On the given questions: " if test else ""
+    if t and h:
+        weights = [share / t if p else (1 - share) / h for p in part]
+        record["weighted"] = True
+        return record, weights, (
+            f"On the documents as a whole (the adapters trained on {len(trained)} of their {plan.facts_total} facts, "
+            f"{100 * share:.0f}%; {t} questions on trained facts in other wordings and {h} on held-out facts, "
+            f"weighted {100 * share:.0f}:{100 - 100 * share:.0f}): ")
+    if t:
+        return record, None, (f"On trained facts only ({len(trained)} of the documents' {plan.facts_total} facts, "
+                              f"{100 * share:.0f}%; no held-out facts were left to ask): ")
+    return record, None, "On held-out facts only (facts no adapter trained on): "
+
+
+def recommend(scores: dict[str, list[bool]], seed: int = 0, alpha: float = 0.05, close: float = 0.05,
+              weights: list[float] | None = None) -> str:
     """Which variant to use: the best one when it is significantly ahead of all others; a simpler one that scores
-    within ``close`` of it (it costs less and does as well); else the best, with the advice to ask more questions."""
+    within ``close`` of it (it costs less and does as well); else the best, with the advice to ask more questions.
+    ``weights``: per question, as in `stats.verdict`."""
     present = [v for v in COST_ORDER if v in scores]
     if not present or not scores[present[0]]:
         return ""
     n = len(scores[present[0]])
-    mean = {v: sum(scores[v]) / n for v in present}
+    mean = {v: _mean(scores[v], weights) for v in present}
     best = max(present, key=lambda v: (mean[v], -COST_ORDER.index(v)))
-    tied = [v for v in present if v != best and stats.compare(best, scores[best], v, scores[v], seed, alpha).p >= alpha]
+    tied = [v for v in present if v != best
+            and stats.compare(best, scores[best], v, scores[v], seed, alpha, weights=weights).p >= alpha]
     if not tied:
         if len(present) == 1:
             return f"Only {best} was scored."

@@ -21,7 +21,7 @@ from ..experiment import (
     ExperimentError,
     format_duration,
 )
-from ..experiment.pages import chart_svg
+from ..experiment.pages import chart_svg, parts_of
 from ..jobs import JobState
 from ..knobs import bounds
 from ..questions import SPLIT_MODES
@@ -51,7 +51,9 @@ def summary_frame(data: dict) -> pd.DataFrame:
         return None if v is None else round(100 * v, 1)
 
     return pd.DataFrame([{
-        "variant": r["variant"], "correct [95% CI]": r["accuracy_ci"], "exact match %": pct(r["exact_match"]),
+        "variant": r["variant"], "correct [95% CI]": r["accuracy_ci"],
+        **{f"{label} [95% CI]": r[key] for label, key in parts_of(data).items()},
+        "exact match %": pct(r["exact_match"]),
         "token F1 %": pct(r["token_f1"]), "answer in chunks %": pct(r["answer_in_chunks"]),
         "recall@k %": pct(r["recall"]), "s/answer": None if r["s_per_answer"] is None else round(r["s_per_answer"], 2),
         "why wrong": ", ".join(f"{c} {n}" for c, n in r["causes"].items()),
