@@ -446,7 +446,9 @@ def test_experiment_estimate_then_run_prints_the_verdict_and_writes_the_report(r
               str(out))
     assert r.code == 0, r.err
     data = json.loads(r.out)
-    assert data["adapters"] == ["cli-qa-v1"] and data["test_questions"] == 4
+    cover = data["coverage"]  # 4 facts trained and tested in another wording; the others found held out
+    assert data["adapters"] == ["cli-qa-v1"] and cover["questions_on_trained_facts"] == cover["facts_trained"] == 4
+    assert data["test_questions"] == 4 + cover["questions_on_heldout_facts"] and cover["facts_in_documents"] > 4
     assert [row["variant"] for row in data["summary"]] == ["Plain", "RAG", "Fine-tuned", "RAG + Fine-tuned"]
     assert all("[" in row["accuracy_ci"] for row in data["summary"]) and len(data["comparisons"]) == 3
     assert data["headline"] and set(data["causes"]) == {row["variant"] for row in data["summary"]}
