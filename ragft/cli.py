@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     _knob(s, ExperimentConfig, "steps", "--steps")
     s.add_argument("--documents", help="comma-separated document names to ask about (default: all stored)")
     s.add_argument("--name", default="experiment", help="prefix of the adapters and the report folder")
+    s.add_argument("--my-questions", type=Path, metavar="FILE",
+                   help="your own questions, never trained on; the verdict speaks for them first: a .jsonl set, or "
+                        "a text file with one 'question | expected answer' a line")
     s.add_argument("--out", type=Path, help="also copy the report (JSON, CSV, HTML) into this folder")
     s.add_argument("--estimate", action="store_true", help="print the plan and its time estimate, then stop")
 
@@ -458,6 +461,19 @@ def cmd_eval(engine, args) -> int:
     return 0
 
 
+def _my_questions(path: Path | None) -> list:
+    from .questions import load_set, parse_typed
+
+    if path is None:
+        return []
+    if path.suffix.lower() == ".jsonl":
+        return load_set(path)
+    try:
+        return parse_typed(path.read_text())
+    except OSError as exc:
+        raise CLIError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
 def cmd_experiment(engine, args) -> int:
     """Plan (``--estimate``: only that) and run an experiment; prints the verdict and where the report is."""
     import shutil
@@ -471,7 +487,7 @@ def cmd_experiment(engine, args) -> int:
         method=args.method or engine.question_method, **_given(args, "steps"),
     )
     items = engine.read_questions(args.set) if args.set else None
-    plan = engine.plan_experiment(config, items)
+    plan = engine.plan_experiment(config, items, _my_questions(args.my_questions))
     if args.estimate:
         _print(args, {"plan": plan.describe(), "seconds": round(plan.seconds)}, plan.describe())
         return 0

@@ -313,6 +313,42 @@ def test_plan_with_model_written_questions_holds_facts_out():
     assert not {i.fact for i in plan.train} & {i.fact for i in plan.test}
 
 
+def covered(tmp_path, own: int = 0, own_right: dict | None = None):
+    """10 trained facts (of 100 in the documents), 10 held-out, and ``own`` questions of the user's: an adapter right
+    on every trained fact and no held-out one, RAG right on half of each; on the user's, as ``own_right`` says."""
+    trained = [QAItem(f"When was {i}?", f"a{i}", "doc.md", i, fact=f"f{i}", cloze=f"S ____ {i}.", kind="number")
+               for i in range(10)]
+    held = [QAItem(f"Who was {i}?", f"b{i}", "doc.md", 50 + i, fact=f"h{i}", cloze=f"T ____ {i}.", kind="name")
+            for i in range(10)]
+    mine = [QAItem(f"My question {i}?", f"c{i}", fact=f"asked-{i}") for i in range(own)]
+    test_items = trained + held + mine
+    hit = Hit("doc.md", 0, 0.9, "text")
+    plan = Plan(ExperimentConfig(name="cover", split="paraphrase", train=("qa",)), [hit], trained,
+                [QAItem(f"Fill {i}?", f"a{i}", fact=f"f{i}") for i in range(10)], test_items, [],
+                {"qa": TrainConfig(max_steps=3)}, EvalConfig(), "hand-made", facts_total=100, asked=mine)
+    right = {"plain": set(), "rag": {*range(5), *range(10, 15)}, "ft": set(range(10)), "rag+ft": set(range(10))}
+    for v, got in (own_right or {}).items():
+        right[v] |= {20 + i for i in range(got)}
+    questions = [QuestionResult(it, {v: answer(i in right[v]) for v in right}) for i, it in enumerate(test_items)]
+    result = EvalResult(questions, EvalConfig(variants=tuple(right)), "cover-qa-v1", "", {}, {})
+    (tmp_path / "cover-qa-v1").mkdir(exist_ok=True)
+    return build_report(plan, [AdapterRun("qa", "cover-qa-v1", tmp_path / "cover-qa-v1", result)], result,
+                        cancelled=False, seconds=1.0)
+
+
+def test_the_user_s_own_questions_speak_first(tmp_path):
+    report = covered(tmp_path, own=12, own_right={"ft": 11, "rag": 2})
+    assert report.headline.startswith("On your 12 questions: Best: Fine-tuned — 92% [")
+    assert report.support.startswith("On the documents as a whole (the adapters trained on 10 of their 100 facts")
+    assert "Best: RAG — 50% [" in report.support and report.recommendation.startswith("Use Fine-tuned")
+    rows = {r["variant"]: r for r in report.summary()}
+    assert round(rows["RAG"]["accuracy"], 6) == 0.5 and round(rows["Fine-tuned"]["accuracy"], 6) == 0.1
+    assert rows["Fine-tuned"]["your_questions"].startswith("92% [") and rows["RAG"]["your_questions"].startswith("17%")
+    data = report.to_json()
+    assert data["coverage"]["your_questions"] == 12 and data["test_questions"] == 32 and data["support"]
+    assert "On the documents as a whole" in format_text(data).splitlines()[1]
+
+
 def test_the_verdict_speaks_for_the_documents_as_a_whole(tmp_path):
     """The issue's case in miniature: an adapter right on every trained fact (10 of the documents' 100) and on no
     held-out one, RAG right on half of each. Counted alike, fine-tuning ties RAG at 50%; weighted by what the
@@ -343,7 +379,7 @@ def test_the_verdict_speaks_for_the_documents_as_a_whole(tmp_path):
     data = report.to_json()
     assert data["coverage"] == {"facts_in_documents": 100, "facts_trained": 10, "share_trained": 0.1,
                                 "questions_on_trained_facts": 10, "questions_on_heldout_facts": 10,
-                                "weighted": True}
+                                "weighted": True, "your_questions": 0}
 
 
 def test_the_plan_counts_the_documents_facts_and_tests_held_out_ones_too():
@@ -359,3 +395,17 @@ def test_the_plan_counts_the_documents_facts_and_tests_held_out_ones_too():
     assert not {i.question for i in held} & {i.question for i in plan.train}
     assert ("The adapters train on 4 of the 7 facts found in the documents (57%); 3 test questions ask held-out "
             "facts.") in plan.describe()
+
+
+def test_the_plan_asks_the_user_s_own_questions_and_never_trains_on_them():
+    from ragft.experiment import Speed, plan_experiment
+    from ragft.questions import parse_typed
+
+    mine = parse_typed("Who invented the glimmerphone? | Tamsin Greaves\nHow tall is the largest one? | 6 metres")
+    plan = plan_experiment(FakeGenerator(), FakeStore(CHUNKS), ExperimentConfig(questions=4),
+                           speed=Speed(100.0, 0.1, 30.0), asked=mine)
+    assert [i.question for i in plan.test[-2:]] == [i.question for i in mine] and plan.asked == plan.test[-2:]
+    assert not {i.question for i in mine} & {i.question for i in plan.train}
+    assert plan.trained_facts.isdisjoint({i.fact for i in plan.asked})
+    assert "2 of the test questions are your own: the verdict speaks for them first." in plan.describe()
+    assert "3 test questions ask held-out facts" in plan.describe()  # the user's are not counted as held-out

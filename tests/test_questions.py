@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -469,3 +470,20 @@ def test_headings_and_titles_make_no_questions():
             "The pump weighs 24 kilograms when dry.\nQuib orbits the planet every 12 days\n")
     items = generate_cloze([hit("a.md", 0, text)], 10)
     assert [i.answer for i in items] == ["24 kilograms", "12 days"]
+
+
+def test_questions_typed_one_a_line():
+    from ragft.questions import parse_typed
+
+    items = parse_typed("When was the light built? | 1871\n\n  Who keeps it?|Ola Berg  \n")
+    assert [(i.question, i.answer) for i in items] == [("When was the light built?", "1871"),
+                                                       ("Who keeps it?", "Ola Berg")]
+    assert parse_typed("") == []
+    for text, message in (("When was it built?", "line 1: one question a line, then ' | '"),
+                          ("Q? | 1\n | 2", "line 2: one question a line"), ("Q? | ", "line 1"),
+                          ("Q? | 1\nq? | 2", "line 2: the same question twice"),
+                          ("x" * 600 + " | 1", "line 1: a question or answer of over 500 characters"),
+                          ("\n".join(f"Q{i}? | {i}" for i in range(51)), "51 questions typed; at most 50"),
+                          (["Q? | 1"], "your questions must be text")):
+        with pytest.raises(QuestionSetError, match=re.escape(message)):
+            parse_typed(text)

@@ -30,11 +30,13 @@ class ExperimentVerbs:
             self._speed = measure_speed(self.generator)
         return self._speed
 
-    def plan_experiment(self, config: ExperimentConfig, items: list[QAItem] | None = None) -> Plan:
-        """Questions, split, training settings and a time estimate measured on this machine; nothing runs yet."""
+    def plan_experiment(self, config: ExperimentConfig, items: list[QAItem] | None = None,
+                        asked: list[QAItem] | None = None) -> Plan:
+        """Questions, split, training settings and a time estimate measured on this machine; nothing runs yet.
+        ``asked``: the user's own questions, tested and never trained on; the verdict speaks for them first."""
         if not self.store.count():  # said before the model loads to measure its speed
             raise ExperimentError("no documents to experiment on: add documents first", fix="documents")
-        return plan_experiment(self.generator, self.store, config, items, self.speed(), self._complete)
+        return plan_experiment(self.generator, self.store, config, items, self.speed(), self._complete, asked)
 
     @property
     def question_method(self) -> str:

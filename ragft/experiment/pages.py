@@ -26,7 +26,7 @@ def format_text(data: dict) -> str:
     checks = [f"  {k} on its trained wordings: {v['accuracy_ci']} of {v['n']} facts"
               for k, v in data["trained_wordings"].items()]
     return "\n".join([
-        data["headline"], data["recommendation"], "", *table, "",
+        data["headline"], *([data["support"]] if data.get("support") else []), data["recommendation"], "", *table, "",
         *(c["sentence"] for c in data["comparisons"]), "",
         "why answers were wrong:", *(causes or ["  (none wrong)"]), "", "memorisation:", *checks, "",
         "costs:", *costs, f"  peak memory {data['costs']['peak_memory_mb']} MB",
@@ -65,10 +65,11 @@ def chart_svg(summary: list[dict], width: int = 640) -> str:
 
 
 def parts_of(data: dict) -> dict[str, str]:
-    """The columns of the test's two parts (trained facts in other wordings, held-out facts), where it has them."""
+    """The columns of the test's parts (trained facts in other wordings, held-out facts, the user's own questions),
+    where it has them."""
     first = data["summary"][0] if data["summary"] else {}
-    return {label: key for label, key in (("trained facts", "trained_facts"), ("held-out facts", "heldout_facts"))
-            if first.get(key)}
+    return {label: key for label, key in (("trained facts", "trained_facts"), ("held-out facts", "heldout_facts"),
+                                          ("your questions", "your_questions")) if first.get(key)}
 
 
 def _pct(value) -> str:
@@ -127,7 +128,7 @@ padding:0.7em 1em;border-radius:6px}}</style></head><body>
 <p>{esc(data['started'])} · {len(data['questions'])} test questions, {data['train_questions']} training questions ·
 split {esc(c['split'])} · preset {esc(c['preset'])} · documents: {esc(', '.join(c['documents']))} ·
 {format_duration(data['seconds'])}{' · <b>cancelled</b>' if data['cancelled'] else ''}</p>
-<p class="verdict">{esc(data['headline'])}</p><p><b>{esc(data['recommendation'])}</b></p>
+<p class="verdict">{esc(data['headline'])}</p>{f"<p>{esc(data['support'])}</p>" if data.get('support') else ""}<p><b>{esc(data['recommendation'])}</b></p>
 <h2>Scores on the test questions</h2>{chart_svg(summary)}
 <p>Blue: correct, with its 95% bootstrap interval (black line). Green: token F1. Correct means
 {esc(data['correct_rule'])}.</p>{scores}

@@ -58,6 +58,7 @@ class Plan:
     question_note: str
     stages: list[Stage] = field(default_factory=list)
     facts_total: int = 0  # facts found in the documents (0: not known, e.g. a given question set)
+    asked: list[QAItem] = field(default_factory=list)  # the user's own questions, never trained on, last in test
 
     @property
     def trained_facts(self) -> set[str]:
@@ -76,10 +77,12 @@ class Plan:
         """The plan and its time estimate, in two lines, for the tab and the CLI."""
         recipes = ", ".join(f"{r} ({c.max_steps} steps)" for r, c in self.train_configs.items())
         trained = self.trained_facts
-        heldout = sum(1 for it in self.test if (it.fact or it.question) not in trained)
+        heldout = sum(1 for it in self.test if (it.fact or it.question) not in trained) - len(self.asked)
         coverage = (f" The adapters train on {len(trained)} of the {self.facts_total} facts found in the documents "
                     f"({100 * self.coverage:.0f}%); {heldout} test questions ask held-out facts."
                     if self.coverage is not None else "")
+        if self.asked:
+            coverage += f" {len(self.asked)} of the test questions are your own: the verdict speaks for them first."
         return (f"{self.question_note}; split {self.config.split or self.config.recipe.split}: "
                 f"{len(self.train)} training questions, {len(self.test)} test questions.{coverage} "
                 f"Adapters: {recipes}.\n"
@@ -99,11 +102,13 @@ def _tokens(generator: Generator, text: str) -> int:
 def plan_experiment(
     generator: Generator, store: Store, config: ExperimentConfig, items: list[QAItem] | None = None,
     speed: Speed | None = None, complete: Callable[[list[str]], list[str]] | None = None,
+    asked: list[QAItem] | None = None,
 ) -> Plan:
     """Questions, split and training settings for ``config``, so the tab can show the plan and its estimate before
     anything starts. ``items`` is a saved or uploaded set; None generates one: fill-in-the-blank (no model runs, so
     planning is cheap) or, with ``config.method == "llm"``, written by the model through ``complete(prompts)``
-    (only pairs whose answer is in their chunk are kept; a capable ``RAGFT_BASE_MODEL`` writes many)."""
+    (only pairs whose answer is in their chunk are kept; a capable ``RAGFT_BASE_MODEL`` writes many). ``asked``:
+    the user's own questions, asked of every variant and never trained on; the verdict speaks for them first."""
     config.validate()
     preset = config.recipe
     chunks = [h for h in store.all_chunks() if not config.documents or h.source in config.documents]
@@ -142,6 +147,8 @@ def plan_experiment(
         raise ExperimentError(str(exc)) from None
     if heldout and split == "paraphrase":  # asked as people ask, in the wording the test asks trained facts
         test += [replace(it, question=phrasings(it)[TEST_FORM]) for it in heldout]
+    asked = [replace(it, fact=f"asked-{i}") for i, it in enumerate(asked or [])]  # no fact of the trained ones
+    test += asked
     checks = _trained_checks(train, preset.trained_checks)
     recipes = config.train or preset.train
     batch = 4
@@ -157,7 +164,7 @@ def plan_experiment(
     }
     eval_config = EvalConfig(top_k=config.top_k, max_new_tokens=preset.max_new_tokens, seed=config.seed)
     plan = Plan(replace(config, split=split, train=tuple(recipes)), chunks, items, train, test, checks,
-                train_configs, eval_config, note, facts_total=facts_total)
+                train_configs, eval_config, note, facts_total=facts_total, asked=asked)
     plan.stages = _stages(generator, plan, speed or Speed(300.0, 0.08, 100.0))
     return plan
 

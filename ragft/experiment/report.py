@@ -23,6 +23,8 @@ from .run import AdapterRun
 
 REPORT_FILE = "report.json"
 COST_ORDER = (stats.PLAIN, stats.RAG, stats.FT, stats.RAG_FT)  # simplest first: ties go to the cheaper variant
+# the parts of an experiment's test: other wordings of trained facts, facts no adapter trained on, the user's own
+PARTS = ("trained_facts", "heldout_facts", "your_questions")
 
 
 @dataclass
@@ -41,16 +43,16 @@ class Row:
     def correct(self) -> list[bool]:
         return [a.correct for a in self.answers]
 
-    def summary(self, seed: int = 0, weights: list[float] | None = None, parts: list[bool] | None = None) -> dict:
+    def summary(self, seed: int = 0, weights: list[float] | None = None, parts: list[str] | None = None) -> dict:
         """The row's scores; ``weights`` weigh its questions (accuracy for the documents as a whole), ``parts``
-        says which questions ask trained facts (True) and which held-out ones (False)."""
+        names each question's part of the test (`PARTS`), scored apart too."""
         ci = stats.bootstrap_ci([float(c) for c in self.correct()], seed=seed, weights=weights)
         retrieves = self.variant in RETRIEVES
         by_part = {}
         if parts is not None:
-            for key, want in (("trained_facts", True), ("heldout_facts", False)):
-                picked = [float(a.correct) for a, p in zip(self.answers, parts) if p == want]
-                by_part[key] = stats.bootstrap_ci(picked, seed=seed).pct() if picked else None
+            for part in PARTS:
+                picked = [float(a.correct) for a, p in zip(self.answers, parts) if p == part]
+                by_part[part] = stats.bootstrap_ci(picked, seed=seed).pct() if picked else None
         return {
             "variant": self.label, "adapter": self.adapter or None, "answered": len(self.answers),
             "accuracy": ci.mean, "accuracy_low": ci.low, "accuracy_high": ci.high, "accuracy_ci": ci.pct(),
@@ -86,13 +88,14 @@ class ExperimentReport:
     cancelled: bool = False
     started: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
     folder: Path | None = None
-    coverage: dict = field(default_factory=dict)  # facts in the documents, trained, and the test's two parts
+    coverage: dict = field(default_factory=dict)  # facts in the documents, trained, and the test's parts
     weights: list[float] | None = None  # per test question: its part's share of the documents over its size
+    support: str = ""  # with the user's own questions in the headline: the verdict on the documents as a whole
 
     @property
-    def parts(self) -> list[bool] | None:
-        """Per test question: True when it asks a trained fact (in another wording), False a held-out fact."""
-        return self.coverage.get("trained_part")
+    def parts(self) -> list[str] | None:
+        """Per test question, its part (`PARTS`)."""
+        return self.coverage.get("parts")
 
     def summary(self) -> list[dict]:
         return [r.summary(self.config.get("seed", 0), self.weights, self.parts) for r in self.rows]
@@ -104,7 +107,8 @@ class ExperimentReport:
             "cancelled": self.cancelled, "config": self.config, "questions_made": self.question_note,
             "train_questions": self.train_questions, "test_questions": len(self.test),
             "headline": self.headline, "recommendation": self.recommendation, "best_recipe": self.best_recipe,
-            "coverage": {k: v for k, v in self.coverage.items() if k != "trained_part"},
+            "support": self.support,
+            "coverage": {k: v for k, v in self.coverage.items() if k != "parts"},
             "correct_rule": f"the expected answer appears in the reply, which has at most {metrics.EXTRA_WORDS} "
                             "words that are neither in the question nor in the expected answer (after normalisation)",
             "summary": summary,
@@ -203,24 +207,37 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
         per_answer, tps = _timing(result, variant)
         rows.append(Row(_label(variant, recipe, several), variant, recipe, adapter, answers, causes, per_answer, tps))
 
-    coverage, weights, scope = _coverage(plan, plan.test[:n])
-    best_recipe, headline, comparisons, recommendation = "", "No questions were scored.", [], ""
+    # the generated questions first, then the user's own (`Plan.asked`); the headline speaks for the user's
+    n_made = min(n, len(plan.test) - len(plan.asked))
+    n_own = n - n_made
+    coverage, weights, scope = _coverage(plan, plan.test[:n_made])
+    coverage["parts"] += ["your_questions"] * n_own
+    coverage["your_questions"] = n_own
+    first = slice(n_made, n) if n_own else slice(0, n_made)
+    first_weights = None if n_own else weights
+    best_recipe, headline, comparisons, recommendation, support = "", "No questions were scored.", [], "", ""
     if rows and n:
         by = {(r.variant, r.recipe): r for r in rows}
         recipes = [run.recipe for run in runs if run.test]
         if recipes:
             def strength(recipe):
-                both, ft = by[("rag+ft", recipe)], by[("ft", recipe)]
-                return (_mean(both.correct(), weights), _mean(ft.correct(), weights),
-                        metrics.mean(a.f1 for a in both.answers))
+                both, ft = by[("rag+ft", recipe)].correct()[first], by[("ft", recipe)].correct()[first]
+                return (_mean(both, first_weights), _mean(ft, first_weights),
+                        metrics.mean(a.f1 for a in by[("rag+ft", recipe)].answers[first]))
             best_recipe = max(recipes, key=strength)
         scores = {stats.PLAIN: by[("plain", "")].correct(), stats.RAG: by[("rag", "")].correct()} if base else {}
         if best_recipe:
             scores[stats.FT] = by[("ft", best_recipe)].correct()
             scores[stats.RAG_FT] = by[("rag+ft", best_recipe)].correct()
-        headline, comparisons = stats.verdict(scores, seed=plan.config.seed, weights=weights)
-        headline = scope + headline
-        recommendation = recommend(scores, plan.config.seed, weights=weights)
+        part = {label: right[first] for label, right in scores.items()}
+        headline, comparisons = stats.verdict(part, seed=plan.config.seed, weights=first_weights)
+        headline = (f"On your {n_own} questions: " if n_own else scope) + headline
+        recommendation = recommend(part, plan.config.seed, weights=first_weights)
+        if n_own and n_made:
+            made = {label: right[:n_made] for label, right in scores.items()}
+            support = scope + stats.verdict(made, seed=plan.config.seed, weights=weights)[0]
+        if n_own:  # the rows' accuracy stays the documents' (the user's questions have a column of their own)
+            weights = (weights or [1.0 / max(n_made, 1)] * n_made) + [0.0] * n_own if n_made else None
         if several and best_recipe:
             recommendation += f" (Fine-tuned here is the {best_recipe} adapter, the stronger of the ones trained.)"
     if cancelled:
@@ -230,7 +247,7 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
     return ExperimentReport(
         plan.config.name, _config_json(plan), plan.question_note, plan.test[:n], rows, checks, headline,
         recommendation, best_recipe, comparisons, [run.costs() for run in runs], len(plan.train), seconds, peak,
-        cancelled, coverage=coverage, weights=weights,
+        cancelled, coverage=coverage, weights=weights, support=support,
     )
 
 
@@ -249,7 +266,7 @@ def _coverage(plan: Plan, test: list) -> tuple[dict, list[float] | None, str]:
     share = plan.coverage
     record = {"facts_in_documents": plan.facts_total or None, "facts_trained": len(trained),
               "share_trained": share, "questions_on_trained_facts": t, "questions_on_heldout_facts": h,
-              "weighted": False, "trained_part": part}
+              "weighted": False, "parts": [PARTS[0] if p else PARTS[1] for p in part]}
     if share is None or not test:
         return record, None, "On the given questions: " if test else ""
     if t and h:

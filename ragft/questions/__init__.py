@@ -24,6 +24,7 @@ from .sets import (
     fact_id,
     list_sets,
     load_set,
+    parse_typed,
     save_set,
     set_path,
 )
@@ -32,6 +33,6 @@ from .splits import SPLIT_MODES, split_set
 __all__ = [
     "MAX_CHOICES",
     "BLANK", "SPLIT_MODES", "TEST_FORM", "QAItem", "QuestionSetError", "check_set_name", "fact_id",
-    "generate_cloze", "list_sets", "llm_questions", "load_set", "natural_forms", "phrasings", "save_set",
+    "generate_cloze", "list_sets", "llm_questions", "load_set", "natural_forms", "parse_typed", "phrasings", "save_set",
     "sentence_facts", "set_path", "split_set",
 ]

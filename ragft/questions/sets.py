@@ -151,6 +151,35 @@ def load_set(path: Path | str, max_items: int = 2000) -> list[QAItem]:
     return items
 
 
+MAX_TYPED = 50  # questions a user types into the Experiment tab
+TYPED_RULE = "one question a line, then ' | ' and the answer you expect: When was the light built? | 1871"
+
+
+def parse_typed(text: str) -> list[QAItem]:
+    """Questions a user typed, one a line as ``question | expected answer`` (blank lines skipped); a line that is
+    not in that form, a question over 500 characters or more than `MAX_TYPED` questions raise
+    `QuestionSetError` naming the line."""
+    if not isinstance(text, str):
+        raise QuestionSetError(f"your questions must be text: {TYPED_RULE}")
+    items, seen = [], set()
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        question, bar, answer = line.partition("|")
+        question, answer = question.strip(), answer.strip()
+        if not bar or not question or not answer:
+            raise QuestionSetError(f"your questions, line {n}: {TYPED_RULE}")
+        if len(question) > 500 or len(answer) > 500:
+            raise QuestionSetError(f"your questions, line {n}: a question or answer of over 500 characters")
+        if normalize(question) in seen:
+            raise QuestionSetError(f"your questions, line {n}: the same question twice")
+        seen.add(normalize(question))
+        items.append(QAItem(question, answer))
+    if len(items) > MAX_TYPED:
+        raise QuestionSetError(f"{len(items)} questions typed; at most {MAX_TYPED}")
+    return items
+
+
 def save_set(items: list[QAItem], path: Path | str) -> Path:
     """Write ``items`` as JSON Lines, atomically: a reader sees the old file or the whole new one, never half."""
     if not items:

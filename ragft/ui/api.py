@@ -22,6 +22,7 @@ from ..evaluate import EvalConfig
 from ..experiment import ExperimentConfig
 from ..finetune import TrainConfig
 from ..knobs import from_request
+from ..questions import parse_typed
 from ..requests import AskRequest, SearchRequest
 from . import messages as M
 from .chat import GENERATE
@@ -177,16 +178,17 @@ def add_api(engine: Engine) -> None:
     @gr.api(api_name="experiment")
     @endpoint
     def experiment(preset: str = "quick", questions: int = 0, split: str = "", train: str = "qa,raft",
-                   steps: int = 0, question_set: str = "", name: str = "experiment") -> dict:
+                   steps: int = 0, question_set: str = "", name: str = "experiment", my_questions: str = "") -> dict:
         """Run an experiment to the end and return its report: verdict, per-variant scores with 95% intervals,
         paired tests, causes of misses, costs and the adapters' names. ``question_set``: a saved set (else questions
-        are made from the documents)."""
+        are made from the documents). ``my_questions``: your own questions, one a line as "question | expected
+        answer"; never trained on, and the verdict speaks for them first."""
         config = from_request(ExperimentConfig, name=name, preset=preset, questions=questions, split=split,
                               steps=steps, top_k=engine.settings.top_k, method=engine.question_method)
         config = ExperimentConfig(**{**vars(config), "train": _names(train, "train")})
         question_set = _text(question_set, "question set")
         items = engine.load_question_set(question_set) if question_set else None
-        state = engine.start_experiment(engine.plan_experiment(config, items))
+        state = engine.start_experiment(engine.plan_experiment(config, items, parse_typed(my_questions)))
         _wait(engine, state)
         report = state.result
         return {**report.to_json(), "adapters": [a["adapter"] for a in report.adapters],

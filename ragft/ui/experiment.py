@@ -24,7 +24,7 @@ from ..experiment import (
 from ..experiment.pages import chart_svg, parts_of
 from ..jobs import JobState
 from ..knobs import bounds
-from ..questions import SPLIT_MODES
+from ..questions import SPLIT_MODES, parse_typed
 from . import messages as M
 from .errors import refuses, user_message
 from .finetune import loss_frame
@@ -40,7 +40,8 @@ def progress_html(state: JobState) -> str:
 
 
 def verdict_md(data: dict) -> str:
-    return (f"### {data['headline']}\n\n**{data['recommendation']}**\n\n"
+    support = f"{data['support']}\n\n" if data.get("support") else ""
+    return (f"### {data['headline']}\n\n{support}**{data['recommendation']}**\n\n"
             f"{data['test_questions']} test questions, {data['train_questions']} training questions · split "
             f"{data['config']['split']} · preset {data['config']['preset']} · {format_duration(data['seconds'])}"
             + (" · **cancelled**" if data["cancelled"] else ""))
@@ -125,6 +126,8 @@ def create_experiment_tab(engine) -> dict:
                              height=90)
             name = gr.Textbox(value="experiment", label="Name (prefix of its adapters and report)",
                               elem_id="exp-name")
+    own = gr.Textbox(label=M.OWN_QUESTIONS, placeholder=M.OWN_QUESTIONS_EXAMPLE, lines=3, max_lines=12,
+                     elem_id="exp-own")
     with gr.Accordion("Questions, split and training", open=False):
         with gr.Row():
             n_questions = gr.Number(value=0, precision=0, minimum=bounds(ExperimentConfig, "questions")[0],
@@ -170,7 +173,7 @@ def create_experiment_tab(engine) -> dict:
 
     fields = {"documents": documents, "preset": preset, "questions": n_questions, "split": split, "train": recipes,
               "steps": steps, "name": name, "method": method}  # ExperimentConfig field -> its widget
-    knobs = {*fields.values(), qset, upload}  # handlers get {component: value}
+    knobs = {*fields.values(), qset, upload, own}  # handlers get {component: value}
 
     def plan_of(values: dict):
         v = {f: values[c] for f, c in fields.items()}
@@ -186,7 +189,7 @@ def create_experiment_tab(engine) -> dict:
             items = engine.read_questions(checked(values[upload]))
         else:
             items = engine.load_question_set(values[qset]) if values[qset] not in (None, GENERATE) else None
-        return engine.plan_experiment(config, items)
+        return engine.plan_experiment(config, items, parse_typed(values[own] or ""))
 
     def estimate(values: dict):
         try:

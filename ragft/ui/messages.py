@@ -122,3 +122,7 @@ WORKSPACE_SIGN_IN = " Sign in with Hugging Face to keep them across browsers."
 FIX_IN_TAB = {"documents": "(Documents tab)", "adapters": "(Fine-tune tab)"}
 # A pane that cannot run: the core's notice, and the tab to go to.
 NOTICE_FIX = {NO_ADAPTER_TEXT: " Train one in the Fine-tune tab.", NO_DOCUMENTS_TEXT: " Add some in the Documents tab."}
+
+OWN_QUESTIONS = ("Your own questions (optional, up to 50): one a line, 'question | answer you expect'. They are "
+                 "never trained on, and the verdict speaks for them first.")
+OWN_QUESTIONS_EXAMPLE = "Who maintains the pump station? | Ines Halvorsen\nHow long is the warranty? | 24 months"
