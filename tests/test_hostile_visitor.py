@@ -192,6 +192,8 @@ OUT_OF_RANGE = [
     ("experiment", ["quick", 0, "", "qa", -1, "", "e"], "steps must be 0..10000"),
     ("experiment", ["quick", 0, "", "qa", 10001, "", "e"], "steps must be 0..10000"),
     ("experiment", ["quick", 0, "", "qa", 0, "", "../e"], "experiment name"),
+    ("experiment", ["quick", 0, "", "qa", 0, "", "e", "no bar here"], "your questions, line 1"),
+    ("experiment", ["quick", 0, "", "qa", 0, "", "e", ["Q? | A"]], "your questions must be text"),
     ("delete_document", [None], "name must be text"),
     ("delete_document", ["../../etc/passwd"], "no document named"),
 ]
