@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import gradio as gr
@@ -11,7 +12,7 @@ from ..engine import Engine, get_engine
 from ..errors import RagftError
 from ..workspaces import Workspaces
 from . import messages as M
-from .api import add_api, hide_wiring
+from .api import ENDPOINTS, add_api, hide_wiring
 from .chat import GENERATE, create_chat_tab
 from .documents import create_documents_tab
 from .evaluate import create_evaluate_tab
@@ -32,6 +33,8 @@ def admission(demo: gr.Blocks) -> None:
 
     - a file in the request that Gradio's upload route did not write is refused with `uploads.NOT_UPLOADED`
       (Gradio refuses it too, later, with a message that names the path, or none);
+    - an endpoint sent too few or too many values is refused naming its parameters (Gradio's own refusal
+      reaches a visitor without its message);
     - per-visitor fairness: a session with a generation queued or running cannot queue another one, so one
       visitor's twenty asks never put everyone else behind them.
     """
@@ -49,6 +52,11 @@ def admission(demo: gr.Blocks) -> None:
         except RagftError as exc:
             return False, str(exc), "error"
         fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
+        if fn is not None and fn.api_name in ENDPOINTS and isinstance(body.data, list) \
+                and len(body.data) != len(fn.inputs):
+            names = ", ".join(inspect.signature(fn.fn).parameters)
+            return False, (f"/{fn.api_name} takes {len(fn.inputs)} value(s) ({names}); {len(body.data)} sent"), \
+                "error"
         if fn is not None and fn.concurrency_id == GENERATE and body.session_hash:
             if any(generating(e) for e in queue.pending_event_ids_session.get(body.session_hash, ())):
                 return False, M.ONE_GENERATION, "error"
