@@ -50,6 +50,7 @@ SWEEP_EVERY_S = 600
 MAX_SESSIONS = 20_000  # page loads remembered (oldest forgotten first: they reload into their workspace again)
 KEEP_IN_MEMORY_S = 3600  # an engine unused this long leaves memory (its workspace stays on disk)
 RATE_WINDOW_S = 3600
+LOADS_PER_WINDOW, LOADS_WINDOW_S = 120, 600  # page loads one address may bind (a person reloads far less)
 
 
 class WorkspaceLimitError(RagftError, RuntimeError):
@@ -100,6 +101,7 @@ class Workspaces:
         self._sessions: OrderedDict[str, str] = OrderedDict()  # gradio session hash -> workspace id
         self._touched: dict[str, float] = {}
         self._made: dict[str, deque[float]] = {}  # client address -> when it made its recent workspaces
+        self._loads: dict[str, deque[float]] = {}  # client address -> when its recent pages were bound
         self._last_sweep = 0.0
         self._lock = threading.RLock()
         s = root.settings
@@ -124,17 +126,22 @@ class Workspaces:
         nonce, signature = token.split(".")
         return bool(nonce) and hmac.compare_digest(signature, self._sign(nonce))
 
-    def enter(self, session_hash: str, token: str = "", username: str = "") -> tuple[str, str]:
+    def enter(self, session_hash: str, token: str = "", username: str = "", client: str = "") -> tuple[str, str]:
         """Bind a page that just loaded (``session_hash``) to its workspace; returns the workspace id and the
         token for the browser to keep. Signed in: ``username``'s workspace. Else the workspace of ``token`` when
         this server signed it, else of a fresh token. A page already bound stays where it is: a later load call
-        with its session hash cannot move it into another workspace."""
+        with its session hash cannot move it into another workspace. One address (``client``) binds at most
+        `LOADS_PER_WINDOW` pages in `LOADS_WINDOW_S` (`WorkspaceLimitError`), so a flood of page loads cannot push
+        other pages out of the bindings kept (`MAX_SESSIONS`)."""
         if self.mode == "shared":
             return "", ""
         with self._lock:
             bound = self._sessions.get(session_hash)
             if bound:
                 return bound, ""
+            if not self._allowed(self._loads, client, LOADS_PER_WINDOW, LOADS_WINDOW_S):
+                raise WorkspaceLimitError("too many pages were opened from your address in the last minutes: wait "
+                                          "a few minutes, then reload")
             if not username and not self.token_ok(token):
                 token = self.issue_token()
             wid = user_id(username) if username else anonymous_id(token)
@@ -179,17 +186,24 @@ class Workspaces:
         """Refuse a new workspace past ``RAGFT_MAX_WORKSPACES``, or past this address's hourly share."""
         if len(self.ids()) >= self.max_workspaces:
             raise WorkspaceLimitError(f"the app is full ({self.max_workspaces} workspaces in use): try again later")
-        now = time.time()
-        made = self._made.setdefault(client, deque())
-        while made and now - made[0] > RATE_WINDOW_S:
-            made.popleft()
-        if len(made) >= self.per_hour:
+        if not self._allowed(self._made, client, self.per_hour, RATE_WINDOW_S):
             raise WorkspaceLimitError(f"{self.per_hour} new workspaces were made from your address within the "
                                       "hour: try again later")
-        made.append(now)
-        if len(self._made) > MAX_SESSIONS:  # forget addresses whose window has passed
-            for address in [a for a, times in self._made.items() if not times or now - times[-1] > RATE_WINDOW_S]:
-                del self._made[address]
+
+    @staticmethod
+    def _allowed(log: dict[str, deque], client: str, limit: int, window_s: float) -> bool:
+        """Whether ``client`` may do one more of what ``log`` counts (at most ``limit`` in ``window_s``); counts it."""
+        now = time.time()
+        times = log.setdefault(client, deque())
+        while times and now - times[0] > window_s:
+            times.popleft()
+        if len(times) >= limit:
+            return False
+        times.append(now)
+        if len(log) > MAX_SESSIONS:  # forget addresses whose window has passed
+            for address in [a for a, t in log.items() if not t or now - t[-1] > window_s]:
+                del log[address]
+        return True
 
     def _make(self, wid: str, folder: str = "") -> Engine:
         settings = replace(self.root.settings, data_dir=self.folder / (folder or wid), collection=f"ws-{wid}")

@@ -145,7 +145,7 @@ def test_a_full_disk_during_an_ingest_fails_that_file_and_keeps_the_rest(engine,
     monkeypatch.setattr(engine.store, "_write_chunks", full)
     [report] = engine.ingest([(second, second.name)])
     assert (report.ok, report.status) == (False, "failed")
-    assert report.message == "second.txt: could not be stored ([Errno 28] No space left on device); nothing of it " \
+    assert report.message == "second.txt: could not be stored (the disk is full); nothing of it " \
                              "was kept"
     assert (engine.store.documents(), engine.store.count()) == before
     assert engine.store.recovered == [] and engine.store.recover() == []  # no mark left behind
@@ -253,7 +253,7 @@ def test_a_really_full_disk_fails_the_action_keeps_what_was_stored_and_stops_the
                               "free some space or delete documents first")
     monkeypatch.setattr("ragft.config.MIN_FREE_MB", 0)  # without that check, the write itself fails on the full disk
     [report] = engine.ingest([(second, second.name)])
-    assert (report.ok, report.status) == (False, "failed") and "database or disk is full" in report.message
+    assert (report.ok, report.status) == (False, "failed") and "the disk is full" in report.message
     assert "nothing of it was kept" in report.message
     monkeypatch.undo()
     assert [d.name for d in engine.store.documents()] == before

@@ -10,9 +10,11 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+from gradio.utils import get_upload_folder
 
 from ragft.config import Settings
 from ragft.engine import Engine
@@ -40,7 +42,8 @@ class Visitor:
             return False, r.json()["detail"]
         return self.result(name, r.json()["event_id"])
 
-    def result(self, name: str, event_id: str) -> tuple[bool, object]:
+    def result(self, name: str, event_id: str, outputs: bool = False) -> tuple[bool, object]:
+        """The event's result: its one output (an endpoint's), or with ``outputs`` the list of all of them."""
         event = None
         with self.http.stream("GET", f"/gradio_api/call/{name}/{event_id}") as stream:
             for line in stream.iter_lines():
@@ -49,7 +52,7 @@ class Visitor:
                 elif line.startswith("data: ") and event in ("complete", "error"):
                     data = json.loads(line[6:])
                     if event == "complete":
-                        return True, data[0]
+                        return True, data if outputs else data[0]
                     return False, data.get("error") if isinstance(data, dict) else data
         raise AssertionError(f"/{name}: no result")
 
@@ -385,3 +388,47 @@ def test_an_unexpected_error_reaches_the_visitor_as_one_line(app, monkeypatch):
     monkeypatch.setattr(E, "documents", broken)
     ok, message = Visitor(url, "unlucky-session-001").call("documents")
     assert not ok and message == INTERNAL_ERROR
+
+
+def test_a_component_or_a_path_inside_a_chat_message_opens_no_server_file(app, tmp_path):
+    """Gradio builds a component a Chatbot message names from the caller's values (a file, an image, audio by
+    path); the page's chat events take the four panes' histories, one of them outside the queue."""
+    from ragft.ui.uploads import NOT_A_COMPONENT
+
+    demo, url = app
+    secret = tmp_path / "token-key"
+    secret.write_text("0123456789abcdef-secret")
+    attacker = Visitor(url, "chat-attacker-00001")
+    add_user = next(i for i, fn in demo.fns.items() if fn.name == "add_user" and not fn.queue)
+    respond = next(i for i, fn in demo.fns.items() if fn.name == "respond")
+    hostile = [
+        ({"type": "component", "component": "file", "value": {"path": str(secret)}, "constructor_args": {},
+          "props": {}}, NOT_A_COMPONENT),
+        ({"type": "component", "component": "image", "value": {"url": "data:image/png;base64,AAAA"},
+          "constructor_args": {}, "props": {}}, NOT_A_COMPONENT),
+        ({"type": "file", "file": {"path": str(secret)}}, NOT_UPLOADED),
+    ]
+    for block, message in hostile:
+        history = [{"role": "user", "content": [block]}]
+        r = attacker.http.post("/gradio_api/run/predict", json={
+            "data": ["hi", history, [], [], []], "fn_index": add_user, "session_hash": attacker.session,
+            "event_data": None, "trigger_id": None})
+        assert r.status_code != 200 and message in r.text, r.text
+        joined = attacker.join(respond, [None, None, 16, 0, 1, history, [], [], []])
+        assert joined.status_code == 400 and joined.json()["detail"] == message
+    assert not any(p.name == "token-key" for p in Path(get_upload_folder()).rglob("*"))  # nothing was copied
+
+
+def test_a_question_set_too_long_is_refused_before_it_is_written(app, data_dir):
+    demo, url = app
+    visitor = Visitor(url, "set-writer-0000001")
+    ok, _ = visitor.call("ingest", [filedata(visitor.upload("vault.txt", VAULT.encode()))])
+    assert ok
+    save = next(i for i, fn in demo.fns.items() if fn.name == "save")
+    headers = ["keep", "question", "answer", "choices", "source", "chunk"]
+    rows = [[True, f"Q{i}?", f"A{i}", "", "", ""] for i in range(2001)]
+    r = visitor.join(save, [{"headers": headers, "data": rows}, None, "big", "Save as one set"])
+    assert r.status_code == 200, r.text
+    ok, outputs = visitor.result("save", r.json()["event_id"], outputs=True)
+    assert ok and any("the set has 2001 questions; the limit is 2000" in str(o) for o in outputs), outputs
+    assert not list((data_dir / "workspaces").glob("*/questions/big*.jsonl"))

@@ -379,7 +379,7 @@ def test_a_failed_group_of_small_files_keeps_nothing_of_them_and_the_rest_stays(
     reports = fake_engine.ingest(files(a, b, c, d))
     assert [(r.name, r.status) for r in reports] == [("a.txt", "added"), ("b.txt", "added"), ("c.txt", "failed"),
                                                     ("d.txt", "failed")]
-    assert reports[2].message == ("c.txt: could not be stored ([Errno 28] No space left on device); nothing of it "
+    assert reports[2].message == ("c.txt: could not be stored (the disk is full); nothing of it "
                                   "was kept")
     assert [x.name for x in fake_engine.store.documents()] == ["a.txt", "b.txt"]
     assert fake_engine.store.count() == 2 and fake_engine.store.recover() == []

@@ -13,7 +13,13 @@ from ragft.config import Settings
 from ragft.engine import Engine
 from ragft.jobs import JobBusyError
 from ragft.models import NoAdapterError
-from ragft.workspaces import WorkspaceLimitError, Workspaces, anonymous_id, api_id, user_id
+from ragft.workspaces import (
+    WorkspaceLimitError,
+    Workspaces,
+    anonymous_id,
+    api_id,
+    user_id,
+)
 
 from .helpers import fake_adapter
 
@@ -264,3 +270,15 @@ def test_the_client_address_on_a_space_is_the_one_the_proxy_saw(monkeypatch):
     assert client_address(request("8.8.8.8")) == "8.8.8.8"
     assert client_address(request("1.1.1.1, 9.9.9.9, 10.1.2.3")) == "9.9.9.9"  # a forged first hop is not taken
     assert client_address(request("not-an-ip, 192.168.0.1")) == "10.0.0.7"
+
+
+def test_a_flood_of_page_loads_from_one_address_binds_no_more_pages(small, monkeypatch):
+    monkeypatch.setattr("ragft.workspaces.LOADS_PER_WINDOW", 5)
+    kept, _ = small.enter("victim", token="", client="10.0.0.9")
+    for i in range(5):
+        small.enter(f"flood-{i}", token="", client="10.6.6.6") if i < 5 else None
+    with pytest.raises(WorkspaceLimitError, match="too many pages were opened from your address"):
+        small.enter("flood-5", token="", client="10.6.6.6")
+    assert small.of_session("victim") == kept and small.of_session("flood-5") == api_id("flood-5")
+    assert small.enter("victim", token="", client="10.6.6.6") == (kept, "")  # a bound page is not a new load
+    assert small.enter("neighbour", token="", client="10.0.0.8")[0]  # other addresses are not held up

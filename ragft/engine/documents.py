@@ -3,6 +3,8 @@ search."""
 
 from __future__ import annotations
 
+import errno
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,8 @@ from ..config import free_mb
 from ..documents import Document, DocumentError, display_name, load_document
 from ..errors import RagftError
 from ..store import AddResult, DocInfo, Hit
+
+log = logging.getLogger(__name__)
 
 
 class NoDocumentError(RagftError, LookupError):
@@ -44,6 +48,16 @@ def _report(result: AddResult) -> IngestReport:
         "duplicate": f"{name}: skipped, {result.detail}",
     }[result.status]
     return IngestReport(name, result.status != "duplicate", result.status, result.chunks, message)
+
+
+def _reason(exc: Exception) -> str:
+    """Why a write failed, for the user: a full disk says so; anything else by its kind only (the text of a
+    Chroma or OS error may name server paths). The log has the whole of it."""
+    log.warning("storing failed: %r", exc)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "disk is full" in str(exc).lower() \
+            or "no space" in str(exc).lower():
+        return "the disk is full"
+    return f"{type(exc).__name__}; the app's log has the details"
 
 
 def _put_back(stored: dict[str, int], name: str, size: int | None) -> None:
@@ -83,8 +97,8 @@ class DocumentVerbs:
                 results: list[AddResult] = self.store.add_many([doc for _, doc, _ in group], on_batch)
             except Exception as exc:  # noqa: BLE001 - a full disk, a Chroma error: `add_many` kept nothing of it
                 for n, doc, size in group:
-                    reports[n] = IngestReport(doc.name, False, "failed", 0, f"{doc.name}: could not be stored ({exc}); "
-                                              "nothing of it was kept")
+                    reports[n] = IngestReport(doc.name, False, "failed", 0, f"{doc.name}: could not be stored "
+                                              f"({_reason(exc)}); nothing of it was kept")
                     _put_back(stored, doc.name, size)
                 (self.parent or self).chroma_wedged = True  # `store` reopens the client once there is room
             else:

@@ -25,6 +25,9 @@ from ..questions import (
     split_set,
 )
 
+MAX_SET_ITEMS = 2000  # questions in one set (`load_set` reads no more)
+MAX_SETS = 100  # question sets in one workspace
+
 
 class QuestionVerbs:
     def question_sets(self) -> list[str]:
@@ -48,9 +51,15 @@ class QuestionVerbs:
         name = check_set_name(name)
         if not items:
             raise QuestionSetError("nothing to save: the set has no questions")
+        if len(items) > MAX_SET_ITEMS:  # before anything is written: a set this long could not be read back
+            raise QuestionSetError(f"the set has {len(items)} questions; the limit is {MAX_SET_ITEMS}")
         d = self.settings.questions_dir
         parts = dict(zip(("train", "test"), split_set(items, split))) if split else {"": items}
         names = [f"{name}-{part}" if part else name for part in parts]
+        new = set(names) - set(self.question_sets())
+        if len(self.question_sets()) + len(new) > MAX_SETS:
+            raise QuestionSetError(f"this workspace holds {len(self.question_sets())} question sets, the most is "
+                                   f"{MAX_SETS}: delete or reuse one")
         for full, part_items in zip(names, parts.values()):
             save_set(part_items, set_path(d, full))
         return names

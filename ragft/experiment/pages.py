@@ -118,6 +118,7 @@ def render_html(data: dict) -> str:
             ("✓ " if q["answers"][lb]["correct"] else f"✗ [{q['answers'][lb]['cause']}] ") + q["answers"][lb]["text"]
             for lb in labels)] for n, q in enumerate(data["questions"], 1)])
     c = data["config"]
+    support = f"<p>{esc(data['support'])}</p>" if data.get("support") else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ragft experiment {esc(data['name'])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
@@ -128,7 +129,7 @@ padding:0.7em 1em;border-radius:6px}}</style></head><body>
 <p>{esc(data['started'])} · {len(data['questions'])} test questions, {data['train_questions']} training questions ·
 split {esc(c['split'])} · preset {esc(c['preset'])} · documents: {esc(', '.join(c['documents']))} ·
 {format_duration(data['seconds'])}{' · <b>cancelled</b>' if data['cancelled'] else ''}</p>
-<p class="verdict">{esc(data['headline'])}</p>{f"<p>{esc(data['support'])}</p>" if data.get('support') else ""}<p><b>{esc(data['recommendation'])}</b></p>
+<p class="verdict">{esc(data['headline'])}</p>{support}<p><b>{esc(data['recommendation'])}</b></p>
 <h2>Scores on the test questions</h2>{chart_svg(summary)}
 <p>Blue: correct, with its 95% bootstrap interval (black line). Green: token F1. Correct means
 {esc(data['correct_rule'])}.</p>{scores}

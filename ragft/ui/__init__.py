@@ -18,7 +18,7 @@ from .documents import create_documents_tab
 from .evaluate import create_evaluate_tab
 from .experiment import create_experiment_tab
 from .finetune import create_finetune_tab
-from .uploads import checked, file_objects
+from .uploads import screen
 from .workspace import CurrentEngine, add_workspace_bar
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,9 @@ def admission(demo: gr.Blocks) -> None:
     """Checks made where Gradio admits an event to its queue, the one place that sees every queued event of the
     API and the browser alike, before anything runs:
 
-    - a file in the request that Gradio's upload route did not write is refused with `uploads.NOT_UPLOADED`
-      (Gradio refuses it too, later, with a message that names the path, or none);
+    - a file in the request that Gradio's upload route did not write, or a component inside a message, is refused
+      (`uploads.screen`; Gradio refuses the first too, later, with a message that names the path, or none; the
+      second it would build from the caller's values). Events outside the queue are screened the same way;
     - an endpoint sent too few or too many values is refused naming its parameters (Gradio's own refusal
       reaches a visitor without its message);
     - per-visitor fairness: a session with a generation queued or running cannot queue another one, so one
@@ -47,8 +48,7 @@ def admission(demo: gr.Blocks) -> None:
 
     async def push(body, request, username):
         try:
-            for item in file_objects(body.data):
-                checked(item.get("path"), demo)
+            screen(body.data, demo)
         except RagftError as exc:
             return False, str(exc), "error"
         fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
@@ -63,6 +63,21 @@ def admission(demo: gr.Blocks) -> None:
         return await admit(body, request, username)
 
     queue.push = push
+
+    # the same screen for every event, queued or not (the page's own events outside the queue, /run/predict, too),
+    # on the values of the request before Gradio preprocesses them
+    process = demo.process_api
+
+    async def screened(*args, **kwargs):
+        inputs = kwargs.get("inputs", args[1] if len(args) > 1 else None)
+        if kwargs.get("iterator") is None:  # a generator's later steps carry the same values, screened already
+            try:
+                screen(inputs, demo)
+            except RagftError as exc:
+                raise gr.Error(str(exc)) from None
+        return await process(*args, **kwargs)
+
+    demo.process_api = screened
 
 
 def create_ui(engine: Engine | None = None) -> gr.Blocks:

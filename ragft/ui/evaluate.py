@@ -19,6 +19,7 @@ from ..jobs import JobBusyError, JobState
 from ..knobs import bounds
 from ..questions import QAItem
 from . import messages as M
+from .chat import GENERATE
 from .errors import refuses
 from .jobs import cancel, job_html, job_line, watch
 from .uploads import checked
@@ -249,7 +250,7 @@ def create_evaluate_tab(engine: Engine) -> dict:
     set_outputs = [table, items_state, set_status, set_name]
     saved.input(pick_saved, saved, set_outputs)
     upload.upload(load_upload, upload, set_outputs)
-    gen_btn.click(generate, [count, method, qformat], set_outputs)
+    gen_btn.click(generate, [count, method, qformat], set_outputs, concurrency_id=GENERATE)  # may write with the model
     save_btn.click(save, [table, items_state, set_name, split], [saved, set_status, table, items_state])
     for trigger in (table.change, adapter.change):
         trigger(overlap_text, [table, items_state, adapter], overlap, show_progress="hidden")

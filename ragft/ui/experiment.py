@@ -26,6 +26,7 @@ from ..jobs import JobState
 from ..knobs import bounds
 from ..questions import SPLIT_MODES, parse_typed
 from . import messages as M
+from .chat import GENERATE as MODEL_GROUP
 from .errors import refuses, user_message
 from .finetune import loss_frame
 from .jobs import cancel, job_html, job_line, watch
@@ -240,8 +241,9 @@ def create_experiment_tab(engine) -> dict:
         return (gr.update(choices=docs), gr.update(choices=[GENERATE, *engine.question_sets()]),
                 gr.update(choices=[(f"{r['folder']} — {r['headline'][:80]}", r["folder"]) for r in reports]))
 
-    estimate_btn.click(estimate, knobs, plan_md)
-    run_btn.click(run, knobs, [progress, plan_md], api_name="start_experiment")
+    estimate_btn.click(estimate, knobs, plan_md, concurrency_id=MODEL_GROUP)  # the model: its speed, maybe questions
+    run_btn.click(run, knobs, [progress, plan_md], api_name="start_experiment",
+                  concurrency_id=MODEL_GROUP)  # the same: planning may write questions with the model
     cancel_btn.click(stop, None, None, concurrency_limit=None)
     timer.tick(poll, seen, [progress, losses, *results, past, seen], queue=False, show_progress="hidden")
     past.input(reopen, past, results)

@@ -19,7 +19,8 @@ DELETED = "Deleted **{name}** ({n} chunks)."
 SEARCH_EMPTY = "Type a query."
 EMPTY_QUESTION = "Type a question first."
 NO_ADAPTER_CHOICE = "(none)"
-ADAPTER_INFO = "LoRA adapter used by the Fine-tuned and RAG + Fine-tuned panes (the adapters you trained in Fine-tune)."
+ADAPTER_INFO = ("LoRA adapter used by the Fine-tuned and RAG + Fine-tuned panes (the adapters you trained in "
+                "Fine-tune).")
 INTERNAL_ERROR = "the server could not do that (an internal error; it is in the app's log): try again, or report it"
 ONE_GENERATION = ("you already have a question being answered or waiting: wait for its answer (one at a time per "
                   "visitor, so that everyone gets a turn)")

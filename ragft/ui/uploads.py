@@ -47,22 +47,22 @@ def uploaded_files(items) -> list[Path]:
     return [checked(_path_of(item)) for item in items]
 
 
-def file_objects(data) -> list:
-    """The FileData objects anywhere in a request's data (dicts marked ``"meta": {"_type": "gradio.FileData"}``, as
-    Gradio recognises them)."""
-    from gradio_client.utils import is_file_obj_with_meta
+NOT_A_COMPONENT = "messages carry text only: a component inside a message is not taken"
 
-    found = []
 
-    def walk(value):
-        if is_file_obj_with_meta(value):
-            found.append(value)
-        elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                walk(v)
+def screen(data, blocks) -> None:
+    """Refuse anything in a request's values that could make Gradio open a server path: every dict with a
+    ``path`` (marked as FileData or not) must be an upload (`checked`), and a ``"type": "component"`` block (a
+    Chatbot message may hold one, which Gradio would build from the caller's values: files, images, audio by
+    path or URL) is never taken. Raises `InvalidInputError`."""
+    if isinstance(data, dict):
+        if data.get("type") == "component":
+            raise InvalidInputError(NOT_A_COMPONENT)
+        if "path" in data:
+            checked(data["path"] if isinstance(data["path"], str) else None, blocks)
+        for value in data.values():
+            screen(value, blocks)
+    elif isinstance(data, (list, tuple)):
+        for value in data:
+            screen(value, blocks)
 
-    walk(data)
-    return found

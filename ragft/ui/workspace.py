@@ -19,7 +19,7 @@ from gradio.helpers import _session_from_request
 from gradio.oauth import _get_valid_oauth_info_from_session
 
 from ..engine import Engine
-from ..workspaces import Workspaces
+from ..workspaces import WorkspaceLimitError, Workspaces
 from . import messages as M
 
 
@@ -108,7 +108,10 @@ def add_workspace_bar(demo: gr.Blocks, spaces: Workspaces):
 
     def enter(saved, profile: gr.OAuthProfile | None, request: gr.Request):
         name = profile.username if profile else ""
-        _, issued = spaces.enter(request.session_hash, saved, name)
+        try:
+            _, issued = spaces.enter(request.session_hash, saved, name, client_address(request))
+        except WorkspaceLimitError as exc:
+            return gr.skip(), f"⚠️ {exc}"
         kept = issued or gr.skip()  # a page already bound keeps its workspace and its token
         if name:
             return kept, M.WORKSPACE_USER.format(name=name)
