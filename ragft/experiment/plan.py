@@ -124,8 +124,8 @@ def plan_experiment(
     elif items is None:
         items = generate_cloze(chunks, config.questions or preset.questions)
         note = f"{len(items)} fill-in-the-blank facts from {len(chunks)} chunks"
-        # every fact the generator finds in the documents (up to the preset's pool), for the coverage and the
-        # held-out part; the training facts come first in the same order, so they are the first of these
+        # every fact the generator finds in the documents (up to the preset's pool), for the coverage; the held-out
+        # part is picked as the training facts are (spread over documents, two a chunk), from those not trained
         every = generate_cloze(chunks, preset.pool, per_chunk=preset.pool)
         facts_total = len({it.fact for it in every} | {it.fact for it in items})
         trained = {it.fact for it in items}

@@ -1,6 +1,6 @@
 """Files from requests: only what Gradio received in an upload to this app, never a path on the server.
 
-A request can name any string as a file. The one way in is `uploaded`: the path must be one that Gradio's upload
+A request can name any string as a file. The one way in is `checked`: the path must be one that Gradio's upload
 route wrote (``blocks.upload_file_set``), still inside its upload folder once links are resolved, and a plain file.
 Everything else, a plain path string, a FileData pointing elsewhere, a link out of the folder, is refused with one
 message that is the same whether or not the path exists, so a caller learns nothing about the server's files.
@@ -22,7 +22,7 @@ NOT_UPLOADED = ("only files uploaded to this app can be used: send each file's c
 def _path_of(item) -> str | None:
     """The path of a FileData (a dict from JSON, or Gradio's model); None for anything else, a plain string too."""
     path = item.get("path") if isinstance(item, dict) else getattr(item, "path", None)
-    return path if isinstance(path, str) and path and not isinstance(item, str) else None
+    return path if isinstance(path, str) and path else None
 
 
 def checked(path: str | None, blocks=None) -> Path:
