@@ -4,6 +4,7 @@ cases; then the whole run, end to end, on the fixture corpus with the real model
 from __future__ import annotations
 
 import csv
+import html
 import json
 import shutil
 from pathlib import Path
@@ -19,7 +20,7 @@ from ragft.experiment import (
     Plan,
     cause_of_miss,
 )
-from ragft.experiment.pages import format_text
+from ragft.experiment.pages import format_text, render_html
 from ragft.experiment.report import build_report, list_reports, load_report, recommend
 from ragft.finetune import TrainConfig
 from ragft.questions import QAItem
@@ -274,18 +275,22 @@ CHUNKS = [Hit("a.md", i, 1.0, sentence.rstrip(".") + ".") for i, sentence in enu
 
 def test_plan_generates_splits_and_estimates():
     from ragft.experiment import Speed, plan_experiment
+    from ragft.experiment.plan import worded
 
     store = FakeStore(CHUNKS)
     plan = plan_experiment(FakeGenerator(), store, ExperimentConfig(), speed=Speed(100.0, 0.1, 30.0))
-    assert plan.question_note == "7 fill-in-the-blank facts from 5 chunks"  # years and numbers, and two names
+    # years and numbers, and two names; a fourth of them (one) held out, the rest all trained on
+    assert plan.question_note == "6 fill-in-the-blank facts to train on, of the 7 found in 5 chunks"
     assert plan.config.split == "paraphrase" and plan.config.train == ("qa", "raft")
-    assert len(plan.test) == 7 and {i.fact for i in plan.train} == {i.fact for i in plan.test}
+    assert len(plan.test) == 7 and {i.fact for i in plan.train} < {i.fact for i in plan.test}
     assert "When was the glimmerphone invented by Tamsin Greaves?" in {i.question for i in plan.train}
-    assert len(plan.checks) == 7 and all(c in plan.train for c in plan.checks)
+    assert len(plan.checks) == 6 and all(c in plan.train for c in plan.checks)
     assert not any(c.question.startswith("Fill in the blank") for c in plan.checks)  # rechecked as people ask
     assert [s.name for s in plan.stages] == ["train qa", "train raft", "test qa", "recheck qa", "test raft",
                                              "recheck raft", "report"]
-    assert plan.train_configs["qa"].max_steps == -(-2 * len(plan.train) // 4)  # 2 epochs at batch 4
+    # 2 epochs over at most 4 wordings of each fact and its sentence, 8 a step; raft: one wording of each, 4 a step
+    assert plan.train_configs["qa"].max_steps == -(-2 * (len(worded(plan.train, 4)) + 6) // 8)
+    assert plan.train_configs["raft"].max_steps == -(-6 // 4) and len(worded(plan.train, 1)) == 6
     assert plan.seconds == sum(s.seconds for s in plan.stages) > 0
     assert "Estimated time on this machine: about" in plan.describe()
 
@@ -382,6 +387,40 @@ def test_the_verdict_speaks_for_the_documents_as_a_whole(tmp_path):
                                 "weighted": True, "your_questions": 0}
 
 
+def test_the_report_says_what_each_adapter_learned_and_forgot(tmp_path):
+    """Facts learned: the share right on trained facts in another wording times the facts trained; the forgetting
+    check: of the general questions the base model answered right, those the adapter still answers."""
+    from ragft.questions.general import GENERAL
+
+    trained = [QAItem(f"When was {i}?", f"a{i}", "doc.md", i, fact=f"f{i}", cloze=f"S ____ {i}.", kind="number")
+               for i in range(10)]
+    held = [QAItem(f"Who was {i}?", f"b{i}", "doc.md", 50 + i, fact=f"h{i}", cloze=f"T ____ {i}.", kind="name")
+            for i in range(10)]
+    plan = Plan(ExperimentConfig(name="cover", split="paraphrase", train=("qa",)), [Hit("doc.md", 0, 0.9, "t")],
+                trained, [QAItem(f"Fill {i}?", f"a{i}", fact=f"f{i}") for i in range(10)], trained + held, [],
+                {"qa": TrainConfig(max_steps=3)}, EvalConfig(), "hand-made", facts_total=40)
+    right = {"plain": set(), "rag": set(), "ft": {*range(5), 10}, "rag+ft": set()}
+    result = EvalResult([QuestionResult(it, {v: answer(i in right[v]) for v in right})
+                         for i, it in enumerate(trained + held)], EvalConfig(variants=tuple(right)), "c-qa-v1", "",
+                        {}, {})
+    # the base model knew the first 8 general questions; the adapter still knows 6 of them (and one it did not)
+    general = EvalResult([QuestionResult(it, {"plain": answer(i < 8), "ft": answer(i < 6 or i == 12)})
+                          for i, it in enumerate(GENERAL)], EvalConfig(variants=("plain", "ft")))
+    (tmp_path / "c-qa-v1").mkdir()
+    run = AdapterRun("qa", "c-qa-v1", tmp_path / "c-qa-v1", result, general=general)
+    data = build_report(plan, [run], result, cancelled=False, seconds=1.0).to_json()
+    learned = data["learned"]["Fine-tuned"]
+    assert (learned["facts_learned"], learned["facts_trained"], learned["facts_in_documents"]) == (5, 10, 40)
+    assert learned["facts_learned_low"] <= 5 <= learned["facts_learned_high"]
+    assert learned["heldout_right"].startswith("10% [") and learned["general_kept"] == 6
+    assert learned["sentence"].startswith("Fine-tuned: answers 50% [")
+    assert "about 5 [" in learned["sentence"] and "facts learned of the documents' 40 (10 trained)" in learned[
+        "sentence"]
+    assert learned["sentence"].endswith("forgetting check: still answers 6 of the 8 general questions the base "
+                                        "model answered.")
+    assert learned["sentence"] in format_text(data) and html.escape(learned["sentence"]) in render_html(data)
+
+
 def test_the_plan_counts_the_documents_facts_and_tests_held_out_ones_too():
     from ragft.experiment import Speed, plan_experiment
 
@@ -390,11 +429,31 @@ def test_the_plan_counts_the_documents_facts_and_tests_held_out_ones_too():
     trained = {i.fact for i in plan.train}
     assert len(trained) == 4 and plan.facts_total == 7 and plan.coverage == 4 / 7
     held = [i for i in plan.test if i.fact not in trained]
-    assert len(plan.test) == 7 and len(held) == 3  # 4 trained facts in another wording, 3 no adapter sees
+    assert len(plan.test) == 5 and len(held) == 1  # 4 trained facts in another wording, a fourth no adapter sees
     assert not any(i.question.startswith("Fill in the blank") for i in held)  # asked as the trained ones are
     assert not {i.question for i in held} & {i.question for i in plan.train}
-    assert ("The adapters train on 4 of the 7 facts found in the documents (57%); 3 test questions ask held-out "
+    assert ("The adapters train on 4 of the 7 facts found in the documents (57%); 1 test question asks held-out "
             "facts.") in plan.describe()
+
+
+NOTE = ("The Harrow Point lighthouse was first lit on 12 October 1871. It was designed by the engineer James Walker "
+        "and stands 38 metres tall. The light can be seen from 22 nautical miles out at sea. The lantern was made by "
+        "Chance Brothers of Smethwick. The keepers left in 1989, when the light was automated, and the tower was "
+        "restored in 2004. Today it is looked after by the Harrow Point Preservation Society, and it opens to "
+        "visitors from May to September.")
+
+
+def test_a_one_page_note_can_be_tested():
+    """The Verdict issue's short document: one chunk of seven sentences gave 2 facts (two a chunk) and no
+    experiment. Every fact-bearing sentence counts now: 8 facts, a fourth held out, the rest trained on."""
+    from ragft.experiment import Speed, plan_experiment
+
+    plan = plan_experiment(FakeGenerator(), FakeStore([Hit("note.txt", 0, 1.0, NOTE)]), ExperimentConfig(),
+                           speed=Speed(100.0, 0.1, 30.0))
+    assert plan.facts_total == 8 and len(plan.trained_facts) == 6
+    assert {"1871", "James Walker", "38 metres", "Harrow Point Preservation Society"} <= {i.answer for i in plan.items}
+    held = [i for i in plan.test if i.fact not in plan.trained_facts]
+    assert len(held) == 2 and len(plan.test) == 8
 
 
 def test_the_plan_asks_the_user_s_own_questions_and_never_trains_on_them():
@@ -408,4 +467,4 @@ def test_the_plan_asks_the_user_s_own_questions_and_never_trains_on_them():
     assert not {i.question for i in mine} & {i.question for i in plan.train}
     assert plan.trained_facts.isdisjoint({i.fact for i in plan.asked})
     assert "2 of the test questions are your own: the verdict speaks for them first." in plan.describe()
-    assert "3 test questions ask held-out facts" in plan.describe()  # the user's are not counted as held-out
+    assert "1 test question asks held-out facts" in plan.describe()  # the user's are not counted as held-out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import RagftError
 from ..knobs import NAME_RULE, check, knob, valid_name
@@ -22,7 +22,7 @@ class ExperimentError(RagftError, ValueError):
 class Preset:
     """How much work an experiment does. ``quick`` aims at about 5 minutes on 2 CPU cores for a few pages."""
 
-    questions: int  # facts generated from the documents
+    questions: int  # trained facts asked again in another wording (a sample of them: testing costs more)
     split: str
     train: tuple[str, ...]
     epochs: dict  # recipe -> passes over its training data
@@ -35,6 +35,9 @@ class Preset:
     trained_checks: int  # trained facts asked again in their trained wording (memorisation check)
     heldout: int = 24  # facts no adapter trains on, asked too: the documents beyond the trained facts
     pool: int = 400  # at most this many facts are counted in the documents (the coverage's denominator)
+    train_facts: int = 96  # at most this many of the documents' facts are trained on (all of a short document's)
+    wordings: dict = field(default_factory=lambda: {"qa": 4, "raft": 1})  # wordings of each fact per recipe
+    batch: dict = field(default_factory=lambda: {"qa": 8, "raft": 4, "docs": 4})  # examples per optimiser step
 
 
 # Measured on four documents of a few pages with 20 person-written questions (bench/recipe): the quick preset's raft
@@ -44,9 +47,10 @@ class Preset:
 # cut at 320 tokens, 20% no-gold, fill-in wordings only) fell to 5%.
 PRESETS = {
     "quick": Preset(24, "paraphrase", ("qa", "raft"), {"qa": 2.0, "raft": 1.0, "docs": 2.0},
-                    {"qa": 2e-3, "raft": 1e-3, "docs": 1e-3}, 16, 576, 1, 0.0, 32, 10, heldout=24),
-    "thorough": Preset(40, "paraphrase", ("qa", "raft"), {"qa": 4.0, "raft": 2.0, "docs": 3.0},
-                       {"qa": 1e-3, "raft": 1e-3, "docs": 1e-3}, 16, 768, 2, 0.1, 48, 40, heldout=40),
+                    {"qa": 2e-3, "raft": 1e-3, "docs": 1e-3}, 16, 576, 1, 0.0, 32, 10, heldout=24, train_facts=96),
+    "thorough": Preset(40, "paraphrase", ("qa", "raft"), {"qa": 2.0, "raft": 1.0, "docs": 3.0},
+                       {"qa": 2e-3, "raft": 1e-3, "docs": 1e-3}, 16, 768, 2, 0.1, 48, 40, heldout=40,
+                       train_facts=160, wordings={"qa": 5, "raft": 1}),
 }
 
 
@@ -57,7 +61,8 @@ class ExperimentConfig:
     Args:
         name: prefix of the adapters and of the report folder.
         preset: ``quick`` or ``thorough``.
-        questions: facts to generate (ignored when a question set is given).
+        questions: facts to train on (ignored when a question set is given; 0: every fact the documents give, up to
+            the preset's ``train_facts``).
         split: ``paraphrase`` or ``heldout``.
         train: recipes, some of ``qa``, ``raft``, ``docs``.
         steps: optimiser steps per adapter (0 = the preset's epochs).
@@ -66,7 +71,7 @@ class ExperimentConfig:
 
     name: str = "experiment"
     preset: str = knob("quick", choices=tuple(PRESETS), help="how much work: quick or thorough")
-    questions: int = knob(0, 0, 500, "facts to generate", note="0 = the preset's")
+    questions: int = knob(0, 0, 500, "facts to train on", note="0 = every fact found, up to the preset's cap")
     split: str = knob("", help="paraphrase or heldout; empty = the preset's")
     train: tuple[str, ...] = knob((), help=f"training recipes, some of {', '.join(RECIPES)}; empty = the preset's")
     steps: int = knob(0, 0, 10_000, "optimiser steps per adapter", note="0 = the preset's epochs")

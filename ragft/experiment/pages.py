@@ -28,7 +28,8 @@ def format_text(data: dict) -> str:
     return "\n".join([
         data["headline"], *([data["support"]] if data.get("support") else []), data["recommendation"], "", *table, "",
         *(c["sentence"] for c in data["comparisons"]), "",
-        "why answers were wrong:", *(causes or ["  (none wrong)"]), "", "memorisation:", *checks, "",
+        "why answers were wrong:", *(causes or ["  (none wrong)"]), "", "memorisation:", *checks,
+        *(f"  {v['sentence']}" for v in data.get("learned", {}).values()), "",
         "costs:", *costs, f"  peak memory {data['costs']['peak_memory_mb']} MB",
     ])
 
@@ -119,6 +120,8 @@ def render_html(data: dict) -> str:
             for lb in labels)] for n, q in enumerate(data["questions"], 1)])
     c = data["config"]
     support = f"<p>{esc(data['support'])}</p>" if data.get("support") else ""
+    learned = "".join(f"<li>{esc(v['sentence'])}</li>" for v in data.get("learned", {}).values())
+    learned = f"<h3>What each adapter learned, and forgot</h3><ul>{learned}</ul>" if learned else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ragft experiment {esc(data['name'])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
@@ -135,7 +138,7 @@ split {esc(c['split'])} · preset {esc(c['preset'])} · documents: {esc(', '.joi
 {esc(data['correct_rule'])}.</p>{scores}
 <h2>Paired comparisons (same questions)</h2>{comparisons}
 <h2>Why answers were wrong</h2>{causes}<ul>{meanings}</ul>
-<h2>Memorisation: the adapters on the wordings they were trained on</h2>{checks}
+<h2>Memorisation: the adapters on the wordings they were trained on</h2>{checks}{learned}
 <h2>Costs</h2>{costs}<p>Peak memory of the process: {data['costs']['peak_memory_mb']} MB.</p>
 <h2>Every question</h2>{questions}
 </body></html>

@@ -3,6 +3,7 @@ speeds measured on this machine."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from ..questions import (
     phrasings,
     split_set,
 )
+from ..questions.general import GENERAL
 from ..store import Hit, Store
 from .config import ExperimentConfig, ExperimentError
 
@@ -79,7 +81,8 @@ class Plan:
         trained = self.trained_facts
         heldout = sum(1 for it in self.test if (it.fact or it.question) not in trained) - len(self.asked)
         coverage = (f" The adapters train on {len(trained)} of the {self.facts_total} facts found in the documents "
-                    f"({100 * self.coverage:.0f}%); {heldout} test questions ask held-out facts."
+                    f"({100 * self.coverage:.0f}%); {heldout} test question{'s ask' if heldout != 1 else ' asks'} held-out "
+                    "facts."
                     if self.coverage is not None else "")
         if self.asked:
             coverage += f" {len(self.asked)} of the test questions are your own: the verdict speaks for them first."
@@ -122,15 +125,9 @@ def plan_experiment(
         items, dropped = llm_questions(chunks, complete, config.questions or preset.questions)
         note = f"{len(items)} questions written by the model from {len(chunks)} chunks ({dropped} replies dropped)"
     elif items is None:
-        items = generate_cloze(chunks, config.questions or preset.questions)
-        note = f"{len(items)} fill-in-the-blank facts from {len(chunks)} chunks"
-        # every fact the generator finds in the documents (up to the preset's pool), for the coverage; the held-out
-        # part is picked as the training facts are (spread over documents, two a chunk), from those not trained
-        every = generate_cloze(chunks, preset.pool, per_chunk=preset.pool)
-        facts_total = len({it.fact for it in every} | {it.fact for it in items})
-        trained = {it.fact for it in items}
-        heldout = generate_cloze(chunks, preset.pool)  # spread over documents like the trained facts
-        heldout = [it for it in heldout if it.fact not in trained][: preset.heldout]
+        items, heldout, facts_total = _facts(chunks, config, preset)
+        note = (f"{len(items)} fill-in-the-blank facts to train on, of the {facts_total} found in {len(chunks)} "
+                f"chunks")
     else:
         note = f"{len(items)} questions from the given set"
     facts = {it.fact or it.question for it in items}
@@ -145,19 +142,24 @@ def plan_experiment(
         train, test = split_set(items, split, seed=config.seed)
     except QuestionSetError as exc:
         raise ExperimentError(str(exc)) from None
-    if heldout and split == "paraphrase":  # asked as people ask, in the wording the test asks trained facts
+    if heldout and split == "paraphrase":
+        # every trained fact is trained on, a sample is tested (spread over the documents: the facts come in that
+        # order); the held-out ones are asked as the trained ones are
+        tested = {it.fact for it in items[: preset.questions]}
+        test = [it for it in test if it.fact in tested]
         test += [replace(it, question=phrasings(it)[TEST_FORM]) for it in heldout]
     asked = [replace(it, fact=f"asked-{i}") for i, it in enumerate(asked or [])]  # no fact of the trained ones
     test += asked
     checks = _trained_checks(train, preset.trained_checks)
     recipes = config.train or preset.train
-    batch = 4
-    sizes = {"qa": len(train), "raft": len(train), "docs": len(chunks)}
+    statements = len({it.fact for it in train if it.cloze})  # the qa recipe trains each fact's sentence too
+    sizes = {"qa": len(worded(train, preset.wordings["qa"])) + statements,
+             "raft": len(worded(train, preset.wordings["raft"])), "docs": len(chunks)}
     train_configs = {
         r: TrainConfig(
             rank=preset.rank, alpha=2 * preset.rank, learning_rate=preset.learning_rate[r],
-            max_steps=config.steps or max(1, math.ceil(preset.epochs[r] * sizes[r] / batch)),
-            max_seq_len=preset.max_seq_len, batch_size=batch, seed=config.seed,
+            max_steps=config.steps or max(1, math.ceil(preset.epochs[r] * sizes[r] / preset.batch[r])),
+            max_seq_len=preset.max_seq_len, batch_size=preset.batch[r], seed=config.seed,
             raft_distractors=preset.raft_distractors, raft_no_gold=preset.raft_no_gold,
         )
         for r in recipes
@@ -167,6 +169,33 @@ def plan_experiment(
                 train_configs, eval_config, note, facts_total=facts_total, asked=asked)
     plan.stages = _stages(generator, plan, speed or Speed(300.0, 0.08, 100.0))
     return plan
+
+
+def _facts(chunks: list[Hit], config: ExperimentConfig, preset) -> tuple[list[QAItem], list[QAItem], int]:
+    """(facts to train on, held-out facts, facts found): every fact the generator finds in ``chunks`` (up to the
+    preset's pool), spread over the documents. A stable hash holds out a fourth of them, at most the preset's
+    ``heldout``: facts no adapter sees, asked to measure what the documents hold beyond the trained facts. The rest
+    are trained on, up to ``config.questions`` or the preset's ``train_facts``."""
+    every = generate_cloze(chunks, preset.pool, per_chunk=preset.pool)
+    n = min(preset.heldout, len(every) // 4)
+    ranked = sorted(every, key=lambda it: hashlib.sha1(f"{config.seed}|{it.fact}".encode()).hexdigest())
+    held = {it.fact for it in ranked[:n]}
+    trained = [it for it in every if it.fact not in held][: config.questions or preset.train_facts]
+    return trained, [it for it in every if it.fact in held], len(every)
+
+
+def worded(train: list[QAItem], n: int) -> list[QAItem]:
+    """At most ``n`` training wordings of each fact: the question-word-first ones before the fill-in one, turning
+    with the fact so a one-wording recipe still sees every form across the facts."""
+    by_fact: dict[str, list[QAItem]] = {}
+    for it in train:
+        by_fact.setdefault(it.fact or it.question, []).append(it)
+    out = []
+    for i, forms in enumerate(by_fact.values()):
+        natural = [f for f in forms if not f.question.startswith("Fill in the blank:")]
+        ordered = natural[i % len(natural):] + natural[: i % len(natural)] if natural else []
+        out += (ordered + [f for f in forms if f not in natural])[:n]
+    return out
 
 
 def _trained_checks(train: list[QAItem], n: int) -> list[QAItem]:
@@ -182,8 +211,8 @@ def _trained_checks(train: list[QAItem], n: int) -> list[QAItem]:
 def _stages(generator: Generator, plan: Plan, speed: Speed) -> list[Stage]:
     chunk_tokens = sum(_tokens(generator, h.text) for h in plan.chunks[:50]) / min(len(plan.chunks), 50)
     k = plan.eval_config.top_k
-    question = 40  # chat template + instruction + question
-    new = plan.eval_config.max_new_tokens * 0.7  # a batch runs until its longest answer ends
+    question = 70  # chat template + instruction + question (SmolLM2: 68 tokens for a question of 15 words)
+    new = plan.eval_config.max_new_tokens  # a batch runs until its longest answer ends: mostly the cap
 
     def eval_seconds(n: int, rag: bool) -> float:
         prompt = question + (k * (chunk_tokens + 12) if rag else 0)
@@ -195,12 +224,14 @@ def _stages(generator: Generator, plan: Plan, speed: Speed) -> list[Stage]:
         per_example = {"qa": question + 8, "raft": question + (tc.raft_distractors + 1) * (chunk_tokens + 12),
                        "docs": chunk_tokens}[recipe]
         tokens = tc.max_steps * tc.batch_size * min(per_example, tc.max_seq_len)
-        stages.append(Stage(f"train {recipe}", 4 + tokens / speed.train_tps, "train", recipe))
+        # a training process starts and copies the model (~15 s) before its first step
+        stages.append(Stage(f"train {recipe}", 15 + tokens / speed.train_tps, "train", recipe))
     n = len(plan.test)
     for i, recipe in enumerate(plan.train_configs):
         base = eval_seconds(n, False) + eval_seconds(n, True) if i == 0 else 0.0
         stages.append(Stage(f"test {recipe}", base + eval_seconds(n, False) + eval_seconds(n, True), "eval", recipe))
-        stages.append(Stage(f"recheck {recipe}", eval_seconds(len(plan.checks), False), "check", recipe))
+        general = eval_seconds(len(GENERAL), False) * (2 if i == 0 else 1)  # the forgetting check
+        stages.append(Stage(f"recheck {recipe}", eval_seconds(len(plan.checks), False) + general, "check", recipe))
     stages.append(Stage("report", 1.0, "report"))
     return stages
 
@@ -208,7 +239,9 @@ def _stages(generator: Generator, plan: Plan, speed: Speed) -> list[Stage]:
 def measure_speed(generator: Generator) -> Speed:
     """Time a batched prefill and a few decode steps of the real model (a few seconds on a CPU).
 
-    Training is taken as 3× a forward pass per token (forward, and a backward about twice as costly): LoRA still
+    Training is taken as 4.3x a prompt read per token: the forward pass computes logits at every position (a prompt
+    read only at the last), the backward costs about as much again, and the Trainer adds its share. Measured on 2
+    CPU cores (the quick preset on bench/recipe): 125-140 tokens/s trained against 570 read. LoRA still
     back-propagates through every layer.
     """
     import torch
@@ -230,4 +263,4 @@ def measure_speed(generator: Generator) -> Speed:
         t0 = time.perf_counter()
         model.generate(**short, max_new_tokens=9, min_new_tokens=9, **decode, **kwargs)
         step = (time.perf_counter() - t0) / 9
-    return Speed(prefill, step, prefill / 3)
+    return Speed(prefill, step, prefill / 4.3)

@@ -91,6 +91,7 @@ class ExperimentReport:
     coverage: dict = field(default_factory=dict)  # facts in the documents, trained, and the test's parts
     weights: list[float] | None = None  # per test question: its part's share of the documents over its size
     support: str = ""  # with the user's own questions in the headline: the verdict on the documents as a whole
+    learned: dict = field(default_factory=dict)  # adapter label -> facts learned and the forgetting check
 
     @property
     def parts(self) -> list[str] | None:
@@ -119,6 +120,7 @@ class ExperimentReport:
                 for c in self.comparisons
             ],
             "trained_wordings": self.checks,
+            "learned": self.learned,
             "causes": {row["variant"]: row["causes"] for row in summary},
             "cause_meanings": CAUSES,
             "costs": {"adapters": self.adapters, "peak_memory_mb": round(self.peak_memory_mb),
@@ -242,13 +244,56 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
             recommendation += f" (Fine-tuned here is the {best_recipe} adapter, the stronger of the ones trained.)"
     if cancelled:
         headline = f"Cancelled after {n} questions. " + headline
+    learned = _learned(plan, runs, rows, coverage, several)
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return ExperimentReport(
         plan.config.name, _config_json(plan), plan.question_note, plan.test[:n], rows, checks, headline,
         recommendation, best_recipe, comparisons, [run.costs() for run in runs], len(plan.train), seconds, peak,
-        cancelled, coverage=coverage, weights=weights, support=support,
+        cancelled, coverage=coverage, weights=weights, support=support, learned=learned,
     )
+
+
+def _learned(plan: Plan, runs: list[AdapterRun], rows: list[Row], coverage: dict, several: bool) -> dict:
+    """Per fine-tuned row: what it learned and what it cost. Facts learned: its share right on trained facts asked
+    in another wording, times the facts trained (an estimate, with the interval's bounds); held-out facts right; and
+    the forgetting check: of the general questions the base model answered right, how many it still does."""
+    parts = coverage.get("parts", [])
+    base_right: list[int] = []
+    first = next((run.general for run in runs if run.general), None)
+    if first is not None:
+        base_right = [i for i, q in enumerate(first.questions) if "plain" in q.answers and q.answers["plain"].correct]
+    out = {}
+    for row in rows:
+        if row.variant != "ft":
+            continue
+        right = row.correct()
+        on_trained = [float(c) for c, p in zip(right, parts) if p == PARTS[0]]
+        on_held = [float(c) for c, p in zip(right, parts) if p == PARTS[1]]
+        entry: dict = {"adapter": row.adapter, "facts_in_documents": plan.facts_total or None,
+                       "facts_trained": len(plan.trained_facts)}
+        words = []
+        if on_trained:
+            ci = stats.bootstrap_ci(on_trained, seed=plan.config.seed)
+            low, mid, high = (round(x * len(plan.trained_facts)) for x in (ci.low, ci.mean, ci.high))
+            entry.update(trained_right=ci.pct(), facts_learned=mid, facts_learned_low=low, facts_learned_high=high)
+            of = f" of the documents' {plan.facts_total}" if plan.facts_total else ""
+            words.append(f"answers {ci.pct()} of trained facts asked in another wording: about {mid} [{low}–{high}] "
+                         f"facts learned{of} ({len(plan.trained_facts)} trained)")
+        if on_held:
+            entry["heldout_right"] = stats.bootstrap_ci(on_held, seed=plan.config.seed).pct()
+            words.append(f"{entry['heldout_right']} of held-out facts")
+        run = next((r for r in runs if r.name == row.adapter), None)
+        if run is not None and run.general is not None and base_right:
+            kept = sum(1 for i in base_right if i < len(run.general.questions)
+                       and "ft" in run.general.questions[i].answers and run.general.questions[i].answers["ft"].correct)
+            entry.update(general_kept=kept, general_base_right=len(base_right))
+            words.append(f"forgetting check: still answers {kept} of the {len(base_right)} general questions the "
+                         "base model answered")
+        if words:
+            entry["sentence"] = f"{row.label}: " + "; ".join(words) + "."
+            out[row.label] = entry
+    return out
 
 
 def _mean(correct: list[bool], weights: list[float] | None) -> float:

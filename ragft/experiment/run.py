@@ -21,10 +21,12 @@ from ..finetune import (
     raft_examples,
 )
 from ..models import Generator
+from ..questions import BLANK
+from ..questions.general import GENERAL
 from ..results import EvalResult
 from ..store import Store
 from .config import RECIPES
-from .plan import Plan, Stage
+from .plan import Plan, Stage, worded
 
 if TYPE_CHECKING:  # the report module imports this one
     from .report import ExperimentReport
@@ -39,6 +41,7 @@ class AdapterRun:
     path: Path
     test: EvalResult | None = None
     check: EvalResult | None = None
+    general: EvalResult | None = None  # the forgetting check (`questions.general`); the first run asks plain too
 
     def costs(self) -> dict:
         run = read_run(self.path) or RunRecord()
@@ -138,7 +141,11 @@ def run_experiment(
             break
         stage = stages[("check", run.recipe)]
         run.check = _evaluate(generator, store, plan.checks, loaded, replace(plan.eval_config, variants=("ft",)),
-                              cancel, lambda f, m, stage=stage: progress.at(stage, f, m), "trained wordings")
+                              cancel, lambda f, m, stage=stage: progress.at(stage, f, m / 2), "trained wordings")
+        if not cancel.is_set():
+            run.general = _evaluate(generator, store, GENERAL, loaded, replace(
+                plan.eval_config, variants=("plain", "ft") if i == 0 else ("ft",)), cancel,
+                lambda f, m, stage=stage: progress.at(stage, 0.5 + f / 2, m), "general questions (forgetting)")
         progress.finish(stage)
 
     report = build_report(plan, runs, base, cancelled=cancel.is_set(), seconds=time.perf_counter() - started)
@@ -147,10 +154,15 @@ def run_experiment(
 
 
 def _examples(recipe: str, plan: Plan, store: Store, config: TrainConfig) -> list[Example]:
+    wordings = plan.config.recipe.wordings.get(recipe, 1)
     records = [{"question": it.question, "answer": it.answer, "source": it.source, "chunk": it.chunk,
-                "fact": it.fact} for it in plan.train]
+                "fact": it.fact} for it in worded(plan.train, wordings)]
     if recipe == "qa":
-        return qa_examples(records)
+        # each trained fact's sentence as a statement too (loss on all of it): the fact in the words of the
+        # documents, beside the questions about it
+        statements = {it.fact: it.cloze.replace(BLANK, it.answer) for it in plan.train if it.cloze}
+        return qa_examples(records) + [Example(text=t, source=next(it.source for it in plan.train if it.fact == f),
+                                               fact=f) for f, t in statements.items()]
     if recipe == "raft":
         return raft_examples(records, store, config)
     if recipe == "docs":

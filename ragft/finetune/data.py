@@ -65,8 +65,9 @@ def qa_examples(records: list[dict]) -> list[Example]:
 
 
 def raft_examples(records: list[dict], store: Store, config: TrainConfig) -> list[Example]:
-    """RAFT: each question with a context of the gold chunk among distractors, or (a ``raft_no_gold`` share of
-    the time) distractors only — in the same prompt format the RAG panes use at chat time."""
+    """RAFT: each question with a context of the gold chunk among distractors (the chunks retrieval ranks next),
+    or (a ``raft_no_gold`` share of the time) distractors only — in the same prompt format the RAG panes use at
+    chat time. The answer is the span the gold chunk holds: the adapter learns to read it out."""
     if store.count() == 0:
         raise TrainingDataError("RAFT needs stored documents for its context: add documents first")
     rng = random.Random(config.seed)
@@ -83,8 +84,12 @@ def raft_examples(records: list[dict], store: Store, config: TrainConfig) -> lis
         if gold is None:
             hits = store.search(r["question"], 1)
             gold = hits[0] if hits else None
-        others = [h for h in all_chunks if gold is None or h.id != gold.id]
-        distractors = rng.sample(others, min(config.raft_distractors, len(others)))
+        # Distractors: what retrieval ranks highest for the question besides the gold chunk — the chunks a RAG
+        # prompt shows next to (or instead of) the answer, so the adapter learns to pick the answer out of them.
+        n = config.raft_distractors
+        near = [h for h in (store.search(r["question"], n + 1) if n else []) if gold is None or h.id != gold.id]
+        others = [h for h in all_chunks if (gold is None or h.id != gold.id) and h.id not in {d.id for d in near}]
+        distractors = near[:n] + rng.sample(others, min(n - len(near[:n]), len(others)))
         context = list(distractors)
         if gold is not None and rng.random() >= config.raft_no_gold:
             context.insert(rng.randrange(len(context) + 1), gold)

@@ -67,8 +67,9 @@ def comparisons_md(data: dict) -> str:
              for c in data["comparisons"]]
     checks = [f"- {k} on the wordings it was trained on: {v['accuracy_ci']} of {v['n']} facts"
               for k, v in data["trained_wordings"].items()]
+    learned = [f"- {v['sentence']}" for v in data.get("learned", {}).values()]
     return "\n".join(["**Paired comparisons** (same questions; exact McNemar test):", *lines, "",
-                      "**Memorisation check:**", *checks])
+                      "**Memorisation check:**", *checks, *learned])
 
 
 def costs_frame(data: dict) -> pd.DataFrame:
