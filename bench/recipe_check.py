@@ -94,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     (out / f"recipe-{args.folder.name}.json").write_text(json.dumps({
         "folder": str(args.folder), "preset": args.preset, "plan": plan.describe(),
         "experiment": {"headline": report.headline, "recommendation": report.recommendation,
-                       "coverage": {k: v for k, v in report.coverage.items() if k != "trained_part"},
-                       "minutes": round(experiment_s / 60, 1)},
+                       "coverage": {k: v for k, v in report.coverage.items() if k != "parts"},
+                       "learned": {k: v["sentence"] for k, v in report.learned.items()},
+                       "minutes": round(experiment_s / 60, 1), "estimated_minutes": round(plan.seconds / 60, 1),
+                       "scores": {r["variant"]: r["accuracy_ci"] for r in report.summary()}},
         "person_questions": n, "scores": rows, "best": best, "recommended": said_row, "agree": agree,
     }, indent=2, ensure_ascii=False))
     return 0

@@ -141,7 +141,7 @@ def run_experiment(
             break
         stage = stages[("check", run.recipe)]
         run.check = _evaluate(generator, store, plan.checks, loaded, replace(plan.eval_config, variants=("ft",)),
-                              cancel, lambda f, m, stage=stage: progress.at(stage, f, m / 2), "trained wordings")
+                              cancel, lambda f, m, stage=stage: progress.at(stage, f / 2, m), "trained wordings")
         if not cancel.is_set():
             run.general = _evaluate(generator, store, GENERAL, loaded, replace(
                 plan.eval_config, variants=("plain", "ft") if i == 0 else ("ft",)), cancel,
@@ -159,10 +159,10 @@ def _examples(recipe: str, plan: Plan, store: Store, config: TrainConfig) -> lis
                 "fact": it.fact} for it in worded(plan.train, wordings)]
     if recipe == "qa":
         # each trained fact's sentence as a statement too (loss on all of it): the fact in the words of the
-        # documents, beside the questions about it
-        statements = {it.fact: it.cloze.replace(BLANK, it.answer) for it in plan.train if it.cloze}
-        return qa_examples(records) + [Example(text=t, source=next(it.source for it in plan.train if it.fact == f),
-                                               fact=f) for f, t in statements.items()]
+        # documents, beside the questions about it (no source: the run record's "documents" are those read whole)
+        statements = {it.fact: Example(text=it.cloze.replace(BLANK, it.answer), fact=it.fact)
+                      for it in plan.train if it.cloze}
+        return qa_examples(records) + list(statements.values())
     if recipe == "raft":
         return raft_examples(records, store, config)
     if recipe == "docs":

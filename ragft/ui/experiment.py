@@ -134,7 +134,7 @@ def create_experiment_tab(engine) -> dict:
         with gr.Row():
             n_questions = gr.Number(value=0, precision=0, minimum=bounds(ExperimentConfig, "questions")[0],
                                     maximum=bounds(ExperimentConfig, "questions")[1], elem_id="exp-questions",
-                                    label="Facts to generate (0 = preset's)")
+                                    label="Facts to train on (0 = every fact found, up to the preset's cap)")
             split = gr.Dropdown(["", *SPLIT_MODES], value="", label="Split ('' = preset's: paraphrase)")
             recipes = gr.CheckboxGroup(list(RECIPES), value=["qa", "raft"], label="Adapters to train",
                                        elem_id="exp-recipes")
