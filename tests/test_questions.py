@@ -487,3 +487,13 @@ def test_questions_typed_one_a_line():
                           (["Q? | 1"], "your questions must be text")):
         with pytest.raises(QuestionSetError, match=re.escape(message)):
             parse_typed(text)
+
+
+def test_a_name_the_documents_use_everywhere_is_not_asked():
+    """A licence's defined terms ("the Licensor") are its vocabulary, guessed by any model: a name in more than 3
+    chunks is skipped for the sentence's next name; one in a chunk or two is a fact."""
+    chunks = [Hit("lic.txt", i, 1.0, f"The Licensor grants clause {i} to Ada Brook.") for i in range(5)]
+    chunks.append(Hit("lic.txt", 5, 1.0, "The Licensor may appoint Pell Hadley as its steward."))
+    answers = {it.answer for it in generate_cloze(chunks, 50, per_chunk=50)}
+    assert "Licensor" not in answers and "Ada Brook" not in answers  # both in 5 chunks
+    assert "Pell Hadley" in answers

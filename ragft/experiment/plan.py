@@ -209,19 +209,20 @@ def _trained_checks(train: list[QAItem], n: int) -> list[QAItem]:
 
 
 def _stages(generator: Generator, plan: Plan, speed: Speed) -> list[Stage]:
+    # a chunk in a prompt: its text, and its number and source line (~30 tokens)
     chunk_tokens = sum(_tokens(generator, h.text) for h in plan.chunks[:50]) / min(len(plan.chunks), 50)
     k = plan.eval_config.top_k
     question = 70  # chat template + instruction + question (SmolLM2: 68 tokens for a question of 15 words)
     new = plan.eval_config.max_new_tokens  # a batch runs until its longest answer ends: mostly the cap
 
     def eval_seconds(n: int, rag: bool) -> float:
-        prompt = question + (k * (chunk_tokens + 12) if rag else 0)
+        prompt = question + (k * (chunk_tokens + 30) if rag else 0)
         batches = math.ceil(n / plan.eval_config.batch_size)
         return n * prompt / speed.prefill_tps + batches * new * speed.decode_step_s
 
     stages = []
     for recipe, tc in plan.train_configs.items():
-        per_example = {"qa": question + 8, "raft": question + (tc.raft_distractors + 1) * (chunk_tokens + 12),
+        per_example = {"qa": question + 8, "raft": question + (tc.raft_distractors + 1) * (chunk_tokens + 30),
                        "docs": chunk_tokens}[recipe]
         tokens = tc.max_steps * tc.batch_size * min(per_example, tc.max_seq_len)
         # a training process starts and copies the model (~15 s) before its first step

@@ -7,8 +7,10 @@ sold a majority stake to ____ in 1998": the buyer and the year), so names are as
 
 from __future__ import annotations
 
+import functools
 import random
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
 from ..documents import split_sentences
@@ -82,13 +84,16 @@ def _blank(sentence: str, start: int, end: int, kind: str) -> tuple[str, str, st
     return (answer, cloze, kind) if usable(cloze, kind) else None
 
 
-def sentence_facts(sentence: str) -> list[tuple[str, str, str]]:
+def sentence_facts(sentence: str, common: Callable[[str], bool] | None = None) -> list[tuple[str, str, str]]:
     """(answer, cloze, kind) for the sentence's first usable number or year and its longest usable name: up to two
-    facts. A number's unit joins its answer ("24 kilograms"), as people write answers."""
+    facts. A number's unit joins its answer ("24 kilograms"), as people write answers. ``common(name)``: a name
+    the documents use everywhere ("License", "Covered Software"), skipped for the next one — anyone guesses it."""
     found = []
     for spans, kind in (([(m.start(), m.end()) for m in _NUMBER.finditer(sentence)], "number"),
                         (_names(sentence), "name")):
         for start, end in spans:
+            if kind == "name" and common is not None and common(sentence[start:end]):
+                continue
             fact = _blank(sentence, start, end, kind)
             if fact:
                 found.append(with_unit(*fact))
@@ -124,10 +129,11 @@ def generate_cloze(chunks: list[Hit], n: int, choices: int = 0, per_chunk: int =
         order.setdefault(h.source, len(order))
     docs: dict[str, list[tuple[int, int, QAItem]]] = {}  # source -> (rank in chunk, chunk, item)
     pool, asked = [], set()
+    common = _common_names(chunks)
     for hit in sorted(chunks, key=lambda h: (order[h.source], h.chunk)):
         rank = 0
         for sentence in _sentences(hit.text):
-            for answer, cloze, kind in sentence_facts(sentence):
+            for answer, cloze, kind in sentence_facts(sentence, common):
                 question = f"Fill in the blank: {cloze}"
                 if rank >= per_chunk or normalize(question) in asked:
                     continue
@@ -154,6 +160,22 @@ def generate_cloze(chunks: list[Hit], n: int, choices: int = 0, per_chunk: int =
         rng.shuffle(options)
         out.append(replace(item, choices=tuple(options)) if wrong else item)
     return out
+
+
+def _common_names(chunks: list[Hit]) -> Callable[[str], bool]:
+    """Whether a name is the documents' own vocabulary rather than a fact: it appears in more than 3 chunks (a
+    single mention can sit in two, the overlap carries sentences over). A licence's defined terms ("License",
+    "Work", "Covered Software") filled half its blanks otherwise, and a model that never saw the document guessed
+    them; a biography's subject is guessed the same way."""
+    texts = [h.text for h in chunks]
+    limit = 3
+
+    @functools.cache
+    def common(name: str) -> bool:
+        pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
+        return sum(1 for t in texts if pattern.search(t)) > limit
+
+    return common
 
 
 def _names_and_numbers_in_turn(items: list[QAItem]) -> list[QAItem]:
