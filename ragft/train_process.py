@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from . import cpu_quota
 from .adapters import read_run
 from .errors import InvalidInputError, RagftError
 from .finetune import Example, RunState, TrainConfig, train_adapter
@@ -102,7 +103,7 @@ def launch_training(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH", "")])}
     if not cuda:  # the cores split between the processes (more threads than cores only slows each one)
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
+        env["OMP_NUM_THREADS"] = str(max(1, int(os.environ.get("OMP_NUM_THREADS") or cpu_quota()) // processes))
     state.status, state.started = "preparing", time.time()
     state.stage = state.stage or "training"
     with open(folder / "train.log", "wb") as log:

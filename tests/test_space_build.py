@@ -46,3 +46,24 @@ def test_requirements_resolve_for_the_space_s_python(tmp_path):
     # and the default a Space falls back to without the key does not
     older = subprocess.run([*cmd[:8], "3.10", *cmd[9:]], capture_output=True, text=True, timeout=600)
     assert older.returncode != 0 and "No matching distribution found" in older.stderr
+
+
+def test_threads_follow_the_container_s_cpu_quota(tmp_path):
+    """A container reports the host's cores; its cgroup says how many it may use (CPU Basic: 2)."""
+    import os
+
+    from ragft import cpu_quota
+
+    mine = len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("200000 100000\n")
+    assert cpu_quota(str(tmp_path)) == min(2, mine)
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a CPU still gets one thread
+    assert cpu_quota(str(tmp_path)) == 1
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(str(tmp_path)) == mine
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cpu_quota(str(v1)) == 1
+    assert cpu_quota(str(tmp_path / "none")) == mine

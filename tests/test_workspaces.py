@@ -282,3 +282,4 @@ def test_a_flood_of_page_loads_from_one_address_binds_no_more_pages(small, monke
     assert small.of_session("victim") == kept and small.of_session("flood-5") == api_id("flood-5")
     assert small.enter("victim", token="", client="10.6.6.6") == (kept, "")  # a bound page is not a new load
     assert small.enter("neighbour", token="", client="10.0.0.8")[0]  # other addresses are not held up
+
