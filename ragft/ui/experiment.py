@@ -160,12 +160,19 @@ def create_experiment_tab(engine) -> dict:
                         elem_id="exp-files", scale=2)
     verdict = gr.Markdown(elem_id="exp-verdict")
     chart = gr.HTML(elem_id="exp-chart")
-    summary = gr.Dataframe(label="Scores on the test questions", interactive=False, wrap=True, elem_id="exp-table")
+    # headers before a run, not Gradio's "1 2 3": the columns the frames below fill
+    summary = gr.Dataframe(label="Scores on the test questions", interactive=False, wrap=True, elem_id="exp-table",
+                           headers=["variant", "correct [95% CI]", "exact match %", "token F1 %",
+                                    "answer in chunks %", "recall@k %", "s/answer", "why wrong"])
     comparisons = gr.Markdown(elem_id="exp-comparisons")
     gr.Markdown(M.CAUSES_HELP)
-    costs = gr.Dataframe(label="Costs", interactive=False, elem_id="exp-costs")
+    costs = gr.Dataframe(label="Costs", interactive=False, elem_id="exp-costs",
+                         headers=["adapter", "recipe", "steps", "training time", "tokens trained", "adapter size MB",
+                                  "s/answer (fine-tuned)"])
     per_question = gr.Dataframe(label="Per question (click a row for its answers)", interactive=False, wrap=True,
-                                max_height=420, elem_id="exp-questions-table")
+                                max_height=420, elem_id="exp-questions-table",
+                                headers=["#", "question", "expected", "Plain", "RAG", "Fine-tuned",
+                                         "RAG + Fine-tuned"])
     picked = gr.Number(value=1, precision=0, minimum=1, label="Question #", elem_id="exp-qnum")
     detail = gr.HTML(elem_id="exp-detail")
     report_state = gr.State(None)

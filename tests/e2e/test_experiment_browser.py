@@ -28,6 +28,8 @@ def test_experiment_survives_a_reload_and_shows_the_verdict(app_url, page):  # n
     wait_for_text(page.locator("#ingest-log"), r"zorblax\.md: added \d+ chunks", 120)
 
     page.get_by_role("tab", name="Experiment").click()
+    before = page.locator("#exp-table").inner_text()  # the empty tables name their columns, not "1 2 3"
+    assert "correct [95% CI]" in before and not re.search(r"^\s*1\s+2\s+3", before)
     page.get_by_text("Questions, split and training").click()
     page.locator("#exp-recipes").get_by_text("raft").click()  # qa only: a short run for the test
     steps = page.locator("#exp-steps input")
