@@ -199,7 +199,8 @@ MISTAKES = [
         (["experiment", "--steps", "-1"], "steps must be 0..10000 (0 = the preset's epochs)"),
         (["experiment", "--estimate"], "no documents to experiment on: add documents first (python -m ragft ingest "
                                        "FILE)"),
-        (["experiment", "--questions", "501"], "questions must be 0..500 (0 = the preset's)"),
+        (["experiment", "--questions", "501"], "questions must be 0..500 (0 = every fact found, up to the preset's "
+                                               "cap)"),
         (["experiment", "--name", "../x"], "experiment name: use letters, digits, '-', '_' or '.', up to 64 "
                                            "characters"),
 ]
