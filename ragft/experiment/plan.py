@@ -80,9 +80,9 @@ class Plan:
         recipes = ", ".join(f"{r} ({c.max_steps} steps)" for r, c in self.train_configs.items())
         trained = self.trained_facts
         heldout = sum(1 for it in self.test if (it.fact or it.question) not in trained) - len(self.asked)
+        ask = "test questions ask" if heldout != 1 else "test question asks"
         coverage = (f" The adapters train on {len(trained)} of the {self.facts_total} facts found in the documents "
-                    f"({100 * self.coverage:.0f}%); {heldout} test question{'s ask' if heldout != 1 else ' asks'} held-out "
-                    "facts."
+                    f"({100 * self.coverage:.0f}%); {heldout} {ask} held-out facts."
                     if self.coverage is not None else "")
         if self.asked:
             coverage += f" {len(self.asked)} of the test questions are your own: the verdict speaks for them first."
