@@ -38,5 +38,6 @@ def cpu_quota(cgroup: str = "/sys/fs/cgroup") -> int:
 
 
 # torch sizes its thread team from the host's cores; a container's quota caps it (children inherit the variable)
-if "OMP_NUM_THREADS" not in os.environ and cpu_quota() < (os.cpu_count() or 1):
-    os.environ["OMP_NUM_THREADS"] = str(cpu_quota())
+_QUOTA = cpu_quota()
+if "OMP_NUM_THREADS" not in os.environ and _QUOTA < (os.cpu_count() or 1):
+    os.environ["OMP_NUM_THREADS"] = str(_QUOTA)

@@ -54,8 +54,8 @@ def _reason(exc: Exception) -> str:
     """Why a write failed, for the user: a full disk says so; anything else by its kind only (the text of a
     Chroma or OS error may name server paths). The log has the whole of it."""
     log.warning("storing failed: %r", exc)
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "disk is full" in str(exc).lower() \
-            or "no space" in str(exc).lower():
+    text = str(exc).lower()
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "disk is full" in text or "no space" in text:
         return "the disk is full"
     return f"{type(exc).__name__}; the app's log has the details"
 

@@ -56,10 +56,10 @@ class QuestionVerbs:
         d = self.settings.questions_dir
         parts = dict(zip(("train", "test"), split_set(items, split))) if split else {"": items}
         names = [f"{name}-{part}" if part else name for part in parts]
-        new = set(names) - set(self.question_sets())
-        if len(self.question_sets()) + len(new) > MAX_SETS:
-            raise QuestionSetError(f"this workspace holds {len(self.question_sets())} question sets, the most is "
-                                   f"{MAX_SETS}: delete or reuse one")
+        existing = self.question_sets()
+        if len(existing) + len(set(names) - set(existing)) > MAX_SETS:
+            raise QuestionSetError(f"this workspace holds {len(existing)} question sets, the most is {MAX_SETS}: "
+                                   "delete or reuse one")
         for full, part_items in zip(names, parts.values()):
             save_set(part_items, set_path(d, full))
         return names

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field, replace
 
 from ..evaluate import EvalConfig
 from ..finetune import (
+    Example,
     TrainConfig,
 )
 from ..models import Generator
 from ..questions import (
+    BLANK,
     TEST_FORM,
     QAItem,
     QuestionSetError,
@@ -152,8 +154,7 @@ def plan_experiment(
     test += asked
     checks = _trained_checks(train, preset.trained_checks)
     recipes = config.train or preset.train
-    statements = len({it.fact for it in train if it.cloze})  # the qa recipe trains each fact's sentence too
-    sizes = {"qa": len(worded(train, preset.wordings["qa"])) + statements,
+    sizes = {"qa": len(worded(train, preset.wordings["qa"])) + len(statements(train)),
              "raft": len(worded(train, preset.wordings["raft"])), "docs": len(chunks)}
     train_configs = {
         r: TrainConfig(
@@ -196,6 +197,14 @@ def worded(train: list[QAItem], n: int) -> list[QAItem]:
         ordered = natural[i % len(natural):] + natural[: i % len(natural)] if natural else []
         out += (ordered + [f for f in forms if f not in natural])[:n]
     return out
+
+
+def statements(train: list[QAItem]) -> list[Example]:
+    """Each trained fact's sentence as a statement, once (loss on all of it): the fact in the words of the
+    documents, beside the qa recipe's questions about it. No source: a run record's "documents" are those read
+    whole."""
+    return list({it.fact: Example(text=it.cloze.replace(BLANK, it.answer), fact=it.fact)
+                 for it in train if it.cloze}.values())
 
 
 def _trained_checks(train: list[QAItem], n: int) -> list[QAItem]:

@@ -244,7 +244,7 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
             recommendation += f" (Fine-tuned here is the {best_recipe} adapter, the stronger of the ones trained.)"
     if cancelled:
         headline = f"Cancelled after {n} questions. " + headline
-    learned = _learned(plan, runs, rows, coverage, several)
+    learned = _learned(plan, runs, rows, coverage)
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return ExperimentReport(
@@ -254,7 +254,7 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
     )
 
 
-def _learned(plan: Plan, runs: list[AdapterRun], rows: list[Row], coverage: dict, several: bool) -> dict:
+def _learned(plan: Plan, runs: list[AdapterRun], rows: list[Row], coverage: dict) -> dict:
     """Per fine-tuned row: what it learned and what it cost. Facts learned: its share right on trained facts asked
     in another wording, times the facts trained (an estimate, with the interval's bounds); held-out facts right; and
     the forgetting check: of the general questions the base model answered right, how many it still does."""

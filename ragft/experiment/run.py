@@ -21,12 +21,11 @@ from ..finetune import (
     raft_examples,
 )
 from ..models import Generator
-from ..questions import BLANK
 from ..questions.general import GENERAL
 from ..results import EvalResult
 from ..store import Store
 from .config import RECIPES
-from .plan import Plan, Stage, worded
+from .plan import Plan, Stage, statements, worded
 
 if TYPE_CHECKING:  # the report module imports this one
     from .report import ExperimentReport
@@ -158,11 +157,7 @@ def _examples(recipe: str, plan: Plan, store: Store, config: TrainConfig) -> lis
     records = [{"question": it.question, "answer": it.answer, "source": it.source, "chunk": it.chunk,
                 "fact": it.fact} for it in worded(plan.train, wordings)]
     if recipe == "qa":
-        # each trained fact's sentence as a statement too (loss on all of it): the fact in the words of the
-        # documents, beside the questions about it (no source: the run record's "documents" are those read whole)
-        statements = {it.fact: Example(text=it.cloze.replace(BLANK, it.answer), fact=it.fact)
-                      for it in plan.train if it.cloze}
-        return qa_examples(records) + list(statements.values())
+        return qa_examples(records) + statements(plan.train)
     if recipe == "raft":
         return raft_examples(records, store, config)
     if recipe == "docs":

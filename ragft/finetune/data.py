@@ -87,9 +87,10 @@ def raft_examples(records: list[dict], store: Store, config: TrainConfig) -> lis
         # Distractors: what retrieval ranks highest for the question besides the gold chunk — the chunks a RAG
         # prompt shows next to (or instead of) the answer, so the adapter learns to pick the answer out of them.
         n = config.raft_distractors
-        near = [h for h in (store.search(r["question"], n + 1) if n else []) if gold is None or h.id != gold.id]
-        others = [h for h in all_chunks if (gold is None or h.id != gold.id) and h.id not in {d.id for d in near}]
-        distractors = near[:n] + rng.sample(others, min(n - len(near[:n]), len(others)))
+        near = [h for h in (store.search(r["question"], n + 1) if n else []) if gold is None or h.id != gold.id][:n]
+        taken = {h.id for h in near} | ({gold.id} if gold is not None else set())
+        others = [h for h in all_chunks if h.id not in taken]
+        distractors = near + rng.sample(others, min(n - len(near), len(others)))
         context = list(distractors)
         if gold is not None and rng.random() >= config.raft_no_gold:
             context.insert(rng.randrange(len(context) + 1), gold)

@@ -5,7 +5,9 @@ word, no number words)."""
 
 from __future__ import annotations
 
-from .sets import QAItem
+from dataclasses import replace
+
+from .sets import parse_typed
 
 _GENERAL = """\
 What is the capital of France? | Paris
@@ -25,5 +27,4 @@ Who painted the Mona Lisa? | Leonardo da Vinci
 What is the chemical symbol for gold? | Au
 Which country is home to the kangaroo? | Australia"""
 
-GENERAL = [QAItem(q.strip(), a.strip(), fact=f"general-{i}")
-           for i, (q, _, a) in enumerate(line.partition("|") for line in _GENERAL.splitlines())]
+GENERAL = [replace(it, fact=f"general-{i}") for i, it in enumerate(parse_typed(_GENERAL))]
