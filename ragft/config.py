@@ -105,6 +105,10 @@ class Settings:
             (``RAGFT_CPU_PRECISION``): ``auto`` (bfloat16 where the CPU multiplies it natively, else float32),
             ``bfloat16`` or ``float32`` (answers exactly as a float32 model gives them; prompts and training ~1.6x
             slower). Decoding and the weights stay float32. See `decoding.FewRowsLinear`, `finetune.train_adapter`.
+        persist_dir: persistent storage that signed-in users' workspaces are copied to and restored from at start-up
+            (``RAGFT_PERSIST_DIR``; on a Space, ``/data`` when it is mounted and writable; ``off`` for none). See
+            `ragft.snapshots`.
+        snapshot_seconds: how often changed workspaces are copied there (``RAGFT_SNAPSHOT_SECONDS``).
 
     Example:
         >>> Settings.from_env({"RAGFT_DATA_DIR": "/tmp/x", "RAGFT_TOP_K": "5"}).top_k
@@ -141,6 +145,8 @@ class Settings:
     max_jobs: int = knob(2, 1, 64)
     train_processes: int = knob(1, 1, 64)
     cpu_precision: str = "auto"
+    persist_dir: Path | None = None
+    snapshot_seconds: float = knob(30.0, 1.0, 86_400.0)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -177,6 +183,8 @@ class Settings:
             max_jobs=_int(env, "RAGFT_MAX_JOBS", *_spec("max_jobs")),
             train_processes=_int(env, "RAGFT_TRAIN_PROCESSES", *_spec("train_processes")),
             cpu_precision=_choice(env, "RAGFT_CPU_PRECISION", cls.cpu_precision, CPU_PRECISION),
+            persist_dir=_persist_dir(env),
+            snapshot_seconds=_float(env, "RAGFT_SNAPSHOT_SECONDS", *_spec("snapshot_seconds")),
         )
 
     @property
@@ -206,6 +214,19 @@ class Settings:
 
     def describe(self) -> dict:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def _persist_dir(env: dict) -> Path | None:
+    """``RAGFT_PERSIST_DIR`` ("off": none); unset on a Space, the bucket Spaces mounts at ``/data`` when there is one."""
+    value = env.get("RAGFT_PERSIST_DIR", "").strip()
+    if value.lower() == "off":
+        return None
+    if value:
+        return Path(value)
+    mount = Path("/data")
+    if env.get("SPACE_ID") and mount.is_dir() and os.access(mount, os.W_OK):
+        return mount
+    return None
 
 
 def _spec(name: str) -> tuple:

@@ -94,7 +94,7 @@ class Store:
         self.records = client.get_or_create_collection(f"{collection}__docs", embedding_function=None)
         self.recovered = self.recover()  # ingests a killed process left half-done, undone
 
-    def _embed(self, texts: list[str]) -> list[list[float]]:
+    def embed(self, texts: list[str]) -> list[list[float]]:
         vectors = self.embedder.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
         return vectors.tolist()
 
@@ -171,7 +171,7 @@ class Store:
         batch = EMBED_BATCH
         for start in range(0, len(rows), batch):
             ids, texts, metas = zip(*rows[start:start + batch])
-            self.collection.upsert(ids=list(ids), documents=list(texts), embeddings=self._embed(list(texts)),
+            self.collection.upsert(ids=list(ids), documents=list(texts), embeddings=self.embed(list(texts)),
                                    metadatas=list(metas))
             if progress:
                 progress(min(start + batch, len(rows)), len(rows))
@@ -261,7 +261,7 @@ class Store:
         if not query.strip() or self.count() == 0:
             return []
         res = self.collection.query(
-            query_embeddings=self._embed([query]),
+            query_embeddings=self.embed([query]),
             n_results=min(k, self.count()),
             include=["documents", "metadatas", "distances"],
         )

@@ -8,7 +8,9 @@
   Face (the Space has ``hf_oauth: true``) gets ``user-<name>-<hash>`` and finds it again on any browser. Anyone
   else gets ``anon-<hash>``, keyed by a random token kept in their browser (a reload keeps it), and an API client
   (``gradio_client``) gets ``api-<hash>`` for its session. Anonymous and API workspaces unused for
-  ``RAGFT_WORKSPACE_IDLE_HOURS`` are deleted, with their collection and adapters.
+  ``RAGFT_WORKSPACE_IDLE_HOURS`` are deleted, with their collection and adapters. With persistent storage
+  (``RAGFT_PERSIST_DIR``, or a Space's ``/data``) signed-in users' workspaces outlive restarts (`ragft.snapshots`);
+  the others are temporary.
 
 A workspace is made on its first write (an upload, a training run, a saved set): a visitor who only looks around
 reads an empty workspace (`blank`) and leaves nothing on disk, in Chroma or in memory. At most
@@ -41,6 +43,7 @@ from dataclasses import replace
 
 from .engine import Engine
 from .errors import RagftError
+from .snapshots import Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,12 @@ class Workspaces:
         self._token_key = _key(self.folder) if self.mode == "private" else b""
         # what a workspace not yet made reads (and what the page is built from): empty, never written, one for all
         self.blank = self.root if self.mode == "shared" else self._make("blank", ".blank")
+        # signed-in users' workspaces on persistent storage (a Space's mount), back from it before anyone comes in
+        self.snapshots = None
+        if self.mode == "private" and s.persist_dir is not None:
+            self.snapshots = Snapshots(self, s.persist_dir, s.snapshot_seconds)
+            self.snapshots.check()
+            self.snapshots.restore_all()
 
     # --- ids ---------------------------------------------------------------------------------------------------
     def issue_token(self) -> str:
@@ -150,15 +159,16 @@ class Workspaces:
                 self._sessions.popitem(last=False)
         return wid, token
 
-    def of_session(self, session_hash: str | None, username: str = "") -> str:
-        """The workspace of a request: its page's (see `enter`), else the signed-in user's, else the API session's."""
+    def of_session(self, session_hash: str | None) -> str:
+        """The workspace of a request: its page's (see `enter`: a signed-in page's is its user's), else the API
+        session's."""
         if self.mode == "shared":
             return ""
         with self._lock:
             wid = self._sessions.get(session_hash or "")
         if wid:
             return wid
-        return user_id(username) if username else api_id(session_hash or "")
+        return api_id(session_hash or "")
 
     # --- engines -----------------------------------------------------------------------------------------------
     def engine(self, wid: str, create: bool = False, client: str = "") -> Engine:
@@ -206,8 +216,18 @@ class Workspaces:
         return True
 
     def _make(self, wid: str, folder: str = "") -> Engine:
-        settings = replace(self.root.settings, data_dir=self.folder / (folder or wid), collection=f"ws-{wid}")
+        settings = replace(self.root.settings, data_dir=self.folder / (folder or wid), collection=self.collection(wid))
         return Engine(settings, parent=self.root, workspace=wid)
+
+    @staticmethod
+    def collection(wid: str) -> str:
+        """The Chroma collection of workspace ``wid`` (its documents' records are in ``<name>__docs``)."""
+        return f"ws-{wid}"
+
+    def engines(self) -> dict[str, Engine]:
+        """The engines in memory now, by workspace id."""
+        with self._lock:
+            return dict(self._engines)
 
     def _touch(self, wid: str) -> None:
         now = time.time()

@@ -187,11 +187,27 @@ def test_describe_gives_every_field_as_text():
         "max_jobs",
         "train_processes",
         "cpu_precision",
+        "persist_dir",
+        "snapshot_seconds",
     ]
     assert d["engine"] == "local" and d["vllm_max_lora_rank"] == "16"
     assert (d["max_documents"], d["max_store_mb"], d["max_adapters"]) == ("1000", "1000", "50")
     assert (d["workspaces"], d["max_jobs"], d["train_processes"]) == ("shared", "2", "1")
     assert (d["max_workspaces"], d["new_workspaces_per_hour"], d["max_train_steps"]) == ("200", "10", "2000")
+
+
+def test_persistent_storage_is_the_variable_or_a_spaces_writable_data_mount(tmp_path, monkeypatch):
+    assert Settings.from_env({"RAGFT_PERSIST_DIR": str(tmp_path)}).persist_dir == tmp_path
+    assert Settings.from_env({"RAGFT_PERSIST_DIR": "off", "SPACE_ID": "a/b"}).persist_dir is None
+    assert Settings.from_env({}).persist_dir is None  # a private machine keeps its own disk
+    import ragft.config as config
+
+    mount = tmp_path / "data"
+    monkeypatch.setattr(config, "Path", lambda p: mount if p == "/data" else Path(p))
+    assert Settings.from_env({"SPACE_ID": "a/b"}).persist_dir is None  # no bucket mounted
+    mount.mkdir()
+    assert Settings.from_env({"SPACE_ID": "a/b"}).persist_dir == mount
+    assert Settings.from_env({"SPACE_ID": "a/b", "RAGFT_SNAPSHOT_SECONDS": "5"}).snapshot_seconds == 5.0
 
 
 def test_vllm_args_are_split_like_a_shell_and_unbalanced_quotes_are_refused():

@@ -114,6 +114,8 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
     # one generation at a time (one model serves all); the rest wait in Gradio's queue, which shows their place
     demo.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
     admission(demo)
+    if spaces.snapshots:
+        spaces.snapshots.start()
     return demo
 
 

@@ -117,7 +117,11 @@ EXP_METHODS = {
 WORKSPACE_USER = "🔒 Signed in as **{name}**: your documents, adapters and results are private to your account."
 WORKSPACE_ANONYMOUS = ("🔒 Your documents, adapters and results are private to this browser, and deleted after {hours} h "
                        "unused.")
+WORKSPACE_RESTART = " They are temporary: a restart of the Space deletes them too."
 WORKSPACE_SIGN_IN = " Sign in with Hugging Face to keep them across browsers."
+WORKSPACE_KEPT = " They are kept on the Space's persistent storage across restarts."
+WORKSPACE_NOT_KEPT = (" This Space has no persistent storage: a restart deletes them (its owner can add storage "
+                      "in the Space's settings).")
 
 # Where the user fixes a core error whose `fix` is another part of the app (ui.errors.user_message).
 FIX_IN_TAB = {"documents": "(Documents tab)", "adapters": "(Fine-tune tab)"}

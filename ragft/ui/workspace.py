@@ -4,7 +4,8 @@ The tabs call ``engine.<verb>`` in their handlers. With private workspaces ``eng
 attribute is looked up on the engine of the workspace of the request being handled, which Gradio keeps in a
 context variable for the duration of each call (also across a generator's steps). A page registers its workspace
 when it loads (`add_workspace_bar`): a random token kept in the browser's localStorage, or the Hugging Face account
-it signed in with.
+it signed in with, which Gradio hands to the load event as a `gr.OAuthProfile` (its public way; nothing else here
+reads the sign-in). After a restart Gradio's page reloads itself when it reconnects, and so registers again.
 """
 
 from __future__ import annotations
@@ -15,20 +16,10 @@ import secrets
 
 import gradio as gr
 from gradio.context import LocalContext
-from gradio.helpers import _session_from_request
-from gradio.oauth import _get_valid_oauth_info_from_session
 
 from ..engine import Engine
 from ..workspaces import WorkspaceLimitError, Workspaces
 from . import messages as M
-
-
-def signed_in(request) -> str:
-    """The Hugging Face user name a request signed in with, else "": read as Gradio reads it to inject
-    `gr.OAuthProfile` (its session lookup and expiry check, which it keeps private)."""
-    info = _get_valid_oauth_info_from_session(_session_from_request(request)) or {}
-    return str((info.get("userinfo") or {}).get("preferred_username") or "")
-
 
 # The verbs a visitor may call before their workspace exists: they only read, so they read the empty `blank`
 # workspace and nothing is made. Every other attribute is taken as a write and makes the workspace (within the
@@ -68,7 +59,7 @@ class CurrentEngine:
         request = LocalContext.request.get(None)
         if request is None:  # building the page: defaults only, from an empty workspace
             return self._spaces.blank
-        wid = self._spaces.of_session(request.session_hash, signed_in(request))
+        wid = self._spaces.of_session(request.session_hash)
         return self._spaces.engine(wid, create=write, client=client_address(request))
 
     def __getattr__(self, name: str):
@@ -100,6 +91,7 @@ def add_workspace_bar(demo: gr.Blocks, spaces: Workspaces):
     """The sign-in button and a line saying whose workspace this is; returns the load event that binds the page
     to its workspace (the tabs' own loading goes ``.then`` it)."""
     hours = f"{spaces.idle_s / 3600:g}"
+    on_space = bool(os.environ.get("SPACE_ID"))
     with gr.Row():
         if login_available():
             gr.LoginButton(scale=0)
@@ -114,7 +106,9 @@ def add_workspace_bar(demo: gr.Blocks, spaces: Workspaces):
             return gr.skip(), f"⚠️ {exc}"
         kept = issued or gr.skip()  # a page already bound keeps its workspace and its token
         if name:
-            return kept, M.WORKSPACE_USER.format(name=name)
-        return kept, M.WORKSPACE_ANONYMOUS.format(hours=hours) + (M.WORKSPACE_SIGN_IN if login_available() else "")
+            return kept, M.WORKSPACE_USER.format(name=name) + (M.WORKSPACE_KEPT if spaces.snapshots else
+                                                               M.WORKSPACE_NOT_KEPT if on_space else "")
+        return kept, (M.WORKSPACE_ANONYMOUS.format(hours=hours) + (M.WORKSPACE_RESTART if on_space else "")
+                      + (M.WORKSPACE_SIGN_IN if login_available() else ""))
 
     return demo.load(enter, token, [token, line], queue=False)
