@@ -63,8 +63,11 @@ class Visitor:
                                                               "trigger_id": None})
 
     def load_page(self, token) -> dict:
-        """The page-load event (fn 0, outside the queue): binds this session to the workspace of ``token``."""
-        r = self.http.post("/gradio_api/run/predict", json={"data": [token], "fn_index": 0,
+        """The page-load event (outside the queue): binds this session to the workspace of ``token``, or of the
+        user this client's session cookie signed in."""
+        config = self.http.get("/config").json()
+        fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "enter")
+        r = self.http.post("/gradio_api/run/predict", json={"data": [token], "fn_index": fn,
                                                             "session_hash": self.session, "event_data": None,
                                                             "trigger_id": None})
         assert r.status_code == 200, r.text

@@ -139,6 +139,9 @@ def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
     except ConfigError as exc:  # a read-only or full data dir: say so once and stop, no traceback
         raise SystemExit(f"ragft: error: {exc}") from None
     engine.generator  # the one base model, before the first request rather than during it
-    demo = create_ui(engine)
+    try:
+        demo = create_ui(engine)  # restores signed-in users' workspaces from persistent storage, if any
+    except ConfigError as exc:  # persistent storage that cannot be written
+        raise SystemExit(f"ragft: error: {exc}") from None
     print(f"ragft: open http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}", flush=True)
     demo.launch(server_name=host, server_port=port, **launch_options(engine.settings))

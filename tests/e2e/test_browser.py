@@ -9,29 +9,19 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from ..conftest import MEMO_QA, MEMO_QUESTION, install_adapter
+from .apps import ROOT, start_app
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -43,23 +33,10 @@ def app_env(request) -> dict:
 @pytest.fixture
 def app_url(settings, tmp_path, app_env):
     """Start `python app.py` as a user would, on a free port, on this test's data dir."""
-    port = free_port()
-    env = {**os.environ, "RAGFT_DATA_DIR": str(settings.data_dir), "GRADIO_SERVER_PORT": str(port), **app_env}
+    env = {**os.environ, "RAGFT_DATA_DIR": str(settings.data_dir), **app_env}
     log = open(tmp_path / "app.log", "w+")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_app(env, log)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            log.seek(0)
-            if f"open {url}" in log.read():
-                break
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"app exited early:\n{log.read()[-3000:]}")
-            time.sleep(0.5)
-        else:
-            pytest.fail("app did not print its address in time")
         yield url
     finally:
         proc.terminate()
