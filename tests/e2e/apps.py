@@ -22,11 +22,12 @@ def answers(url: str) -> bool:
         return False
 
 
-def start_app(env: dict, log, timeout_s: float = 240) -> tuple[subprocess.Popen, str]:
-    """Start the app with ``env`` (its port is chosen here), its output to the open file ``log``; returns the
-    process and its address once it printed it (the models are loaded by then) and answers."""
+def start_app(env: dict, log, timeout_s: float = 240, python: str = sys.executable, cwd: Path = ROOT
+              ) -> tuple[subprocess.Popen, str]:
+    """Start ``cwd``'s app.py with ``python`` and ``env`` (its port is chosen here), its output to the open file
+    ``log``; returns the process and its address once it printed it (the models are loaded by then) and answers."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env={**env, "GRADIO_SERVER_PORT": str(port)},
+    proc = subprocess.Popen([python, "app.py"], cwd=cwd, env={**env, "GRADIO_SERVER_PORT": str(port)},
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout_s
