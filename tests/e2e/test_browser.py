@@ -85,6 +85,16 @@ def wait_for_text(locator, pattern: str, timeout_s: float = 180) -> str:
     raise AssertionError(f"{pattern!r} never appeared; last text:\n{text}")
 
 
+def start_training(page, qa_file, name: str, steps: int) -> None:
+    """On the Fine-tune tab with its question/answer file source open: train ``name`` for ``steps`` on ``qa_file``."""
+    page.locator("#qa-file input[type=file]").set_input_files(str(qa_file))
+    wait_for_text(page.locator("#qa-file"), re.escape(qa_file.stem) + r"\s*\." + qa_file.suffix[1:], 60)
+    page.locator("#train-name").locator("input, textarea").fill(name)
+    page.fill("#train-steps input", str(steps))
+    page.click("#train")
+    wait_for_text(page.locator("#train-summary"), rf"Training {name}-v1 started", 60)
+
+
 def test_upload_ask_and_see_four_answers_with_sources(app_url, page, tmp_path, settings, memorized_adapter):
     ARTIFACTS.mkdir(exist_ok=True)
     install_adapter(settings, memorized_adapter)  # saved while the app runs: found without a restart
@@ -155,12 +165,7 @@ def test_train_from_the_ui_watch_the_loss_then_chat_with_the_new_adapter(app_url
     wait_for_text(page.locator("#train-summary"), r"bad\.jsonl line 1: missing or empty 'answer'", 60)
 
     page.locator("#qa-file button[aria-label='Clear']").click()
-    page.locator("#qa-file input[type=file]").set_input_files(str(qa))
-    wait_for_text(page.locator("#qa-file"), r"vault-qa\s*\.jsonl", 60)
-    page.locator("#train-name").locator("input, textarea").fill("vault")
-    page.fill("#train-steps input", "12")
-    page.click("#train")
-    wait_for_text(page.locator("#train-summary"), r"Training vault-v1 started", 60)
+    start_training(page, qa, "vault", 12)
 
     # The progress and the loss plot keep updating while it trains.
     status = page.locator("#train-status")

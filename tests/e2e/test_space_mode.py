@@ -25,7 +25,7 @@ from ragft.serving.server import export_model
 
 from ..conftest import MEMO_QA
 from .apps import ROOT, start_app
-from .test_browser import browser, page, wait_for_text  # noqa: F401
+from .test_browser import browser, page, start_training, wait_for_text  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -114,12 +114,7 @@ def test_a_visitor_uses_the_app_as_a_space_runs_it(space_url, page, tmp_path):  
 
     page.get_by_role("tab", name="Fine-tune").click()
     page.get_by_text("Question/answer file (JSONL)").click()
-    page.locator("#qa-file input[type=file]").set_input_files(str(qa))
-    wait_for_text(page.locator("#qa-file"), r"vault-qa\s*\.jsonl", 60)
-    page.locator("#train-name").locator("input, textarea").fill("vault")
-    page.fill("#train-steps input", "3")
-    page.click("#train")
-    wait_for_text(page.locator("#train-summary"), r"Training vault-v1 started", 60)
+    start_training(page, qa, "vault", 3)
     wait_for_text(page.locator("#train-status"), r"vault-v1 — done · step 3/3", 300)
 
     page.get_by_role("tab", name="Experiment").click()
