@@ -81,7 +81,7 @@ def main(flags: list[str]) -> list[Figure]:
         filled = n
         store.search(questions[0])  # the index after the additions
         search = [t for q in questions for t in _timed(lambda q=q: store.search(q, 3), 3)]
-        embed = [t for q in questions for t in _timed(lambda q=q: store._embed([q]), 3)]
+        embed = [t for q in questions for t in _timed(lambda q=q: store.embed([q]), 3)]
         listing = _timed(store.documents, 5)
         old_way = _timed(store.chunk_metadata, 2)  # paged: in one read, 100k chunks fail (too many SQL variables)
         details[n] = {"search_p50_ms": p(search, 50), "search_p95_ms": p(search, 95), "embed_p50_ms": p(embed, 50),

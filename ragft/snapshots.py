@@ -114,7 +114,13 @@ class Snapshots:
         self._thread: threading.Thread | None = None
 
     def check(self) -> None:
-        """Make sure the mount can be written; else `ConfigError` saying what to change."""
+        """Make sure the mount can be written and the data dir is not on it; else `ConfigError` saying what to
+        change."""
+        data, mount = self.spaces.root.settings.data_dir.resolve(), self.folder.parent.resolve()
+        if data == mount or mount in data.parents:
+            raise ConfigError(f"the data dir {data} is on the persistent storage {mount}, where Chroma's database "
+                              "cannot run safely: leave RAGFT_DATA_DIR unset (the app copies signed-in users' work "
+                              "there itself), or set RAGFT_PERSIST_DIR=off")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             probe = self.folder / ".write-check"

@@ -104,7 +104,7 @@ def test_an_error_in_the_middle_of_an_ingest_is_undone_at_once(tmp_path, monkeyp
             raise RuntimeError("the embedder ran out of memory")
         return embedder.encode(texts, normalize_embeddings=True, convert_to_numpy=True).tolist()
 
-    monkeypatch.setattr(store, "_embed", failing)
+    monkeypatch.setattr(store, "embed", failing)
     monkeypatch.setattr(store_module, "EMBED_BATCH", 64)
     with pytest.raises(RuntimeError, match="out of memory"):
         store.add(load_document(_long_document(tmp_path / "log2.txt", "second"), "log.txt"))

@@ -154,6 +154,12 @@ def test_a_mount_that_cannot_be_written_is_named(tmp_path, embedder):
         app(tmp_path / "disk", mount, embedder)
 
 
+def test_a_data_dir_on_the_mount_is_refused(tmp_path, embedder):
+    mount = tmp_path / "bucket"
+    with pytest.raises(ConfigError, match="is on the persistent storage .* leave RAGFT_DATA_DIR unset"):
+        app(mount / "data", mount, embedder)  # the old advice: point RAGFT_DATA_DIR at the mount
+
+
 def test_a_restart_killed_while_restoring_restores_again(tmp_path, embedder, monkeypatch):
     mount = tmp_path / "bucket"
     spaces = app(tmp_path / "disk", mount, embedder)
