@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 FOLDER = "ragft-snapshots"
 FORMAT = 1
-KEEP = 2  # snapshots kept per workspace
 NOT_COPIED = {"jobs", ".last-used", "vllm"}  # a workspace's top-level entries that belong to this run only
 KEPT_ID = re.compile(r"^user-[a-z0-9-]+$")  # signed-in users' workspaces; ids are cleaned names and hashes
 PAGE = 1000  # records per Chroma read or write
@@ -169,7 +168,7 @@ class Snapshots:
             manifest = folder / f"{stamp}.json"
             manifest.write_text(json.dumps(meta))
             self._seen[wid] = mark
-            self._prune(folder)
+            self._prune(folder, stamp)
             log.info("workspace %s copied to persistent storage (%d bytes)", wid, meta["bytes"])
             return manifest
 
@@ -191,14 +190,16 @@ class Snapshots:
         except ValueError:
             return -1
 
-    def _prune(self, folder: Path) -> None:
-        """Keep the `KEEP` newest whole snapshots; delete everything older (cut-off ones included)."""
-        whole = [self._stamp(m) for m in self._manifests(folder) if self._check(m)]
-        if len(whole) < KEEP:
+    def _prune(self, folder: Path, stamp: int) -> None:
+        """Keep the snapshot just written (``stamp``) and the newest whole one before it, in case this one was
+        damaged on the way; delete everything older, cut-off ones included. Only that one older archive is read
+        back to check it."""
+        before = (m for m in self._manifests(folder) if self._stamp(m) < stamp)
+        previous = next((self._stamp(m) for m in before if self._check(m)), None)
+        if previous is None:
             return
-        oldest_kept = sorted(whole)[-KEEP]
         for path in folder.iterdir():
-            if 0 <= self._stamp(path) < oldest_kept:
+            if 0 <= self._stamp(path) < previous:
                 path.unlink(missing_ok=True)
 
     def save_changed(self) -> list[str]:
