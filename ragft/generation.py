@@ -67,14 +67,25 @@ def stream_batch(
         raise ValueError("one adapter name per conversation")
     if not conversations:
         return
+    prompt_ids = prompt_tokens(generator, conversations)
     if getattr(generator, "client", None) is not None:
-        yield from _stream_remote(generator, conversations, adapter_names, decode)
-        return
-    yield from _stream_local(generator, conversations, adapter_names, decode)
+        yield from _stream_remote(generator, prompt_ids, adapter_names, decode)
+    elif getattr(generator, "on_zero_gpu", False):  # the model runs in `@spaces.GPU` calls only
+        from .spaces import stream
+
+        yield from stream(generator, prompt_ids, adapter_names, decode)
+    else:
+        yield from stream_local(generator, prompt_ids, adapter_names, decode)
 
 
-def _stream_local(generator: Generator, conversations: list[list[dict]], adapter_names: list[str],
-                  decode: DecodeSettings) -> Iterator[list[str]]:
+def prompt_tokens(generator: Generator, conversations: list[list[dict]]) -> list[list[int]]:
+    """Each conversation's chat-template prompt as token ids (the template has the special tokens)."""
+    tok = generator.tokenizer
+    return [tok(p, add_special_tokens=False)["input_ids"] for p in render_prompts(generator, conversations)]
+
+
+def stream_local(generator: Generator, prompt_ids: list[list[int]], adapter_names: list[str],
+                 decode: DecodeSettings) -> Iterator[list[str]]:
     """``stream_batch`` on the in-process model: `decoding.run` in a worker thread (the lock is held by one thread
     from start to end, however the caller's iteration hops between threads), texts passed back through a queue.
     Closing this iterator early (a stopped chat) ends the generation at its next step."""
@@ -83,8 +94,7 @@ def _stream_local(generator: Generator, conversations: list[list[dict]], adapter
     from .decoding import Row, StopRules, run
 
     tokenizer = generator.tokenizer
-    rows = [Row(tokenizer(p, add_special_tokens=False)["input_ids"], name)  # the template has the specials
-            for p, name in zip(render_prompts(generator, conversations), adapter_names)]
+    rows = [Row(list(ids), name) for ids, name in zip(prompt_ids, adapter_names)]
     rules = StopRules(frozenset(stop_token_ids(generator)), decode.max_new_tokens,
                       lambda tokens: repeated_tail(tokens, decode.stop_repeats))
     texts = [""] * len(rows)
@@ -139,13 +149,12 @@ def _picker(decode: DecodeSettings, device):
     return lambda logits: torch.multinomial(warp(None, logits.float()).softmax(-1), 1, generator=rng).view(-1)
 
 
-def _stream_remote(generator, conversations: list[list[dict]], adapter_names: list[str], decode: DecodeSettings
+def _stream_remote(generator, prompt_ids: list[list[int]], adapter_names: list[str], decode: DecodeSettings
                    ) -> Iterator[list[str]]:
     """``stream_batch`` on a vLLM server (see `serving.remote.RemoteGenerator`): the same prompt tokens, one request
     per row. The repetition rule is the same, checked on each row's text re-tokenised as it grows (the server sends
     pieces of text, not token ids), so a row may run a few tokens past the point the local path stops it."""
     tok = generator.tokenizer
-    prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in render_prompts(generator, conversations)]
 
     def stop_row(_row: int, text: str) -> str | None:
         ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -177,20 +186,29 @@ def option_logprobs(
     Rows are left-padded (with explicit position ids) so every continuation ends at the right edge; only the last
     positions' logits are computed (``logits_to_keep``), which keeps memory small for a 49k-token vocabulary.
     """
+    tok = generator.tokenizer
+    rows = [(p, tok(c, add_special_tokens=False)["input_ids"] or [tok.eos_token_id])
+            for p, c in zip(prompt_tokens(generator, conversations), continuations)]
+    if getattr(generator, "client", None) is not None:  # vLLM: the server's prompt log-probabilities
+        return [s for start in range(0, len(rows), SCORE_ROWS)
+                for s in generator.sequence_logprobs(rows[start:start + SCORE_ROWS],
+                                                     adapter_names[start:start + SCORE_ROWS])]
+    if getattr(generator, "on_zero_gpu", False):  # the model runs in `@spaces.GPU` calls only
+        from .spaces import score
+
+        return score(generator, rows, adapter_names)
+    return score_local(generator, rows, adapter_names)
+
+
+def score_local(generator: Generator, token_rows: list[tuple[list[int], list[int]]], adapter_names: list[str]
+                ) -> list[float]:
+    """`option_logprobs` on the in-process model, for (prompt ids, continuation ids) rows."""
     import torch
 
     tok = generator.tokenizer
-    prompts = render_prompts(generator, conversations)
     scores: list[float] = []
-    for start in range(0, len(prompts), SCORE_ROWS):
-        ids_of = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-        rows = [
-            (ids_of(p), ids_of(c) or [tok.eos_token_id])
-            for p, c in zip(prompts[start:start + SCORE_ROWS], continuations[start:start + SCORE_ROWS])
-        ]
-        if getattr(generator, "client", None) is not None:  # vLLM: the server's prompt log-probabilities
-            scores += generator.sequence_logprobs(rows, adapter_names[start:start + SCORE_ROWS])
-            continue
+    for start in range(0, len(token_rows), SCORE_ROWS):
+        rows = token_rows[start:start + SCORE_ROWS]
         width = max(len(p) + len(c) for p, c in rows)
         keep = max(len(c) for _, c in rows) + 1
         ids = torch.tensor([[tok.pad_token_id] * (width - len(p) - len(c)) + p + c for p, c in rows])

@@ -13,6 +13,7 @@ lives on the engine, not on a page, so a reloaded page finds the running job aga
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
@@ -146,7 +147,9 @@ class JobRunner:
             state = JobState(kind=kind, name=name, status="preparing", started=time.time(), message=message)
             self.state = self._latest[kind] = state
             self._write_record(state)
-            self._thread = threading.Thread(target=self._run, args=(work, state, cancel), daemon=True,
+            # in the caller's context: on ZeroGPU, the job's GPU calls carry the visitor's request (their quota)
+            context = contextvars.copy_context()
+            self._thread = threading.Thread(target=context.run, args=(self._run, work, state, cancel), daemon=True,
                                             name=f"ragft-{kind}")
             self._thread.start()
             return state

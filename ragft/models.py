@@ -207,7 +207,7 @@ def load_generator(configured: str = "", source: ModelSource | None = None, cpu_
         )
     except Exception as exc:
         raise ModelError(f"cannot load the base model from {source.description}: {exc}") from exc
-    if cuda:
+    if cuda:  # on ZeroGPU this only marks the weights for the GPU calls (`ragft.spaces`)
         model.to("cuda")
     model.eval()
     tokenizer.padding_side = "left"  # generation continues from the right edge of every row
@@ -215,7 +215,12 @@ def load_generator(configured: str = "", source: ModelSource | None = None, cpu_
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.chat_template is None:
         raise ModelError(f"{source.description} has no chat template; pick an instruct/chat model")
-    generator = Generator(model, tokenizer, source, use_cpu_bf16(cpu_precision))
+    from .spaces import ZeroGpuGenerator, zero_gpu
+
+    if zero_gpu():  # the app's process never runs it: see `ragft.spaces`
+        generator = ZeroGpuGenerator(model, tokenizer, source)
+    else:
+        generator = Generator(model, tokenizer, source, use_cpu_bf16(cpu_precision))
     log.info("base model: %s (%s parameters%s)", source.description, f"{model.num_parameters():,}",
              ", bfloat16 products for prompts and training" if generator.cpu_bf16 else "")
     return generator

@@ -100,15 +100,25 @@ def launch_training(
         "app_pid": os.getpid(),
     }))
     cuda = torch.cuda.is_available()
+    zero = getattr(generator, "on_zero_gpu", False)  # in a GPU call of this process (`ragft.spaces`)
+    if zero:
+        from .spaces import check_training
+
+        steps, tokens = check_training(generator, config, len(examples))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH", "")])}
     if not cuda:  # the cores split between the processes (more threads than cores only slows each one)
         env["OMP_NUM_THREADS"] = str(max(1, int(os.environ.get("OMP_NUM_THREADS") or cpu_quota()) // processes))
     state.status, state.started = "preparing", time.time()
     state.stage = state.stage or "training"
-    with open(folder / "train.log", "wb") as log:
-        proc = subprocess.Popen(launch_command(folder, processes, cuda), stdout=log, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
+    if zero:
+        from .spaces import TrainCall
+
+        proc = TrainCall(generator, folder, steps, tokens)
+    else:
+        with open(folder / "train.log", "wb") as log:
+            proc = subprocess.Popen(launch_command(folder, processes, cuda), stdout=log, stderr=subprocess.STDOUT,
+                                    env=env, start_new_session=True)
     try:
         seen = -1
         while proc.poll() is None:
@@ -118,6 +128,8 @@ def launch_training(
                 state.status = "cancelling"
             seen = _follow(folder / "progress.json", state, seen, on_step)
         _follow(folder / "progress.json", state, seen, on_step)
+        if isinstance(getattr(proc, "error", None), RagftError):  # a GPU call refused: its own words
+            raise proc.error
         if proc.returncode != 0 or not out_dir.is_dir():
             raise TrainingProcessError(_failure(folder / "train.log", proc.returncode))
     except BaseException:
@@ -130,6 +142,8 @@ def launch_training(
     if run is None:
         raise TrainingProcessError(f"the training processes ended without a run record in {out_dir}")
     state.status, state.step, state.losses = run.status, run.steps, list(run.losses)
+    if zero:
+        generator.rates.observe("train", state.tokens_per_s * generator.size)
     return out_dir
 
 
@@ -151,9 +165,11 @@ def _follow(progress: Path, state: RunState, seen: int, on_step: Callable[[], No
     return p["step"]
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """End the launcher and its training processes (they share its session)."""
-    if proc.poll() is None:
+def _stop(proc) -> None:
+    """End the launcher and its training processes (they share its session), or a GPU call's run."""
+    if not isinstance(proc, subprocess.Popen):
+        proc.stop()
+    elif proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=10)
@@ -178,8 +194,9 @@ def _failure(log: Path, code: int) -> str:
 
 
 # --- the training processes' side ------------------------------------------------------------------------------------
-def main(folder: Path) -> int:
-    """One training process: load the base model, train, report progress (the first process), stop together."""
+def main(folder: Path, generator: Generator | None = None) -> int:
+    """One training process: load the base model, train, report progress (the first process), stop together. Given
+    ``generator``, the run trains a copy of its model in this process instead (a ZeroGPU call, `ragft.spaces`)."""
     import torch
     from accelerate import PartialState
 
@@ -188,10 +205,12 @@ def main(folder: Path) -> int:
     job = json.loads((folder / "job.json").read_text())
     cuda = torch.cuda.is_available()
     ps = PartialState(cpu=not cuda)  # joins the process group (NCCL, or gloo on CPUs) when launched as several
-    if cuda:
+    own = generator is None
+    if own and cuda:
         torch.cuda.set_device(ps.local_process_index)  # each process loads onto its own GPU
-    generator = load_generator(source=ModelSource(**job["source"]),
-                               cpu_precision="bfloat16" if job["cpu_bf16"] else "float32")
+    if own:
+        generator = load_generator(source=ModelSource(**job["source"]),
+                                   cpu_precision="bfloat16" if job["cpu_bf16"] else "float32")
     examples = [Example(**{**e, "messages": tuple(e["messages"])}) for e in job["examples"]]
     config = TrainConfig(**{**job["config"], "target_modules": tuple(job["config"]["target_modules"])})
     state, cancel, app_pid = RunState(), threading.Event(), int(job["app_pid"])
@@ -214,7 +233,7 @@ def main(folder: Path) -> int:
             tmp.replace(folder / "progress.json")
 
     train_adapter(generator, examples, Path(job["out_dir"]), config, state, cancel, job["summary"],
-                  job["trained_on"], on_step, own_model=True)
+                  job["trained_on"], on_step, own_model=own)
     ps.wait_for_everyone()
     return 0
 

@@ -27,7 +27,13 @@ class ExperimentVerbs:
         if self.parent:
             return self.parent.speed()
         if self._speed is None:
-            self._speed = measure_speed(self.generator)
+            generator = self.generator
+            if getattr(generator, "on_zero_gpu", False):
+                from ..spaces import measure
+
+                self._speed = measure(generator)
+            else:
+                self._speed = measure_speed(generator)
         return self._speed
 
     def plan_experiment(self, config: ExperimentConfig, items: list[QAItem] | None = None,

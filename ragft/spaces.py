@@ -1,0 +1,385 @@
+"""ZeroGPU, the GPU hardware of Hugging Face Spaces: all model work runs in `@spaces.GPU` functions.
+
+On ZeroGPU (the ``spaces`` package installed and ``SPACES_ZERO_GPU`` set, as a ZeroGPU Space does) ``import spaces``
+patches torch: CUDA looks available, and ``model.to("cuda")`` only marks the weights. A GPU exists only inside a
+function decorated with ``spaces.GPU``: each call asks the Space's GPU scheduler for a GPU for ``duration`` seconds
+(charged to the visitor's daily quota, refused when it runs out), then runs the function in a forked worker
+process, its arguments and results pickled. So here:
+
+- ``load_generator`` returns a `ZeroGpuGenerator`: the app's process loads the model and places it on "cuda" (as
+  ZeroGPU requires), but never runs it and never puts an adapter on it; it only records which adapter folders are
+  wanted. The worker, a fork, puts them on its own copy of the model (`ZeroGpuGenerator.sync`) at each call.
+- Four entry points hold every piece of model work, each with a duration computed from the work: `gpu_stream`
+  (answers: the four-way chat, evaluations, generated questions), `gpu_score` (log-likelihood of options),
+  `gpu_train` (a training run, in the worker's process instead of ``accelerate launch``, which would see no GPU)
+  and `gpu_measure` (the speed the Experiment's estimate uses). Evaluations and experiment stages are made of them.
+- A call longer than ZeroGPU allows (``RAGFT_ZERO_GPU_MAX_S``, 300 s) is split (rows), or refused before it starts
+  with what to change (training steps).
+- A refusal of the scheduler (quota spent, no GPU free) reaches the visitor as a `GpuRefusedError` with its own
+  words ("You have exceeded your ZeroGPU quota (60s requested vs. 12s left). Try again in 0:05:00").
+
+Elsewhere (no ``spaces``, or its no-op mode on other hardware) the entry points are plain functions.
+
+    >>> gpu_stream.gpu_seconds  # the duration function of an entry point: called with the call's arguments
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InvalidInputError, RagftError
+from .models import Generator
+
+ENTRY_POINTS: dict[str, Callable] = {}  # name -> the entry point (its ``gpu_seconds`` is the duration function)
+_GENERATORS: dict[int, ZeroGpuGenerator] = {}  # a worker (a fork) finds the app's generator by its key
+_decorator: Callable | None = None  # set by `use_decorator`; None: ``spaces.GPU`` on ZeroGPU, else none
+_decorated: dict[str, Callable] = {}
+_APP_PID = os.getpid()  # a GPU call runs in a fork of this process: another pid
+
+
+def zero_gpu(env: dict | None = None) -> bool:
+    """Whether this process runs on ZeroGPU: the Space sets ``SPACES_ZERO_GPU`` and Gradio's image has ``spaces``."""
+    value = (os.environ if env is None else env).get("SPACES_ZERO_GPU", "")
+    return value.lower() in ("1", "t", "true") and importlib.util.find_spec("spaces") is not None
+
+
+class GpuRefusedError(RagftError, RuntimeError):
+    """ZeroGPU's scheduler refused a GPU call (the visitor's quota is spent, or no GPU came free in time)."""
+
+
+@dataclass
+class GpuRates:
+    """What a ZeroGPU call's duration is computed from. The defaults are conservative guesses for a model of up to
+    a billion parameters on an H200 slice (not measured there: no ZeroGPU was at hand); a bigger model scales them
+    by its size. Each call measures its own throughput, and later calls of that kind use the measured one.
+
+    ``max_s`` is the longest call ZeroGPU grants a signed-in visitor (300 s; ``RAGFT_ZERO_GPU_MAX_S``), ``margin``
+    what a duration adds to the estimate: only the time used is charged to the quota, but a call that runs past
+    its duration may be stopped."""
+
+    start_s: float = 20.0  # a worker forked, CUDA started, the weights moved to the GPU
+    prefill_tokens_per_s: float = 20_000.0
+    decode_step_s: float = 0.05  # one new token for every row of a batch
+    train_tokens_per_s: float = 4_000.0
+    model_load_s: float = 20.0  # a training run loads its own copy of the base model
+    max_s: float = 300.0
+    margin: float = 1.5
+    measured: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> GpuRates:
+        env = os.environ if env is None else env
+        try:
+            max_s = float(env.get("RAGFT_ZERO_GPU_MAX_S") or cls.max_s)
+        except ValueError:
+            raise InvalidInputError("RAGFT_ZERO_GPU_MAX_S must be a number of seconds") from None
+        if not 10 <= max_s <= 3600:
+            raise InvalidInputError(f"RAGFT_ZERO_GPU_MAX_S={max_s:g} is out of range 10..3600 seconds")
+        return cls(max_s=max_s)
+
+    def rate(self, kind: str, default: float) -> float:
+        return self.measured.get(kind, default)
+
+    def observe(self, kind: str, value: float) -> None:
+        if value > 0:
+            self.measured[kind] = value
+
+    def answer_s(self, prompt_tokens: int, max_new_tokens: int, size: float = 1.0) -> float:
+        work = (prompt_tokens / self.rate("prefill", self.prefill_tokens_per_s)
+                + max_new_tokens * self.rate("decode_step", self.decode_step_s)) * size
+        return self.start_s + self.margin * work
+
+    def score_s(self, tokens: int, size: float = 1.0) -> float:
+        return self.start_s + self.margin * tokens / self.rate("prefill", self.prefill_tokens_per_s) * size
+
+    def train_s(self, tokens: int, size: float = 1.0) -> float:
+        work = tokens / self.rate("train", self.train_tokens_per_s) * size
+        return self.start_s + self.model_load_s + self.margin * work
+
+    def bounded(self, seconds: float) -> int:
+        """A duration ZeroGPU accepts: whole seconds, at most ``max_s``."""
+        return int(min(self.max_s, max(1.0, seconds) + 0.999))
+
+
+class ZeroGpuGenerator(Generator):
+    """The base model on ZeroGPU: loaded by the app's process, run only in GPU calls (see the module's docstring).
+
+    ``ensure_adapter`` / ``unload_adapter`` only record the wanted folders; `sync`, in a GPU call, makes the model
+    of that process carry exactly those (a folder changed since is loaded again)."""
+
+    on_zero_gpu = True
+
+    def __init__(self, *args, rates: GpuRates | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.rates = rates or GpuRates.from_env()
+        self._on_model: dict[str, tuple[str, int]] = {}  # what this process's model carries: name -> folder, time
+        # how much slower than a billion-parameter model this one runs (at least 1)
+        self.size = max(1.0, sum(p.numel() for p in self.model.parameters()) / 1e9)
+        _GENERATORS[id(self)] = self
+
+    @property
+    def key(self) -> int:
+        return id(self)
+
+    def _load(self, name: str, path: Path) -> None:
+        pass  # the GPU call loads it (`sync`)
+
+    def _unload(self, name: str) -> None:
+        pass
+
+    def wanted(self) -> dict[str, tuple[str, int]]:
+        """The adapters the app wants on the model: name -> (folder, its weights' modification time)."""
+        return {name: (str(path), _mtime(path)) for name, path in self._adapter_paths.items()}
+
+    def sync(self, wanted: dict[str, tuple[str, int]]) -> None:
+        """Make this process's model carry exactly the ``wanted`` adapters (in a GPU call)."""
+        with self.lock:
+            for name in [n for n, v in self._on_model.items() if wanted.get(n) != tuple(v)]:
+                del self._on_model[name]
+                if self._on_model:
+                    self.model.delete_adapter(name)
+                    self.model.set_adapter(next(iter(self._on_model)))
+                else:
+                    self.model = self.model.unload()
+            for name, (path, stamp) in wanted.items():
+                if name not in self._on_model:
+                    Generator._load(self, name, Path(path))
+                    self._on_model[name] = (path, stamp)
+
+
+def _mtime(folder: Path) -> int:
+    try:
+        return max(p.stat().st_mtime_ns for p in Path(folder).iterdir())
+    except (OSError, ValueError):
+        return 0
+
+
+# --- the decorator ---------------------------------------------------------------------------------------------------
+def gpu(duration: Callable[..., float]) -> Callable[[Callable], Callable]:
+    """Declare an entry point: ``spaces.GPU(duration=duration)`` on ZeroGPU (decided at its first call), the
+    function itself elsewhere. ``duration`` is called with the call's arguments and gives seconds."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            run = _decorated.get(fn.__name__)
+            if run is None:
+                run = _decorated[fn.__name__] = _decorate(fn, duration)
+            try:
+                return run(*args, **kwargs)
+            except Exception as exc:
+                raise _refusal(exc) from exc
+
+        call.gpu_seconds = duration
+        ENTRY_POINTS[fn.__name__] = call
+        return call
+    return wrap
+
+
+def _decorate(fn: Callable, duration: Callable) -> Callable:
+    if _decorator is not None:
+        return _decorator(fn, duration)
+    if zero_gpu():
+        import spaces
+
+        return spaces.GPU(fn, duration=duration)
+    return fn
+
+
+def use_decorator(decorator: Callable[[Callable, Callable], Callable] | None) -> None:
+    """Wrap the entry points with ``decorator(fn, duration)`` instead (tests record the durations); None: back to
+    ``spaces.GPU`` on ZeroGPU."""
+    global _decorator
+    _decorator = decorator
+    _decorated.clear()
+
+
+def _refusal(exc: Exception) -> Exception:
+    """The scheduler's refusals (a ``gradio.Error`` raised by ``spaces`` before the call runs) as our own error,
+    with the scheduler's words; anything else unchanged."""
+    if type(exc).__module__.split(".")[0] in ("gradio", "spaces") and type(exc).__name__.endswith("Error"):
+        title, message = getattr(exc, "title", None), str(getattr(exc, "message", "") or exc)
+        return GpuRefusedError(f"{title or 'ZeroGPU'}: {message}",
+                               fix="sign in to Hugging Face for a larger daily GPU quota, or try again later")
+    return exc
+
+
+# --- entry points ----------------------------------------------------------------------------------------------------
+def _in_worker() -> None:
+    """In a forked worker, torch's CPU ops run on one thread: the OpenMP thread team of the app's process did not
+    survive the fork, and GNU OpenMP waits for it forever at the first parallel CPU op (seen here: an embedding
+    lookup hung). The model's work is on the GPU; what stays on the CPU is small."""
+    if os.getpid() != _APP_PID:
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def _generator(key: int, adapters: dict[str, tuple[str, int]]) -> ZeroGpuGenerator:
+    _in_worker()
+    generator = _GENERATORS[key]
+    generator.sync(adapters)
+    return generator
+
+
+def _stream_seconds(key: int, prompt_ids: list[list[int]], adapter_names, adapters, decode) -> int:
+    generator = _GENERATORS[key]
+    rates = generator.rates
+    return rates.bounded(rates.answer_s(sum(map(len, prompt_ids)), decode.max_new_tokens, generator.size))
+
+
+@gpu(_stream_seconds)
+def gpu_stream(key: int, prompt_ids: list[list[int]], adapter_names: list[str],
+               adapters: dict[str, tuple[str, int]], decode) -> Iterator[tuple[list[str], float, int]]:
+    """Generate answers on the GPU: yields (texts, seconds since the start, decode steps so far)."""
+    from .generation import stream_local
+
+    started = time.perf_counter()
+    generator = _generator(key, adapters)
+    for steps, texts in enumerate(stream_local(generator, prompt_ids, adapter_names, decode), start=1):
+        yield texts, time.perf_counter() - started, steps
+
+
+def _score_seconds(key: int, rows, adapter_names, adapters) -> int:
+    generator = _GENERATORS[key]
+    return generator.rates.bounded(generator.rates.score_s(sum(len(p) + len(c) for p, c in rows), generator.size))
+
+
+@gpu(_score_seconds)
+def gpu_score(key: int, rows: list[tuple[list[int], list[int]]], adapter_names: list[str],
+              adapters: dict[str, tuple[str, int]]) -> tuple[list[float], float]:
+    """Log-likelihood of each (prompt, continuation) row on the GPU, and the seconds it took."""
+    from .generation import score_local
+
+    started = time.perf_counter()
+    scores = score_local(_generator(key, adapters), rows, adapter_names)
+    return scores, time.perf_counter() - started
+
+
+def _train_seconds(key: int, folder: str, steps: int, tokens: int) -> int:
+    generator = _GENERATORS[key]
+    return generator.rates.bounded(generator.rates.train_s(tokens, generator.size))
+
+
+@gpu(_train_seconds)
+def gpu_train(key: int, folder: str, steps: int, tokens: int) -> int:
+    """One training run (``train_process``'s job folder) on the GPU, on a copy of the model already there (no
+    second load); ``steps`` steps of at most ``tokens`` tokens in all make its duration."""
+    from .train_process import main
+
+    _in_worker()
+    return main(Path(folder), _GENERATORS[key])
+
+
+def _measure_seconds(key: int) -> int:
+    rates = _GENERATORS[key].rates
+    return rates.bounded(rates.start_s + 30.0)
+
+
+@gpu(_measure_seconds)
+def gpu_measure(key: int):
+    """`experiment.measure_speed` on the GPU."""
+    from .experiment.plan import measure_speed
+
+    return measure_speed(_generator(key, {}))
+
+
+# --- what the rest of ragft calls ------------------------------------------------------------------------------------
+def stream(generator: ZeroGpuGenerator, prompt_ids: list[list[int]], adapter_names: list[str], decode
+           ) -> Iterator[list[str]]:
+    """`generation.stream_batch` on ZeroGPU: the rows in as few GPU calls as fit ``max_s`` each, in order; yields
+    all texts each time one grows."""
+    rates, size = generator.rates, generator.size
+    groups: list[list[int]] = []
+    for i, ids in enumerate(prompt_ids):
+        group = groups[-1] if groups else None
+        if group and rates.answer_s(sum(len(prompt_ids[j]) for j in group) + len(ids), decode.max_new_tokens,
+                                    size) <= rates.max_s:
+            group.append(i)
+        else:
+            groups.append([i])
+    texts = [""] * len(prompt_ids)
+    wanted = generator.wanted()
+    for group in groups:
+        seconds = steps = 0
+        for part, seconds, steps in gpu_stream(generator.key, [prompt_ids[i] for i in group],
+                                               [adapter_names[i] for i in group], wanted, decode):
+            for i, text in zip(group, part):
+                texts[i] = text
+            yield list(texts)
+        if steps:  # the whole call counted as decode steps: errs long, as a duration should
+            rates.observe("decode_step", seconds / steps / size)
+
+
+def score(generator: ZeroGpuGenerator, rows: list[tuple[list[int], list[int]]], adapter_names: list[str]
+          ) -> list[float]:
+    """`generation.option_logprobs` on ZeroGPU, in as few GPU calls as fit ``max_s`` each."""
+    rates, size, scores = generator.rates, generator.size, []
+    start = 0
+    while start < len(rows):
+        end, tokens = start, 0
+        while end < len(rows) and (end == start or rates.score_s(tokens + sum(map(len, rows[end])), size)
+                                   <= rates.max_s):
+            tokens += sum(map(len, rows[end]))
+            end += 1
+        part, seconds = gpu_score(generator.key, rows[start:end], adapter_names[start:end], generator.wanted())
+        rates.observe("prefill", tokens * size / max(seconds, 1e-6))
+        scores += part
+        start = end
+    return scores
+
+
+def measure(generator: ZeroGpuGenerator):
+    return gpu_measure(generator.key)
+
+
+def check_training(generator: ZeroGpuGenerator, config, examples: int) -> tuple[int, int]:
+    """Refuse, before it starts, a training run (``config`` over ``examples`` examples) longer than one GPU call may
+    be; its steps and the most tokens it reads."""
+    rates, steps = generator.rates, config.steps_for(examples)
+    tokens = steps * config.batch_size * config.max_seq_len
+    need = rates.train_s(tokens, generator.size)
+    if need > rates.max_s:
+        fit = max(1, int(steps * (rates.max_s - rates.start_s - rates.model_load_s)
+                         / max(need - rates.start_s - rates.model_load_s, 1e-6)))
+        raise InvalidInputError(f"{steps} training steps would need about {need:.0f} s of GPU; one ZeroGPU call "
+                                f"may last {rates.max_s:.0f} s (RAGFT_ZERO_GPU_MAX_S): ask for at most {fit} steps, "
+                                "or a shorter sequence length")
+    return steps, tokens
+
+
+class TrainCall:
+    """A training run in a GPU call (`gpu_train`), on a thread, looking like the ``subprocess.Popen`` of
+    ``accelerate launch`` to `train_process.launch_training`: ``poll()``, ``returncode``; its error, if any, is
+    ``error`` and the last line of ``train.log``."""
+
+    def __init__(self, generator: ZeroGpuGenerator, folder: Path, steps: int, tokens: int) -> None:
+        self.folder, self.returncode, self.error = folder, None, None
+        self.pid = os.getpid()
+        args = (generator.key, str(folder), steps, tokens)
+        self._thread = threading.Thread(target=self._run, args=args, name="ragft-gpu-train", daemon=True)
+        self._thread.start()
+
+    def _run(self, *args) -> None:
+        try:
+            gpu_train(*args)
+            self.returncode = 0
+        except Exception as exc:  # reported by launch_training, from the log like a process's error
+            self.error = exc
+            with open(self.folder / "train.log", "a") as log:
+                log.write(f"{type(exc).__name__}: {exc}\n")
+            self.returncode = 1
+
+    def poll(self) -> int | None:
+        return None if self._thread.is_alive() else self.returncode
+
+    def stop(self) -> None:
+        """Ask the run to stop at its next step (the GPU worker cannot be killed from here) and wait for it."""
+        (self.folder / "cancel").touch()
+        self._thread.join(timeout=60)
