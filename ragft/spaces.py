@@ -25,8 +25,10 @@ Elsewhere (no ``spaces``, or its no-op mode on other hardware) the entry points 
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib.util
+import inspect
 import os
 import threading
 import time
@@ -162,19 +164,67 @@ def _mtime(folder: Path) -> int:
 
 
 # --- the decorator ---------------------------------------------------------------------------------------------------
+@dataclass
+class _Failure:
+    """A `RagftError` raised in a worker, sent back as a value: ``spaces`` would replace it by "ZeroGPU worker
+    error" and its class name, and the user would lose what to fix."""
+
+    error: RagftError
+
+
+def _carried(fn: Callable) -> Callable:
+    """``fn`` returning (or yielding, last) a `_Failure` instead of raising a `RagftError`."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generate(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except RagftError as exc:
+                yield _Failure(exc)
+        return generate
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RagftError as exc:
+            return _Failure(exc)
+    return call
+
+
+def _raised(value):
+    if isinstance(value, _Failure):
+        raise value.error
+    return value
+
+
 def gpu(duration: Callable[..., float]) -> Callable[[Callable], Callable]:
     """Declare an entry point: ``spaces.GPU(duration=duration)`` on ZeroGPU (decided at its first call), the
     function itself elsewhere. ``duration`` is called with the call's arguments and gives seconds."""
     def wrap(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def call(*args, **kwargs):
-            run = _decorated.get(fn.__name__)
-            if run is None:
-                run = _decorated[fn.__name__] = _decorate(fn, duration)
+        carried = _carried(fn)
+
+        def run(*args, **kwargs):
+            decorated = _decorated.get(fn.__name__)
+            if decorated is None:
+                decorated = _decorated[fn.__name__] = _decorate(carried, duration)
             try:
-                return run(*args, **kwargs)
+                return decorated(*args, **kwargs)
             except Exception as exc:
                 raise _refusal(exc) from exc
+
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def call(*args, **kwargs):
+                try:
+                    for item in run(*args, **kwargs):
+                        yield _raised(item)
+                except Exception as exc:
+                    raise _refusal(exc) from exc
+        else:
+            @functools.wraps(fn)
+            def call(*args, **kwargs):
+                return _raised(run(*args, **kwargs))
 
         call.gpu_seconds = duration
         ENTRY_POINTS[fn.__name__] = call
@@ -205,8 +255,7 @@ def _refusal(exc: Exception) -> Exception:
     with the scheduler's words; anything else unchanged."""
     if type(exc).__module__.split(".")[0] in ("gradio", "spaces") and type(exc).__name__.endswith("Error"):
         title, message = getattr(exc, "title", None), str(getattr(exc, "message", "") or exc)
-        return GpuRefusedError(f"{title or 'ZeroGPU'}: {message}",
-                               fix="sign in to Hugging Face for a larger daily GPU quota, or try again later")
+        return GpuRefusedError(f"{title or 'ZeroGPU'}: {message} (signed-in visitors get a larger daily GPU quota)")
     return exc
 
 
@@ -363,7 +412,9 @@ class TrainCall:
         self.folder, self.returncode, self.error = folder, None, None
         self.pid = os.getpid()
         args = (generator.key, str(folder), steps, tokens)
-        self._thread = threading.Thread(target=self._run, args=args, name="ragft-gpu-train", daemon=True)
+        context = contextvars.copy_context()  # the visitor's request goes with the call: their quota pays
+        self._thread = threading.Thread(target=context.run, args=(self._run, *args), name="ragft-gpu-train",
+                                        daemon=True)
         self._thread.start()
 
     def _run(self, *args) -> None:

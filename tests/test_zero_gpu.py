@@ -24,6 +24,7 @@ from ragft.spaces import GpuRates, GpuRefusedError, ZeroGpuGenerator
 
 IN_WORKER = False  # set in the forked workers only
 CALLS: list[tuple[str, int]] = []  # (entry point, duration asked for), in call order
+REQUESTS: list = []  # the Gradio request each call would be scheduled for (whose quota pays)
 
 NOTE = ("The Kestrel lighthouse was built in 1872 by the engineer Ada Fenwick. It stands 41 metres tall and its "
         "keeper in 1901 was Tobias Marr.")
@@ -46,8 +47,11 @@ def _child(fn, args, kwargs, queue) -> None:
 def forking_gpu(fn, duration):
     """``spaces.GPU(fn, duration=duration)`` without a GPU: the duration recorded, the call in a forked worker."""
     def start(args, kwargs):
+        from gradio.context import LocalContext
+
         seconds = duration(*args, **kwargs)
         CALLS.append((fn.__name__, seconds))
+        REQUESTS.append(LocalContext.request.get(None))  # where spaces.GPU reads it
         queue = multiprocessing.get_context("fork").SimpleQueue()
         worker = multiprocessing.get_context("fork").Process(target=_child, args=(fn, args, kwargs, queue),
                                                               daemon=True)
@@ -110,8 +114,18 @@ def test_a_visitor_trains_asks_and_gets_an_estimate_with_every_model_step_in_a_g
     note.write_text(NOTE)
     engine.ingest([(note, "lighthouse.txt")])
 
-    name = engine.start_training(DataSpec("docs"), TrainConfig(max_steps=2, batch_size=2, max_seq_len=64), "light")
+    from gradio.context import LocalContext
+
+    visitor = object()  # the request of the page that starts the training
+    token = LocalContext.request.set(visitor)
+    REQUESTS.clear()
+    try:
+        name = engine.start_training(DataSpec("docs"), TrainConfig(max_steps=2, batch_size=2, max_seq_len=64),
+                                     "light")
+    finally:
+        LocalContext.request.reset(token)
     state = engine.jobs.wait(600)
+    assert REQUESTS == [visitor]  # the background job's GPU call is charged to that visitor
     assert state.status == "done", state.message
     assert [c[0] for c in CALLS] == ["gpu_train"]
     assert state.losses and len(state.losses) == 2  # the loss curve came back from the worker, step by step
@@ -193,7 +207,8 @@ def test_a_refused_gpu_call_says_why_in_the_schedulers_words(zero):
         generate_batch(zero, [[{"role": "user", "content": "Hi"}]], [BASE], DecodeSettings(max_new_tokens=4))
     assert "ZeroGPU quota exceeded: You have exceeded your free ZeroGPU quota (61s requested vs. 12s left)" in \
         str(caught.value)
-    assert isinstance(caught.value, RagftError) and "sign in" in caught.value.fix
+    assert isinstance(caught.value, RagftError)  # the UI shows it as a warning, the CLI as "ragft: error: ..."
+    assert "signed-in visitors get a larger daily GPU quota" in str(caught.value)
 
 
 @pytest.mark.parametrize("max_s", [60.0, 300.0])
@@ -229,3 +244,16 @@ def test_zero_gpu_needs_the_spaces_package_and_the_variable(monkeypatch):
     assert not spaces.zero_gpu({"SPACES_ZERO_GPU": "false"})
     monkeypatch.setattr(spaces.importlib.util, "find_spec", lambda name: object())
     assert spaces.zero_gpu({"SPACES_ZERO_GPU": "true"})
+
+
+def test_a_users_error_in_a_worker_comes_back_with_its_message(zero, tmp_path):
+    from ragft.models import NoAdapterError
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "adapter_config.json").write_text("{not json")
+    (broken / "adapter_model.safetensors").write_bytes(b"nothing")
+    zero.ensure_adapter("broken", broken)  # the app's process only records it
+    with pytest.raises(NoAdapterError, match="adapter 'broken' in .* cannot be loaded"):
+        generate_batch(zero, [[{"role": "user", "content": "Hi"}]], ["broken"], DecodeSettings(max_new_tokens=4))
+    zero.unload_adapter("broken")
