@@ -45,6 +45,7 @@ def _float(env: dict, key: str, default: float, lo: float, hi: float) -> float:
 ENGINES = ("local", "vllm")
 WORKSPACE_MODES = ("shared", "private")
 CPU_PRECISION = ("auto", "bfloat16", "float32")
+RETRIEVAL = ("hybrid", "vector")
 
 
 def _shell_words(env: dict, key: str) -> str:
@@ -109,6 +110,10 @@ class Settings:
             (``RAGFT_PERSIST_DIR``; on a Space, ``/data`` when it is mounted and writable; ``off`` for none). See
             `ragft.snapshots`.
         snapshot_seconds: how often changed workspaces are copied there (``RAGFT_SNAPSHOT_SECONDS``).
+        retrieval: how chunks are found for every RAG answer, evaluation, experiment and the Documents search
+            (``RAGFT_RETRIEVAL``): ``hybrid`` (vector and keyword (BM25) rankings fused; `ragft.keywords`) or
+            ``vector``. Hybrid found the answer in the top 3 chunks more often on person-written questions
+            (`python -m bench retrieval_quality`).
 
     Example:
         >>> Settings.from_env({"RAGFT_DATA_DIR": "/tmp/x", "RAGFT_TOP_K": "5"}).top_k
@@ -147,6 +152,7 @@ class Settings:
     cpu_precision: str = "auto"
     persist_dir: Path | None = None
     snapshot_seconds: float = knob(30.0, 1.0, 86_400.0)
+    retrieval: str = "hybrid"
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -185,6 +191,7 @@ class Settings:
             cpu_precision=_choice(env, "RAGFT_CPU_PRECISION", cls.cpu_precision, CPU_PRECISION),
             persist_dir=_persist_dir(env),
             snapshot_seconds=_float(env, "RAGFT_SNAPSHOT_SECONDS", *_spec("snapshot_seconds")),
+            retrieval=_choice(env, "RAGFT_RETRIEVAL", cls.retrieval, RETRIEVAL),
         )
 
     @property

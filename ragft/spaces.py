@@ -20,7 +20,7 @@ process, its arguments and results pickled. So here:
 
 Elsewhere (no ``spaces``, or its no-op mode on other hardware) the entry points are plain functions.
 
-    >>> gpu_stream.gpu_seconds  # the duration function of an entry point: called with the call's arguments
+    ENTRY_POINTS["gpu_stream"].gpu_seconds(*args)  # the seconds a call with these arguments asks ZeroGPU for
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .documents import Document
+from .keywords import POOL, KeywordIndex, fuse
 
+RETRIEVALS = ("vector", "hybrid")
 
 @dataclass(frozen=True)
 class DocInfo:
@@ -83,9 +85,13 @@ class Store:
         'added'
     """
 
-    def __init__(self, client, embedder, collection: str = "documents"):
+    def __init__(self, client, embedder, collection: str = "documents", retrieval: str = "vector"):
+        if retrieval not in RETRIEVALS:
+            raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}, not {retrieval!r}")
         self.client = client
         self.embedder = embedder
+        self.retrieval = retrieval  # how `search` ranks chunks by default (`RAGFT_RETRIEVAL`)
+        self._keywords = KeywordIndex()
         # We pass embeddings ourselves (embedding_function=None) so the store and the retriever share one model.
         self.collection = client.get_or_create_collection(
             collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
@@ -257,15 +263,44 @@ class Store:
     def count(self) -> int:
         return self.collection.count()
 
-    def search(self, query: str, k: int = 3) -> list[Hit]:
-        if not query.strip() or self.count() == 0:
+    def search(self, query: str, k: int = 3, retrieval: str | None = None) -> list[Hit]:
+        """The ``k`` chunks that best match ``query``: by embedding (``vector``), or (``hybrid``) the vector and the
+        keyword (BM25) rankings fused (see `ragft.keywords`). A hit's score is its cosine similarity either way."""
+        count = self.count()
+        if not query.strip() or count == 0:
             return []
+        hybrid = (retrieval or self.retrieval) == "hybrid"
+        vector = self.embed([query])
         res = self.collection.query(
-            query_embeddings=self.embed([query]),
-            n_results=min(k, self.count()),
+            query_embeddings=vector,
+            n_results=min(max(k, POOL, 4 * k) if hybrid else k, count),
             include=["documents", "metadatas", "distances"],
         )
-        return [
-            Hit(m["source"], m["chunk"], round(1.0 - d, 4), t, i)
-            for i, t, m, d in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])
-        ]
+        hits = {i: Hit(m["source"], m["chunk"], round(1.0 - d, 4), t, i)
+                for i, t, m, d in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])}
+        if not hybrid:
+            return list(hits.values())
+        keyword = [cid for cid, _ in self._keywords.top(query, max(POOL, 4 * k), self._contents_key(), self._texts)]
+        order = fuse([list(hits), keyword])[:k]
+        missing = [cid for cid in order if cid not in hits]
+        if missing:  # found by keyword only: their cosine from their stored (unit) embeddings
+            got = self.collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
+            for i, t, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
+                hits[i] = Hit(m["source"], m["chunk"], round(float(sum(a * b for a, b in zip(vector[0], e))), 4), t, i)
+        return [hits[cid] for cid in order if cid in hits]
+
+    def _contents_key(self) -> tuple:
+        """What changes when the chunks do: the chunk count and every document record (name, hash, pending mark)."""
+        got = self.records.get(include=["metadatas"])
+        marks = sorted((i, m.get("content_hash"), m.get("pending_hash"), m.get("chunks"))
+                       for i, m in zip(got["ids"], got["metadatas"]))
+        return self.count(), hashlib.sha256(repr(marks).encode()).hexdigest()
+
+    def _texts(self, page: int = 5000) -> tuple[list[str], list[str]]:
+        """Every chunk's id and text, a page at a time."""
+        ids: list[str] = []
+        texts: list[str] = []
+        while (got := self.collection.get(include=["documents"], limit=page, offset=len(ids)))["ids"]:
+            ids += got["ids"]
+            texts += got["documents"]
+        return ids, texts

@@ -189,6 +189,7 @@ def test_describe_gives_every_field_as_text():
         "cpu_precision",
         "persist_dir",
         "snapshot_seconds",
+        "retrieval",
     ]
     assert d["engine"] == "local" and d["vllm_max_lora_rank"] == "16"
     assert (d["max_documents"], d["max_store_mb"], d["max_adapters"]) == ("1000", "1000", "50")

@@ -19,7 +19,12 @@ from ragft.chat import BASE
 from ragft.engine import Engine
 from ragft.errors import InvalidInputError, RagftError
 from ragft.finetune import DataSpec, TrainConfig
-from ragft.generation import DecodeSettings, generate_batch, option_logprobs, prompt_tokens
+from ragft.generation import (
+    DecodeSettings,
+    generate_batch,
+    option_logprobs,
+    prompt_tokens,
+)
 from ragft.spaces import GpuRates, GpuRefusedError, ZeroGpuGenerator
 
 IN_WORKER = False  # set in the forked workers only

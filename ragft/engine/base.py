@@ -141,7 +141,7 @@ class EngineBase:
             if self._store is None or self._store.client is not client:  # first use, or the client was reopened
                 if self.parent and not self.settings.chroma_host:
                     check_data_dir(self.settings.data_dir, config.MIN_FREE_MB)
-                self._store = Store(client, embedder, self.settings.collection)
+                self._store = Store(client, embedder, self.settings.collection, self.settings.retrieval)
             return self._store
 
     def adapter_key(self, name: str) -> str:

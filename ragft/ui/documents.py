@@ -41,7 +41,7 @@ def create_documents_tab(engine: Engine) -> dict:
         delete_btn = gr.Button("Delete", variant="stop", scale=1)
     doc_status = gr.Markdown()
     chunks_view = gr.Dataframe(label="Chunks", headers=HIT_COLUMNS, interactive=False, wrap=True, visible=False)
-    gr.Markdown("#### Search the store")
+    gr.Markdown(f"#### Search the store\n{M.RETRIEVAL[engine.settings.retrieval]}", elem_id="search-how")
     with gr.Row():
         query = gr.Textbox(label="Query", scale=4, elem_id="search-query")
         k = gr.Slider(1, 20, value=engine.settings.top_k, step=1, label="top k", scale=1)

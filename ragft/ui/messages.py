@@ -120,6 +120,15 @@ WORKSPACE_ANONYMOUS = ("🔒 Your documents, adapters and results are private to
 WORKSPACE_RESTART = " They are temporary: a restart of the Space deletes them too."
 WORKSPACE_SIGN_IN = " Sign in with Hugging Face to keep them across browsers."
 WORKSPACE_KEPT = " They are kept on the Space's persistent storage across restarts."
+RETRIEVAL = {
+    "hybrid": ("Hybrid retrieval: chunks ranked by meaning (embeddings) and by the words they share with the query "
+               "(BM25: names, numbers, section titles), the two rankings fused. Every RAG answer, evaluation and "
+               "experiment finds its chunks this way (`RAGFT_RETRIEVAL`)."),
+    "vector": ("Vector retrieval: chunks ranked by meaning (embeddings) only. Every RAG answer, evaluation and "
+               "experiment finds its chunks this way (`RAGFT_RETRIEVAL=hybrid` adds keyword search)."),
+}
+ZERO_GPU = (" This Space runs on ZeroGPU: each answer, training run and evaluation uses some of your daily GPU time "
+            "(more when signed in); when it runs out, the app says so and when to try again.")
 WORKSPACE_NOT_KEPT = (" This Space has no persistent storage: a restart deletes them (its owner can add storage "
                       "in the Space's settings).")
 

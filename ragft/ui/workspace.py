@@ -18,6 +18,7 @@ import gradio as gr
 from gradio.context import LocalContext
 
 from ..engine import Engine
+from ..spaces import zero_gpu
 from ..workspaces import WorkspaceLimitError, Workspaces
 from . import messages as M
 
@@ -105,10 +106,11 @@ def add_workspace_bar(demo: gr.Blocks, spaces: Workspaces):
         except WorkspaceLimitError as exc:
             return gr.skip(), f"⚠️ {exc}"
         kept = issued or gr.skip()  # a page already bound keeps its workspace and its token
+        gpu = M.ZERO_GPU if zero_gpu() else ""
         if name:
             return kept, M.WORKSPACE_USER.format(name=name) + (M.WORKSPACE_KEPT if spaces.snapshots else
-                                                               M.WORKSPACE_NOT_KEPT if on_space else "")
+                                                               M.WORKSPACE_NOT_KEPT if on_space else "") + gpu
         return kept, (M.WORKSPACE_ANONYMOUS.format(hours=hours) + (M.WORKSPACE_RESTART if on_space else "")
-                      + (M.WORKSPACE_SIGN_IN if login_available() else ""))
+                      + (M.WORKSPACE_SIGN_IN if login_available() else "") + gpu)
 
     return demo.load(enter, token, [token, line], queue=False)

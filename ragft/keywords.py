@@ -1,0 +1,79 @@
+"""Keyword search over a store's chunks (BM25, by ``bm25s``) and its fusion with vector search.
+
+A small embedder places "Section 3.4", "2303.16199" or "Exhibit B" near any other section, number or exhibit; BM25
+matches the words themselves. `Store.search` with ``retrieval="hybrid"`` takes the best ``POOL`` chunks of each
+and fuses the two rankings by reciprocal rank (`fuse`), which needs no score scale shared between them.
+
+The index is built from the chunks in Chroma, the one source of truth, and rebuilt whenever the store's documents
+changed (their records' hashes: an upload, a replacement, a deletion, a snapshot restored, another process's
+write). So it never drifts from Chroma and needs no file of its own: after a restart the first search builds it.
+
+    index = KeywordIndex()
+    index.top("who signed Exhibit B?", 20, key, load=lambda: (ids, texts))  # [(chunk id, BM25 score), ...]
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+
+# Words as a person searches for them: "3.4", "2303.16199", "7-4-1-9" and "llama-adapter" stay whole, and a
+# one-letter word ("Exhibit B") counts; case is ignored, and English stop words ("the", "of") do not count.
+WORD = re.compile(r"\w+(?:[.\-]\w+)*")
+RRF_K = 60  # reciprocal rank fusion's constant, as Cormack et al. (2009) set it; not tuned here
+POOL = 20  # candidates each retriever hands the fusion (at least 4 x k)
+
+
+def _stop_words() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def words(text: str, stop: frozenset[str] = frozenset()) -> list[str]:
+    return [w for w in WORD.findall(text.lower()) if w not in stop]
+
+
+def fuse(rankings: list[list[str]], k: int = RRF_K) -> list[str]:
+    """Ids ordered by reciprocal rank fusion: each ranking adds 1 / (k + rank) to the ids it holds (rank from 1);
+    ties keep the order of first appearance."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, cid in enumerate(ranking, start=1):
+            scores[cid] = scores.get(cid, 0.0) + 1.0 / (k + rank)
+    return sorted(scores, key=lambda cid: -scores[cid])
+
+
+class KeywordIndex:
+    """A BM25 index of one store's chunks, rebuilt when the store's ``key`` changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: object = None
+        self._ids: list[str] = []
+        self._bm25 = None
+        self._stop: frozenset[str] = frozenset()
+
+    def top(self, query: str, n: int, key: object, load: Callable[[], tuple[list[str], list[str]]]
+            ) -> list[tuple[str, float]]:
+        """The ``n`` best chunks for ``query`` that share a word with it, best first. ``key`` names the store's
+        current contents; when it differs from the index's, ``load()`` gives every chunk's (ids, texts) again."""
+        import bm25s
+
+        with self._lock:
+            if key != self._key:
+                self._stop = self._stop or _stop_words()
+                ids, texts = load()
+                self._ids, self._bm25 = ids, None
+                corpus = [words(t, self._stop) or [""] for t in texts]
+                if ids:
+                    self._bm25 = bm25s.BM25()
+                    self._bm25.index(corpus, show_progress=False)
+                self._key = key
+            bm25, ids = self._bm25, self._ids
+        terms = words(query, self._stop)
+        if bm25 is None or not terms:
+            return []
+        found, scores = bm25.retrieve([terms], k=min(n, len(ids)), show_progress=False)
+        return [(ids[i], float(s)) for i, s in zip(found[0], scores[0]) if s > 0]

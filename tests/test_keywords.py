@@ -1,0 +1,102 @@
+"""Hybrid retrieval (`ragft.keywords`, `Store.search`): BM25 over the chunks fused with vector search, in step with
+Chroma through uploads, replacements, deletions and other processes' writes. Real Chroma, the fake embedder."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ragft.config import ConfigError, Settings
+from ragft.documents import load_document
+from ragft.keywords import fuse, words
+from ragft.store import Store, make_client
+
+from .helpers import FakeEmbedder, write
+
+
+class NumberBlindEmbedder(FakeEmbedder):
+    """Sees words, not numbers: as a small embedder places "2303.16199" near any other number."""
+
+    def encode(self, texts, *args, **kwargs):
+        return super().encode([re.sub(r"[\d.\-]", " ", t) for t in texts], *args, **kwargs)
+
+
+# Ten notes that share only stop words with the question below: close to it for the embedder, nothing for BM25.
+FILLER = [f"It is the note {i} of the log, and it is the one of the weather." for i in range(10)]
+QUESTION = "What is it the code of? 2303.16199"
+
+
+def add(store: Store, folder, name: str, text: str) -> None:
+    store.add(load_document(write(folder, name, text), name, 40, 0, 10_000_000))
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(make_client(tmp_path / "chroma"), NumberBlindEmbedder(), retrieval="hybrid")
+    for i, text in enumerate(FILLER):
+        add(s, tmp_path, f"filler{i}.txt", text)
+    return s
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("See Section 3.4 of Exhibit B.", ["see", "section", "3.4", "exhibit", "b"]),
+    ("arXiv 2303.16199 (LLaMA-Adapter)", ["arxiv", "2303.16199", "llama-adapter"]),
+    ("The code is 7-4-1-9, and it is the one.", ["code", "7-4-1-9", "one"]),
+])
+def test_words_keep_numbers_names_and_section_titles_whole(text, expected):
+    from ragft.keywords import _stop_words
+
+    assert words(text, _stop_words()) == expected
+
+
+def test_reciprocal_rank_fusion_rewards_agreement_and_keeps_first_seen_order_on_ties():
+    assert fuse([["a", "b", "c"], ["c", "d"]]) == ["c", "a", "b", "d"]
+    assert fuse([["x", "y"], ["y", "x"]]) == ["x", "y"]
+    assert fuse([[], []]) == []
+
+
+def test_hybrid_finds_the_chunk_that_shares_a_rare_number_where_vector_search_ranks_it_low(store, tmp_path):
+    add(store, tmp_path, "paper.txt", "The adapter paper has arXiv number 2303.16199.")
+    vector = [h.source for h in store.search(QUESTION, 3, "vector")]
+    hybrid = store.search(QUESTION, 3)
+    assert "paper.txt" not in vector  # blind to the number, the vector side ranks the notes first
+    assert hybrid[0].source == "paper.txt"
+    assert all(-1.0 <= h.score <= 1.0 for h in hybrid)  # cosine for every hit, keyword-only ones too
+
+
+def test_the_keyword_index_follows_replacements_and_deletions(store, tmp_path):
+    add(store, tmp_path, "code.txt", "The vault code is 7-4-1-9.")
+    assert [h.source for h in store.search("7-4-1-9", 1)] == ["code.txt"]
+    add(store, tmp_path, "code.txt", "The vault code changed to 5-5-0-1.")  # replaced
+    hits = store.search("7-4-1-9 5-5-0-1", 3)
+    assert not any("7-4-1-9" in h.text for h in hits) and "5-5-0-1" in hits[0].text
+    store.delete("code.txt")
+    assert not any(h.source == "code.txt" for h in store.search("5-5-0-1", 5))
+
+
+def test_another_process_writing_to_the_same_collection_is_seen(store, tmp_path):
+    store.search("harbour", 3)  # the index is built
+    other = Store(store.client, FakeEmbedder())  # the CLI, say, on the same data dir
+    add(other, tmp_path, "late.txt", "Zyzzyva is the last word of the dictionary.")
+    assert store.search("zyzzyva", 1)[0].source == "late.txt"
+
+
+def test_vector_mode_is_vector_search_alone(store, tmp_path):
+    add(store, tmp_path, "paper.txt", "The adapter paper has arXiv number 2303.16199.")
+    assert [h.id for h in store.search(QUESTION, 3, "vector")] == \
+        [h.id for h in Store(store.client, store.embedder).search(QUESTION, 3)]
+
+
+def test_an_empty_store_or_query_finds_nothing(tmp_path):
+    s = Store(make_client(tmp_path / "empty"), FakeEmbedder(), retrieval="hybrid")
+    assert s.search("anything", 3) == []
+    add(s, tmp_path, "a.txt", "Some words here.")
+    assert s.search("   ", 3) == [] and s.search("the of and", 3)  # stop words only: the vector side answers
+
+
+def test_retrieval_is_a_setting_with_hybrid_by_default():
+    assert Settings.from_env({}).retrieval == "hybrid"
+    assert Settings.from_env({"RAGFT_RETRIEVAL": "vector"}).retrieval == "vector"
+    with pytest.raises(ConfigError, match="RAGFT_RETRIEVAL"):
+        Settings.from_env({"RAGFT_RETRIEVAL": "bm25"})
