@@ -114,6 +114,9 @@ class Settings:
             (``RAGFT_RETRIEVAL``): ``hybrid`` (vector and keyword (BM25) rankings fused; `ragft.keywords`) or
             ``vector``. Hybrid found the answer in the top 3 chunks more often on person-written questions
             (`python -m bench retrieval_quality`).
+        reranker: a sentence-transformers cross-encoder (hub id or folder, ``RAGFT_RERANKER``; unset: none) that
+            reorders the best 20 candidates before the top k are taken, for example
+            ``cross-encoder/ms-marco-MiniLM-L6-v2`` where the hub can be reached.
 
     Example:
         >>> Settings.from_env({"RAGFT_DATA_DIR": "/tmp/x", "RAGFT_TOP_K": "5"}).top_k
@@ -153,6 +156,7 @@ class Settings:
     persist_dir: Path | None = None
     snapshot_seconds: float = knob(30.0, 1.0, 86_400.0)
     retrieval: str = "hybrid"
+    reranker: str = ""
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -192,6 +196,7 @@ class Settings:
             persist_dir=_persist_dir(env),
             snapshot_seconds=_float(env, "RAGFT_SNAPSHOT_SECONDS", *_spec("snapshot_seconds")),
             retrieval=_choice(env, "RAGFT_RETRIEVAL", cls.retrieval, RETRIEVAL),
+            reranker=env.get("RAGFT_RERANKER", "").strip(),
         )
 
     @property

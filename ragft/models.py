@@ -89,6 +89,19 @@ def load_embedder(configured: str = ""):
     return model
 
 
+def load_reranker(configured: str):
+    """A sentence-transformers ``CrossEncoder`` (``RAGFT_RERANKER``: a hub id or a local folder) on the CPU, where
+    scoring 20 (query, chunk) pairs is cheap; the GPU, if any, is the generator's."""
+    from sentence_transformers import CrossEncoder
+
+    try:
+        model = CrossEncoder(configured, device="cpu")
+    except Exception as exc:
+        raise ModelError(f"cannot load the reranker {configured} (RAGFT_RERANKER): {exc}") from exc
+    log.info("reranker: %s", configured)
+    return model
+
+
 def adapter_folder(name: str, path: Path | str) -> Path:
     """``path`` as a Path when it holds an adapter (its ``adapter_config.json``); else `NoAdapterError`."""
     path = Path(path)

@@ -85,12 +85,13 @@ class Store:
         'added'
     """
 
-    def __init__(self, client, embedder, collection: str = "documents", retrieval: str = "vector"):
+    def __init__(self, client, embedder, collection: str = "documents", retrieval: str = "vector", reranker=None):
         if retrieval not in RETRIEVALS:
             raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}, not {retrieval!r}")
         self.client = client
         self.embedder = embedder
         self.retrieval = retrieval  # how `search` ranks chunks by default (`RAGFT_RETRIEVAL`)
+        self.reranker = reranker  # a cross-encoder (``predict`` on (query, text) pairs) that orders the candidates
         self._keywords = KeywordIndex()
         # We pass embeddings ourselves (embedding_function=None) so the store and the retriever share one model.
         self.collection = client.get_or_create_collection(
@@ -270,24 +271,33 @@ class Store:
         if not query.strip() or count == 0:
             return []
         hybrid = (retrieval or self.retrieval) == "hybrid"
+        pool = max(POOL, 4 * k) if hybrid or self.reranker is not None else k
         vector = self.embed([query])
         res = self.collection.query(
             query_embeddings=vector,
-            n_results=min(max(k, POOL, 4 * k) if hybrid else k, count),
+            n_results=min(pool, count),
             include=["documents", "metadatas", "distances"],
         )
         hits = {i: Hit(m["source"], m["chunk"], round(1.0 - d, 4), t, i)
                 for i, t, m, d in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])}
         if not hybrid:
-            return list(hits.values())
-        keyword = [cid for cid, _ in self._keywords.top(query, max(POOL, 4 * k), self._contents_key(), self._texts)]
-        order = fuse([list(hits), keyword])[:k]
+            return self._reranked(query, list(hits.values()), k)
+        keyword = [cid for cid, _ in self._keywords.top(query, pool, self._contents_key(), self._texts)]
+        order = fuse([list(hits), keyword])[:k if self.reranker is None else pool]
         missing = [cid for cid in order if cid not in hits]
         if missing:  # found by keyword only: their cosine from their stored (unit) embeddings
             got = self.collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
             for i, t, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
                 hits[i] = Hit(m["source"], m["chunk"], round(float(sum(a * b for a, b in zip(vector[0], e))), 4), t, i)
-        return [hits[cid] for cid in order if cid in hits]
+        return self._reranked(query, [hits[cid] for cid in order if cid in hits], k)
+
+    def _reranked(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
+        """The ``k`` best of ``hits`` by the reranker's score of (query, chunk), or the first ``k`` without one."""
+        if self.reranker is None or len(hits) < 2:
+            return hits[:k]
+        scores = self.reranker.predict([(query, h.text) for h in hits], show_progress_bar=False)
+        order = sorted(range(len(hits)), key=lambda i: -float(scores[i]))  # stable: ties keep the fused order
+        return [hits[i] for i in order[:k]]
 
     def _contents_key(self) -> tuple:
         """What changes when the chunks do: the chunk count and every document record (name, hash, pending mark)."""

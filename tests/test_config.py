@@ -190,6 +190,7 @@ def test_describe_gives_every_field_as_text():
         "persist_dir",
         "snapshot_seconds",
         "retrieval",
+        "reranker",
     ]
     assert d["engine"] == "local" and d["vllm_max_lora_rank"] == "16"
     assert (d["max_documents"], d["max_store_mb"], d["max_adapters"]) == ("1000", "1000", "50")

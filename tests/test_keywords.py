@@ -100,3 +100,47 @@ def test_retrieval_is_a_setting_with_hybrid_by_default():
     assert Settings.from_env({"RAGFT_RETRIEVAL": "vector"}).retrieval == "vector"
     with pytest.raises(ConfigError, match="RAGFT_RETRIEVAL"):
         Settings.from_env({"RAGFT_RETRIEVAL": "bm25"})
+
+
+@pytest.fixture(scope="module")
+def tiny_cross_encoder(tmp_path_factory):
+    """A cross-encoder with random weights, saved as a folder (this machine cannot download a real one)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("reranker")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
+        {w for t in [*FILLER, QUESTION, "The adapter paper has arXiv number 2303.16199."] for w in words(t)})
+    (folder / "vocab.txt").write_text("\n".join(vocab))
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
+def test_a_reranker_orders_the_fused_candidates_by_its_own_score(store, tmp_path, tiny_cross_encoder):
+    from ragft.keywords import POOL
+    from ragft.models import load_reranker
+
+    add(store, tmp_path, "paper.txt", "The adapter paper has arXiv number 2303.16199.")
+    reranker = load_reranker(str(tiny_cross_encoder))
+    candidates = store.search(QUESTION, POOL)
+    scores = reranker.predict([(QUESTION, h.text) for h in candidates])
+    expected = [candidates[i].id for i in sorted(range(len(candidates)), key=lambda i: -float(scores[i]))[:3]]
+    reranked = Store(store.client, store.embedder, retrieval="hybrid", reranker=reranker)
+    assert [h.id for h in reranked.search(QUESTION, 3)] == expected
+    assert expected != [h.id for h in candidates[:3]]  # the random reranker did change the order
+
+
+def test_the_engine_loads_the_reranker_the_setting_names(tmp_path, monkeypatch, tiny_cross_encoder):
+    from ragft.engine import Engine
+    from ragft.models import ModelError
+
+    monkeypatch.setenv("RAGFT_RERANKER", str(tiny_cross_encoder))
+    engine = Engine(Settings.from_env(), embedder=FakeEmbedder())
+    assert engine.store.reranker is not None and engine.search("harbour") == []
+    monkeypatch.setenv("RAGFT_RERANKER", str(tmp_path / "no-such-model"))
+    with pytest.raises(ModelError, match="RAGFT_RERANKER"):
+        Engine(Settings.from_env(), embedder=FakeEmbedder()).store

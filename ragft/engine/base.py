@@ -20,6 +20,7 @@ from ..models import (
     Generator,
     load_embedder,
     load_generator,
+    load_reranker,
     use_cpu_bf16,
 )
 from ..serving import ServingError
@@ -42,6 +43,7 @@ class EngineBase:
         self._generator: Generator | None = None if callable(generator) else generator
         self._load_generator = generator if callable(generator) else None
         self._embedder = embedder
+        self._reranker = None
         self._client = None
         self._store: Store | None = None
         self._speed: Speed | None = None
@@ -119,6 +121,16 @@ class EngineBase:
             return self._embedder
 
     @property
+    def reranker(self):
+        """The cross-encoder named in ``RAGFT_RERANKER``, loaded once for all workspaces; None when unset."""
+        if self.parent:
+            return self.parent.reranker
+        with self._lock:
+            if self._reranker is None and self.settings.reranker:
+                self._reranker = load_reranker(self.settings.reranker)
+            return self._reranker
+
+    @property
     def chroma(self):
         """The Chroma client (on-disk under the root data dir, or a server), shared by all workspaces."""
         if self.parent:
@@ -136,12 +148,13 @@ class EngineBase:
         root = self.parent or self
         if root.chroma_wedged and not self._low_on_space():  # room again after a failed write: a fresh client
             root.reopen_chroma()
-        embedder, client = self.embedder, self.chroma
+        embedder, client, reranker = self.embedder, self.chroma, self.reranker
         with self._lock:
             if self._store is None or self._store.client is not client:  # first use, or the client was reopened
                 if self.parent and not self.settings.chroma_host:
                     check_data_dir(self.settings.data_dir, config.MIN_FREE_MB)
-                self._store = Store(client, embedder, self.settings.collection, self.settings.retrieval)
+                self._store = Store(client, embedder, self.settings.collection, self.settings.retrieval,
+                                    reranker)
             return self._store
 
     def adapter_key(self, name: str) -> str:
