@@ -16,8 +16,8 @@ import tempfile
 
 import ragft  # noqa: F401  (sets torch's OpenMP waiting before torch loads)
 
-BENCHMARKS = ("four_way", "evaluation", "gpu_step", "training", "ingest", "retrieval", "retrieval_quality", "memory",
-              "load")
+BENCHMARKS = ("four_way", "evaluation", "gpu_step", "training", "ingest", "retrieval", "retrieval_quality", "grounding",
+              "memory", "load")
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .errors import InvalidInputError
 from .generation import DecodeSettings, stream_batch
+from .grounding import Mark, mark
 from .models import BASE, Generator
 from .store import Hit
 
@@ -50,6 +51,7 @@ class ChatResult:
     sources: dict[str, list[Hit]]
     notices: dict[str, str]
     done: bool = False
+    grounding: dict[str, list[Mark]] = field(default_factory=dict)  # when done: each retrieval answer's sentences
 
 
 def context_block(hits: list[Hit]) -> str:
@@ -127,4 +129,5 @@ def stream_answers(
     answers = {v: t.strip() for v, t in answers.items()}
     for v in running:
         state.turns[v].append((question, answers[v]))
-    yield ChatResult(answers, sources, notices, done=True)
+    grounding = {v: mark(answers[v], hits) for v in running if v in RETRIEVES}
+    yield ChatResult(answers, sources, notices, done=True, grounding=grounding)

@@ -33,6 +33,7 @@ from .errors import RagftError
 from .evaluate import EvalConfig
 from .experiment import PRESETS, ExperimentConfig
 from .finetune import TrainConfig
+from .grounding import as_dict, summary
 from .knobs import bounds, default, help_of, range_of
 from .questions import MAX_CHOICES, SPLIT_MODES
 
@@ -389,12 +390,15 @@ def cmd_ask(engine, args) -> int:
         data = {"question": args.question, "adapter": adapter, "answers": answers}
         if args.sources:
             data["sources"] = {v: [asdict(h) for h in hs] for v, hs in result.sources.items()}
+        data["grounding"] = {v: [as_dict(m) for m in marks] for v, marks in result.grounding.items()}
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
     blocks = []
     for v in variants:
         head = f"== {LABELS[v]} ==\n" if len(variants) > 1 else ""
         body = answers[v]
+        if v in result.grounding:
+            body += f"\n  ({summary(result.grounding[v])})"
         if args.sources and v in result.sources:
             body += "\n" + "\n".join(f"  [{h.source} #{h.chunk} {h.score:.3f}] {h.text}" for h in result.sources[v])
         blocks.append(head + body)

@@ -23,6 +23,7 @@ from .adapters import RunRecord
 from .chat import LABELS, NEEDS_ADAPTER, RETRIEVES, VARIANTS, build_messages
 from .errors import InvalidInputError
 from .generation import DecodeSettings, generate_batch, option_logprobs
+from .grounding import unsupported_share
 from .knobs import check, knob
 from .models import BASE, Generator
 from .questions import BLANK, QAItem
@@ -85,7 +86,7 @@ def judge(text: str, item: QAItem, hits: list[Hit] | None, option_scores: list[f
     correct = text == item.answer if item.choices else bool(metrics.correct(text, item.answer, item.question))
     recall = metrics.recall_at_k(hits, gold_matcher(item)) if hits is not None else None
     in_context = metrics.in_context([h.text for h in hits], item.answer) if hits is not None else None
-    return Answer(
+    return Answer(unsupported=unsupported_share(text, hits) if hits is not None and not item.choices else None,
         text=text, correct=correct, exact=metrics.exact_match(text, item.answer),
         f1=metrics.token_f1(text, item.answer), contains=metrics.contains(text, item.answer),
         recall=recall, in_context=in_context, sources=list(hits or []), option_scores=list(option_scores),

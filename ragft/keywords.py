@@ -14,6 +14,7 @@ write). So it never drifts from Chroma and needs no file of its own: after a res
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable
@@ -25,7 +26,9 @@ RRF_K = 60  # reciprocal rank fusion's constant, as Cormack et al. (2009) set it
 POOL = 20  # candidates each retriever hands the fusion (at least 4 x k)
 
 
-def _stop_words() -> frozenset[str]:
+@functools.cache
+def stop_words() -> frozenset[str]:
+    """English stop words ("the", "of", "is"), as bm25s lists them."""
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
@@ -63,7 +66,7 @@ class KeywordIndex:
 
         with self._lock:
             if key != self._key:
-                self._stop = self._stop or _stop_words()
+                self._stop = stop_words()
                 ids, texts = load()
                 self._ids, self._bm25 = ids, None
                 corpus = [words(t, self._stop) or [""] for t in texts]

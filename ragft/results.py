@@ -39,6 +39,7 @@ class Answer:
     option_scores: list[float] = field(default_factory=list)  # multiple choice: one per option
     tokens: int = 0
     in_context: float | None = None  # retrieval variants: the expected answer is in a retrieved chunk
+    unsupported: float | None = None  # retrieval variants: share of its sentences no retrieved chunk supports
 
 
 @dataclass
@@ -87,6 +88,7 @@ class EvalResult:
                 "contains": metrics.mean(a.contains for a in answers),
                 f"recall@{self.config.top_k}": metrics.mean(a.recall for a in answers) if v in RETRIEVES else None,
                 "answer_in_chunks": metrics.mean(a.in_context for a in answers) if v in RETRIEVES else None,
+                "unsupported_sentences": metrics.mean(a.unsupported for a in answers) if v in RETRIEVES else None,
                 "s_per_answer": t.seconds / t.answers if t.answers else None,
                 "tokens_per_s": t.tokens / t.seconds if t.tokens and t.seconds else None,
                 "note": self.notices.get(v, ""),
@@ -112,6 +114,7 @@ class EvalResult:
                         v: {
                             "text": a.text, "correct": a.correct, "exact_match": a.exact, "token_f1": a.f1,
                             "contains": a.contains, "recall": a.recall, "in_context": a.in_context,
+                            "unsupported": a.unsupported,
                             "tokens": a.tokens,
                             "option_scores": a.option_scores,
                             "sources": [{"source": h.source, "chunk": h.chunk, "score": h.score} for h in a.sources],

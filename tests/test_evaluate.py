@@ -108,11 +108,11 @@ def test_summary_table_and_downloads(tmp_path):
     assert (ft["answered"], ft["accuracy"], ft["note"]) == (0, None, "no adapter picked")
     assert format_table(result.summary()).splitlines()[:3] == [
         "variant           answered  accuracy        exact_match  token_f1  contains  recall@1  answer_in_chunks  "
-        "s_per_answer  tokens_per_s",
+        "unsupported_sentences  s_per_answer  tokens_per_s",
         "Plain             2         50% [0–100]     50%          50%       50%       n/a       n/a               "
-        "0.50          2.0",
+        "n/a                    0.50          2.0",
         "RAG               2         100% [100–100]  100%         100%      100%      50%       n/a               "
-        "2.00          0.5",
+        "n/a                    2.00          0.5",
     ]
 
     paths = result.write(tmp_path / "out")

@@ -127,7 +127,7 @@ def test_report_files_and_reopening(tmp_path):
     assert data["headline"] == report.headline and data["test_questions"] == 20
     assert data["questions"][19]["answers"]["RAG"] == {
         "text": "no", "correct": False, "token_f1": 0.0, "cause": "retrieval miss", "in_context": 0.0,
-        "sources": [{"source": "doc.md", "chunk": 0, "score": 0.9}]}
+        "unsupported": None, "sources": [{"source": "doc.md", "chunk": 0, "score": 0.9}]}
     summary = list(csv.DictReader(paths[1].open()))
     assert [r["variant"] for r in summary] == ["Plain", "RAG", "Fine-tuned", "RAG + Fine-tuned"]
     assert summary[1]["causes"] == "context ignored: 6; retrieval miss: 2"

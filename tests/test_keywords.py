@@ -45,9 +45,9 @@ def store(tmp_path):
     ("The code is 7-4-1-9, and it is the one.", ["code", "7-4-1-9", "one"]),
 ])
 def test_words_keep_numbers_names_and_section_titles_whole(text, expected):
-    from ragft.keywords import _stop_words
+    from ragft.keywords import stop_words
 
-    assert words(text, _stop_words()) == expected
+    assert words(text, stop_words()) == expected
 
 
 def test_reciprocal_rank_fusion_rewards_agreement_and_keeps_first_seen_order_on_ties():

@@ -61,6 +61,7 @@ class Row:
             "token_f1": metrics.mean(a.f1 for a in self.answers),
             "contains": metrics.mean(a.contains for a in self.answers),
             "answer_in_chunks": metrics.mean(a.in_context for a in self.answers) if retrieves else None,
+            "unsupported_sentences": metrics.mean(a.unsupported for a in self.answers) if retrieves else None,
             "recall": metrics.mean(a.recall for a in self.answers) if retrieves else None,
             "s_per_answer": self.seconds_per_answer, "tokens_per_s": self.tokens_per_s,
             "causes": dict(Counter(c for c in self.causes if c)),
@@ -130,6 +131,7 @@ class ExperimentReport:
                     r.label: {"text": r.answers[i].text, "correct": r.answers[i].correct,
                               "token_f1": round(r.answers[i].f1, 4), "cause": r.causes[i],
                               "in_context": r.answers[i].in_context,
+                              "unsupported": r.answers[i].unsupported,
                               "sources": [{"source": h.source, "chunk": h.chunk, "score": h.score}
                                           for h in r.answers[i].sources]}
                     for r in self.rows}}
@@ -144,7 +146,8 @@ class ExperimentReport:
         data = self.to_json()
         (out_dir / REPORT_FILE).write_text(json.dumps(data, indent=2, ensure_ascii=False))
         summary_keys = ["variant", "adapter", "answered", "accuracy", "accuracy_low", "accuracy_high", "exact_match",
-                        "token_f1", "contains", "answer_in_chunks", "recall", "s_per_answer", "tokens_per_s"]
+                        "token_f1", "contains", "answer_in_chunks", "unsupported_sentences", "recall", "s_per_answer",
+                        "tokens_per_s"]
         with (out_dir / "summary.csv").open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=summary_keys + ["causes"])
             w.writeheader()

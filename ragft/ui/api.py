@@ -21,6 +21,7 @@ from ..errors import InvalidInputError, RagftError
 from ..evaluate import EvalConfig
 from ..experiment import ExperimentConfig
 from ..finetune import TrainConfig
+from ..grounding import as_dict
 from ..knobs import from_request
 from ..questions import parse_typed
 from ..requests import AskRequest, SearchRequest
@@ -129,6 +130,8 @@ def add_api(engine: Engine) -> None:
             else:
                 out[LABELS[v]] = {"answer": result.answers.get(v, ""),
                                   "sources": [_hit(h) for h in result.sources.get(v, [])]}
+                if v in result.grounding:  # each sentence: supported by which source (index), or its missing facts
+                    out[LABELS[v]]["grounding"] = [as_dict(m) for m in result.grounding[v]]
         return out
 
     @gr.api(api_name="adapters")

@@ -8,6 +8,7 @@ import gradio as gr
 
 from ..chat import LABELS, VARIANTS, ChatState
 from ..engine import Engine
+from ..grounding import summary
 from ..knobs import bounds, from_request
 from ..requests import AskRequest
 from . import messages as M
@@ -37,6 +38,23 @@ def source_messages(hits) -> list[dict]:
         }
         for h in hits
     ]
+
+
+def grounding_message(marks, hits) -> dict:
+    """A collapsed 'thought' over the sources: its title counts the supported sentences, its body marks each one
+    and names the chunk that supports it, or the facts no source holds."""
+    lines = []
+    for m in marks:
+        if m.supported is None:
+            lines.append(f"· {m.sentence} — nothing to check")
+        elif m.supported:
+            h = hits[m.chunk]
+            lines.append(f"✅ {m.sentence} — {h.source}, chunk {h.chunk}")
+        else:
+            why = f"not in the sources: {', '.join(m.missing)}" if m.missing else "not supported by the sources"
+            lines.append(f"⚠️ {m.sentence} — {why}")
+    return {"role": "assistant", "content": plain_html("\n".join(lines)),
+            "metadata": {"title": f"Grounding: {summary(marks)}", "status": "done"}}
 
 
 def message_text(content) -> str:
@@ -121,6 +139,8 @@ def create_chat_tab(engine: Engine) -> dict:
             for v, hist in zip(VARIANTS, histories):
                 text = notice_text(result.notices[v]) if v in result.notices else result.answers.get(v) or "…"
                 extra = source_messages(result.sources[v]) if result.done and v in result.sources else []
+                if result.done and v in result.grounding:
+                    extra = [grounding_message(result.grounding[v], result.sources[v]), *extra]
                 out.append(hist + [{"role": "assistant", "content": text}] + extra)
             yield (chat_state, *out)
 

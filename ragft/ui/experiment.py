@@ -57,6 +57,7 @@ def summary_frame(data: dict) -> pd.DataFrame:
         **{f"{label} [95% CI]": r[key] for label, key in parts_of(data).items()},
         "exact match %": pct(r["exact_match"]),
         "token F1 %": pct(r["token_f1"]), "answer in chunks %": pct(r["answer_in_chunks"]),
+        "unsupported sentences %": pct(r.get("unsupported_sentences")),
         "recall@k %": pct(r["recall"]), "s/answer": None if r["s_per_answer"] is None else round(r["s_per_answer"], 2),
         "why wrong": ", ".join(f"{c} {n}" for c, n in r["causes"].items()),
     } for r in data["summary"]])

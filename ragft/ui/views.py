@@ -22,6 +22,7 @@ def summary_frame(rows: list[dict]) -> pd.DataFrame:
         "variant": r["variant"], "answered": r["answered"], "correct [95% CI]": r["accuracy_ci"],
         "exact match %": pct(r["exact_match"]), "token F1 %": pct(r["token_f1"]), "contains %": pct(r["contains"]),
         f"{recall_key} %": pct(r[recall_key]), "answer in chunks %": pct(r["answer_in_chunks"]),
+        "unsupported sentences %": pct(r.get("unsupported_sentences")),
         "s/answer": None if r["s_per_answer"] is None else round(r["s_per_answer"], 2),
         "tokens/s": None if r["tokens_per_s"] is None else round(r["tokens_per_s"], 1),
         "note": r["note"],

@@ -134,6 +134,12 @@ def test_upload_ask_and_see_four_answers_with_sources(app_url, page, tmp_path, s
     wait_for_text(page.locator("#pane-rag-ft"), r"Source: glimmerphone\.md")
     page.screenshot(path=str(ARTIFACTS / "chat.png"))  # the README's screenshot
 
+    # Grounding: the pane says how many sentences the sources support; expanded, each sentence has its mark.
+    wait_for_text(rag, r"Grounding: \d+ of \d+ sentences supported by the sources", 5)
+    rag.get_by_text("Grounding:").first.click()
+    marks = wait_for_text(rag, r"(✅|⚠️) .*Ada Trent")
+    assert "glimmerphone.md, chunk 0" in marks or "not in the sources" in marks
+
     # The sources expand to the chunk text.
     rag.get_by_text("Source: glimmerphone.md").first.click()
     chunk = wait_for_text(rag, r"invented by Ada Trent in 1931 in the town of Wexbridge")
