@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from . import metrics
+from . import metrics, stats
 from .adapters import RunRecord
 from .chat import LABELS, NEEDS_ADAPTER, RETRIEVES, VARIANTS, build_messages
 from .errors import InvalidInputError
@@ -139,6 +139,24 @@ def _count_tokens(generator: Generator, text: str) -> int:
     return len(generator.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
 
 
+RANK_DEPTH = 10  # MRR looks this deep
+
+
+def compare_retrieval(items: list[QAItem], search: Callable[..., list[Hit]], k: int) -> dict:
+    """Vector against hybrid retrieval on ``items``: how often the expected answer is in the top ``k`` chunks
+    (with 95% intervals), the mean reciprocal rank of the first chunk holding it (top ``RANK_DEPTH``), and the
+    questions only one of them found (exact McNemar p). ``search(question, n, mode)`` is `Store.search`."""
+    ranks = {}
+    for mode in ("vector", "hybrid"):
+        ranks[mode] = [next((r for r, h in enumerate(search(it.question, RANK_DEPTH, mode), start=1)
+                             if metrics.contains(h.text, it.answer)), None) for it in items]
+    top = {m: [r is not None and r <= k for r in rs] for m, rs in ranks.items()}
+    c = stats.compare("hybrid", top["hybrid"], "vector", top["vector"])
+    return {"k": k, "questions": len(items), "only_hybrid": c.only_a, "only_vector": c.only_b, "p": c.p,
+            **{m: {"answer_in_top_k": stats.bootstrap_ci(top[m]).pct(), "share": sum(top[m]) / max(len(items), 1),
+                   "mrr": round(sum(1 / r for r in rs if r) / max(len(items), 1), 3)} for m, rs in ranks.items()}}
+
+
 def run_evaluation(
     generator: Generator,
     retrieve: Callable[[str, int], list[Hit]],
@@ -148,12 +166,14 @@ def run_evaluation(
     cancel: threading.Event | None = None,
     set_name: str = "",
     run_record: RunRecord | None = None,
+    search: Callable[..., list[Hit]] | None = None,
 ) -> Iterator[EvalProgress]:
     """Score ``config.variants`` on ``items``; yields progress after each (batch, variant) step.
 
     ``adapter`` must already be loaded on ``generator``; without one the fine-tuned variants are listed with a
     notice instead of scores. ``run_record`` (the adapter's ``ragft_run.json``) enables the train/test overlap
-    check. Setting ``cancel`` stops after the current step, keeping the scores so far.
+    check. Setting ``cancel`` stops after the current step, keeping the scores so far. ``search`` (`Store.search`)
+    adds vector against hybrid retrieval on these questions (`compare_retrieval`) to the result.
     """
     config.validate()
     if not items:
@@ -172,6 +192,8 @@ def run_evaluation(
     yield EvalProgress(0, total, f"retrieving top {config.top_k} chunks for {len(items)} questions", result)
 
     hits = [retrieve(it.question, config.top_k) for it in items] if RETRIEVES & set(running) else [[]] * len(items)
+    if search is not None and RETRIEVES & set(running):
+        result.retrieval = compare_retrieval(items, search, config.top_k)
     decode = DecodeSettings(config.max_new_tokens, config.temperature, config.seed)
     done = 1
     for b, batch in enumerate(batches):

@@ -71,6 +71,7 @@ class EvalResult:
     seconds: float = 0.0
     cancelled: bool = False
     files: list[Path] = field(default_factory=list)  # the downloads, once written
+    retrieval: dict = field(default_factory=dict)  # vector against hybrid on these questions (`compare_retrieval`)
 
     def summary(self) -> list[dict]:
         """One row per variant: accuracy metrics (0..1), recall@k, seconds per answer and tokens/s."""
@@ -105,6 +106,7 @@ class EvalResult:
             "config": asdict(self.config),
             "correct_rule": CORRECT_RULE,
             "overlap": self.overlap_note,
+            "retrieval": self.retrieval,
             "summary": self.summary(),
             "questions": [
                 {

@@ -144,3 +144,18 @@ def test_the_engine_loads_the_reranker_the_setting_names(tmp_path, monkeypatch, 
     monkeypatch.setenv("RAGFT_RERANKER", str(tmp_path / "no-such-model"))
     with pytest.raises(ModelError, match="RAGFT_RERANKER"):
         Engine(Settings.from_env(), embedder=FakeEmbedder()).store
+
+
+def test_evaluate_compares_vector_and_hybrid_retrieval_on_its_own_questions(store, tmp_path):
+    from ragft.evaluate import compare_retrieval
+    from ragft.questions import QAItem
+    from ragft.ui.views import retrieval_line
+
+    add(store, tmp_path, "paper.txt", "The adapter paper has arXiv number 2303.16199.")
+    items = [QAItem(QUESTION, "2303.16199"), QAItem("Which adapter paper has an arXiv number?", "arXiv number")]
+    r = compare_retrieval(items, store.search, 3)
+    assert (r["questions"], r["k"], r["only_hybrid"]) == (2, 3, 1)  # the number: found by hybrid only
+    assert r["hybrid"]["share"] > r["vector"]["share"] and r["hybrid"]["mrr"] > r["vector"]["mrr"]
+    line = retrieval_line(r)
+    assert line.startswith("**Retrieval on these 2 questions** — answer in the top 3 chunks: vector 50%")
+    assert "Hybrid alone found 1, vector alone 0 (exact McNemar p = 1.00)" in line

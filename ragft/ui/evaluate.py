@@ -29,6 +29,7 @@ from .views import (
     chart_frame,
     detail_html,
     questions_frame,
+    retrieval_line,
     summary_frame,
 )
 
@@ -130,6 +131,7 @@ def create_evaluate_tab(engine: Engine) -> dict:
 
     gr.Markdown("### 3. Results")
     summary = gr.Dataframe(label="Scores by variant", interactive=False, elem_id="eval-table")
+    retrieval = gr.Markdown(elem_id="eval-retrieval")
     chart = gr.BarPlot(PLACEHOLDER, x="bar", y="score %", color="metric", y_lim=[0, 100], x_label_angle=-35,
                        sort=ALL_BARS, title="Scores by variant (%)", height=340, elem_id="eval-chart")
     gr.Markdown(M.METRICS_HELP)
@@ -225,7 +227,7 @@ def create_evaluate_tab(engine: Engine) -> dict:
         at once, so a reload finds the running job); other jobs only as a busy line."""
         state, other, key = watch(engine, "evaluate")
         mine = key[0]
-        skip = (gr.skip(),) * 8
+        skip = (gr.skip(),) * 9
         if key == last:
             return gr.skip(), *skip, last
         line = job_line(state, other, progress_html, ("eval-busy", "an evaluation"), M.EVAL_IDLE)
@@ -235,7 +237,8 @@ def create_evaluate_tab(engine: Engine) -> dict:
         finished = not state.active
         rows, data = result.summary(), result.to_json()
         return (
-            line, summary_frame(rows), chart_frame(rows), questions_frame(data), result.overlap_note,
+            line, summary_frame(rows), retrieval_line(result.retrieval), chart_frame(rows), questions_frame(data),
+            result.overlap_note,
             [str(f) for f in result.files] if finished else gr.skip(), data,
             detail_html(data, 1) if finished else gr.skip(), 1 if finished else gr.skip(), key,
         )
@@ -256,8 +259,8 @@ def create_evaluate_tab(engine: Engine) -> dict:
         trigger(overlap_text, [table, items_state, adapter], overlap, show_progress="hidden")
     run_btn.click(run, run_inputs, progress)
     stop_btn.click(stop, None, None, concurrency_limit=None)  # queued (for its message), never waiting
-    timer.tick(poll, seen, [progress, summary, chart, per_question, overlap, files, result_state, detail, picked,
-                            seen], queue=False, show_progress="hidden")
+    timer.tick(poll, seen, [progress, summary, retrieval, chart, per_question, overlap, files, result_state, detail,
+                            picked, seen], queue=False, show_progress="hidden")
     per_question.select(pick_row, None, picked)
     picked.change(detail_html, [result_state, picked], detail, show_progress="hidden")
 

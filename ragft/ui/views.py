@@ -16,6 +16,16 @@ def pct(value) -> float | None:
     return None if value is None else round(100 * value, 1)
 
 
+def retrieval_line(r: dict) -> str:
+    """Vector against hybrid retrieval on the run's questions, in one paragraph (`evaluate.compare_retrieval`)."""
+    if not r:
+        return ""
+    return (f"**Retrieval on these {r['questions']} questions** — answer in the top {r['k']} chunks: vector "
+            f"{r['vector']['answer_in_top_k']}, hybrid {r['hybrid']['answer_in_top_k']} (95% intervals); MRR@10 "
+            f"{r['vector']['mrr']:.2f} → {r['hybrid']['mrr']:.2f}. Hybrid alone found {r['only_hybrid']}, vector "
+            f"alone {r['only_vector']} (exact McNemar p = {r['p']:.2f}).")
+
+
 def summary_frame(rows: list[dict]) -> pd.DataFrame:
     recall_key = next(k for k in rows[0] if k.startswith("recall@"))
     return pd.DataFrame([{
