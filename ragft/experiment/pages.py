@@ -12,9 +12,9 @@ from .plan import format_duration
 def format_text(data: dict) -> str:
     """The report for a terminal: verdict, the score table with intervals, comparisons, causes and costs."""
     parts = parts_of(data)
-    head = ["variant", "correct [95% CI]", *parts, "exact", "F1", "in chunks", "s/answer"]
+    head = ["variant", "correct [95% CI]", *parts, "exact", "F1", "in chunks", "unsupported", "s/answer"]
     rows = [[r["variant"], r["accuracy_ci"], *(r[k] or "n/a" for k in parts.values()), _pct(r["exact_match"]),
-             _pct(r["token_f1"]), _pct(r["answer_in_chunks"]),
+             _pct(r["token_f1"]), _pct(r["answer_in_chunks"]), _pct(r.get("unsupported_sentences")),
              "n/a" if r["s_per_answer"] is None else f"{r['s_per_answer']:.2f}"]
             for r in data["summary"]]
     widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
@@ -89,10 +89,11 @@ def render_html(data: dict) -> str:
     summary = data["summary"]
     parts = parts_of(data)
     scores = _table(
-        ["variant", "correct [95% CI]", *parts, "exact match", "token F1", "answer in chunks", "recall@k",
-         "s/answer"],
+        ["variant", "correct [95% CI]", *parts, "exact match", "token F1", "answer in chunks",
+         "unsupported sentences", "recall@k", "s/answer"],
         [[r["variant"], r["accuracy_ci"], *(r[k] or "n/a" for k in parts.values()), _pct(r["exact_match"]),
-          _pct(r["token_f1"]), _pct(r["answer_in_chunks"]), _pct(r["recall"]),
+          _pct(r["token_f1"]), _pct(r["answer_in_chunks"]), _pct(r.get("unsupported_sentences")),
+          _pct(r["recall"]),
           "n/a" if r["s_per_answer"] is None else f"{r['s_per_answer']:.2f}"] for r in summary])
     weighted = (data.get("coverage") or {}).get("weighted")
     comparisons = _table(["comparison", "only the first right", "only the second right",
