@@ -15,6 +15,7 @@ write). So it never drifts from Chroma and needs no file of its own: after a res
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -63,6 +64,8 @@ class KeywordIndex:
         """The ``n`` best chunks for ``query`` that share a word with it, best first. ``key`` names the store's
         current contents; when it differs from the index's, ``load()`` gives every chunk's (ids, texts) again."""
         import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import: the CLI's stderr stays clean
 
         with self._lock:
             if key != self._key:
