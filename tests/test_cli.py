@@ -330,7 +330,7 @@ def test_eval_generates_questions_prints_the_table_and_writes_results(ragft_real
     lines = r.out.splitlines()
     assert lines[0] == "4 questions from facts; adapter: none"
     assert lines[1].split() == ["variant", "answered", "accuracy", "exact_match", "token_f1", "contains", "recall@3",
-                                "answer_in_chunks", "s_per_answer", "tokens_per_s"]
+                                "answer_in_chunks", "unsupported_sentences", "s_per_answer", "tokens_per_s"]
     assert [line.split()[0] for line in lines[2:]] == ["Plain", "RAG"]
     assert lines[3].split()[7] == "100%"  # RAG's recall@3 (accuracy is two words: "67% [33–100]")
     # the note, then a progress line per quarter passed of the 3 steps (retrieval, then a batch for each variant)
