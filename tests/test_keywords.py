@@ -75,7 +75,10 @@ def test_the_keyword_index_follows_replacements_and_deletions(store, tmp_path):
     assert not any(h.source == "code.txt" for h in store.search("5-5-0-1", 5))
 
 
-def test_another_process_writing_to_the_same_collection_is_seen(store, tmp_path):
+def test_another_process_writing_to_the_same_collection_is_seen(store, tmp_path, monkeypatch):
+    import ragft.store
+
+    monkeypatch.setattr(ragft.store, "KEY_TTL_S", 0.0)  # seen within KEY_TTL_S (5 s): here at once
     store.search("harbour", 3)  # the index is built
     other = Store(store.client, FakeEmbedder())  # the CLI, say, on the same data dir
     add(other, tmp_path, "late.txt", "Zyzzyva is the last word of the dictionary.")
