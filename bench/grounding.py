@@ -40,9 +40,9 @@ def _changed_number(sentence: str, rng: random.Random) -> str | None:
 
 def _changed_name(sentence: str, names: list[str], given: list[str], rng: random.Random) -> str | None:
     """A name of ``sentence`` swapped for another of the document that none of the ``given`` chunks holds."""
-    from ragft.grounding import _facts
+    from ragft.grounding import facts
 
-    own = [w for w in re.findall(r"\b[A-Z][a-z]{2,}\b", sentence)[1:] if w.lower() in _facts(sentence)]
+    own = [w for w in re.findall(r"\b[A-Z][a-z]{2,}\b", sentence)[1:] if w.lower() in facts(sentence)]
     others = [n for n in names if not any(re.search(rf"\b{n}\b", c, re.IGNORECASE) for c in given)]
     if not own or not others:
         return None
@@ -60,10 +60,10 @@ def _flipped(sentence: str) -> str | None:
 
 
 def _clause(sentence: str) -> str | None:
-    from ragft.grounding import _facts
+    from ragft.grounding import facts
 
     parts = [p.strip() for p in re.split(r",\s+|;\s+", sentence)]
-    with_fact = [p for p in parts if _facts(p) and len(p.split()) >= 5]
+    with_fact = [p for p in parts if facts(p) and len(p.split()) >= 5]
     return with_fact[0].rstrip(".") + "." if len(parts) > 1 and with_fact else None
 
 
@@ -71,11 +71,11 @@ def cases(folder: Path, other: Path, limit: int | None = None, seed: int = 0) ->
     """(case, sentence, chunks) for the documents in ``folder``; ``other``'s documents give unrelated sentences."""
     from ragft.config import Settings
     from ragft.documents import load_document, split_sentences
-    from ragft.grounding import _facts
+    from ragft.grounding import facts
 
     s, rng, out = Settings(), random.Random(seed), []
     foreign = [x for f in sorted(other.iterdir()) for x in split_sentences(f.read_text(), lines=True)
-               if 6 <= len(x.split()) <= 40 and not _facts(x)]
+               if 6 <= len(x.split()) <= 40 and not facts(x)]
     for f in sorted(folder.iterdir()):
         chunks = load_document(f, f.name, s.chunk_words, s.chunk_overlap_words, 50_000_000).chunks
         names = sorted({w for c in chunks for w in re.findall(r"(?<=[a-z,] )[A-Z][a-z]{2,}\b", c)})
@@ -83,7 +83,7 @@ def cases(folder: Path, other: Path, limit: int | None = None, seed: int = 0) ->
             others = [c for j, c in enumerate(chunks) if j != i]
             given = [chunk, *rng.sample(others, min(2, len(others)))]
             for sentence in split_sentences(chunk, lines=True):
-                if not 6 <= len(sentence.split()) <= 40 or not _facts(sentence):
+                if not 6 <= len(sentence.split()) <= 40 or not facts(sentence):
                     continue
                 made = {"supported": sentence, "supported clause": _clause(sentence),
                         "number changed": _changed_number(sentence, rng),

@@ -43,7 +43,7 @@ class Mark:
     missing: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _facts(sentence: str) -> set[str]:
+def facts(sentence: str) -> set[str]:
     """Numbers and names of ``sentence``, lower-cased as `keywords.words` gives them."""
     stop = stop_words()
     tokens = WORD.findall(sentence)
@@ -80,7 +80,7 @@ def _flips(sentence: str, chunk: str) -> bool:
 def judge(sentence: str, chunk: str) -> tuple[float, tuple[str, ...]]:
     """How well ``chunk`` supports ``sentence``: (score, facts of the sentence missing from the chunk)."""
     chunk_words = set(WORD.findall(chunk.lower()))
-    missing = tuple(sorted(_facts(sentence) - chunk_words))
+    missing = tuple(sorted(facts(sentence) - chunk_words))
     content = _content(sentence)
     if missing or not content or _flips(sentence, chunk):
         return 0.0, missing
@@ -88,11 +88,11 @@ def judge(sentence: str, chunk: str) -> tuple[float, tuple[str, ...]]:
 
 
 def mark_sentence(sentence: str, chunks: list[str], threshold: float = THRESHOLD) -> Mark:
-    if not _facts(sentence) and len(_content(sentence)) < 2:
+    if not facts(sentence) and len(_content(sentence)) < 2:
         return Mark(sentence, None)
     judged = [judge(sentence, c) for c in chunks]
     if not judged:
-        return Mark(sentence, False, missing=tuple(sorted(_facts(sentence))))
+        return Mark(sentence, False, missing=tuple(sorted(facts(sentence))))
     best = max(range(len(judged)), key=lambda i: judged[i][0])
     score = judged[best][0]
     # the facts no chunk holds (a fact in one chunk and another fact in another does not make the sentence true)

@@ -28,6 +28,14 @@ POOL = 20  # candidates each retriever hands the fusion (at least 4 x k)
 
 
 @functools.cache
+def _bm25s():
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import: the CLI's stderr stays clean
+    return bm25s
+
+
+@functools.cache
 def stop_words() -> frozenset[str]:
     """English stop words ("the", "of", "is"), as bm25s lists them."""
     from bm25s.stopwords import STOPWORDS_EN
@@ -57,28 +65,23 @@ class KeywordIndex:
         self._key: object = None
         self._ids: list[str] = []
         self._bm25 = None
-        self._stop: frozenset[str] = frozenset()
 
     def top(self, query: str, n: int, key: object, load: Callable[[], tuple[list[str], list[str]]]
             ) -> list[tuple[str, float]]:
         """The ``n`` best chunks for ``query`` that share a word with it, best first. ``key`` names the store's
         current contents; when it differs from the index's, ``load()`` gives every chunk's (ids, texts) again."""
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import: the CLI's stderr stays clean
-
+        stop = stop_words()
         with self._lock:
             if key != self._key:
-                self._stop = stop_words()
                 ids, texts = load()
                 self._ids, self._bm25 = ids, None
-                corpus = [words(t, self._stop) or [""] for t in texts]
+                corpus = [words(t, stop) or [""] for t in texts]
                 if ids:
-                    self._bm25 = bm25s.BM25()
+                    self._bm25 = _bm25s().BM25()
                     self._bm25.index(corpus, show_progress=False)
                 self._key = key
             bm25, ids = self._bm25, self._ids
-        terms = words(query, self._stop)
+        terms = words(query, stop)
         if bm25 is None or not terms:
             return []
         found, scores = bm25.retrieve([terms], k=min(n, len(ids)), show_progress=False)

@@ -25,6 +25,7 @@ Elsewhere (no ``spaces``, or its no-op mode on other hardware) the entry points 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib.util
@@ -70,7 +71,7 @@ class GpuRates:
     prefill_tokens_per_s: float = 20_000.0
     decode_step_s: float = 0.05  # one new token for every row of a batch
     train_tokens_per_s: float = 4_000.0
-    model_load_s: float = 20.0  # a training run loads its own copy of the base model
+    model_load_s: float = 20.0  # a training run copies the model and sets up its trainer before its first step
     max_s: float = 300.0
     margin: float = 1.5
     measured: dict[str, float] = field(default_factory=dict)
@@ -208,23 +209,19 @@ def gpu(duration: Callable[..., float]) -> Callable[[Callable], Callable]:
             decorated = _decorated.get(fn.__name__)
             if decorated is None:
                 decorated = _decorated[fn.__name__] = _decorate(carried, duration)
-            try:
-                return decorated(*args, **kwargs)
-            except Exception as exc:
-                raise _refusal(exc) from exc
+            return decorated(*args, **kwargs)
 
         if inspect.isgeneratorfunction(fn):
             @functools.wraps(fn)
             def call(*args, **kwargs):
-                try:
+                with _refusals():
                     for item in run(*args, **kwargs):
                         yield _raised(item)
-                except Exception as exc:
-                    raise _refusal(exc) from exc
         else:
             @functools.wraps(fn)
             def call(*args, **kwargs):
-                return _raised(run(*args, **kwargs))
+                with _refusals():
+                    return _raised(run(*args, **kwargs))
 
         call.gpu_seconds = duration
         ENTRY_POINTS[fn.__name__] = call
@@ -250,13 +247,18 @@ def use_decorator(decorator: Callable[[Callable, Callable], Callable] | None) ->
     _decorated.clear()
 
 
-def _refusal(exc: Exception) -> Exception:
-    """The scheduler's refusals (a ``gradio.Error`` raised by ``spaces`` before the call runs) as our own error,
-    with the scheduler's words; anything else unchanged."""
-    if type(exc).__module__.split(".")[0] in ("gradio", "spaces") and type(exc).__name__.endswith("Error"):
-        title, message = getattr(exc, "title", None), str(getattr(exc, "message", "") or exc)
-        return GpuRefusedError(f"{title or 'ZeroGPU'}: {message} (signed-in visitors get a larger daily GPU quota)")
-    return exc
+@contextlib.contextmanager
+def _refusals():
+    """The scheduler's refusals (a ``gradio.Error`` raised by ``spaces`` before the call runs) raised as our own
+    error, with the scheduler's words; anything else as it is."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] in ("gradio", "spaces") and type(exc).__name__.endswith("Error"):
+            title, message = getattr(exc, "title", None), str(getattr(exc, "message", "") or exc)
+            raise GpuRefusedError(f"{title or 'ZeroGPU'}: {message} (signed-in visitors get a larger daily GPU "
+                                  "quota)") from exc
+        raise
 
 
 # --- entry points ----------------------------------------------------------------------------------------------------
@@ -346,13 +348,14 @@ def stream(generator: ZeroGpuGenerator, prompt_ids: list[list[int]], adapter_nam
     all texts each time one grows."""
     rates, size = generator.rates, generator.size
     groups: list[list[int]] = []
+    tokens = 0  # the last group's prompt tokens
     for i, ids in enumerate(prompt_ids):
-        group = groups[-1] if groups else None
-        if group and rates.answer_s(sum(len(prompt_ids[j]) for j in group) + len(ids), decode.max_new_tokens,
-                                    size) <= rates.max_s:
-            group.append(i)
+        if groups and rates.answer_s(tokens + len(ids), decode.max_new_tokens, size) <= rates.max_s:
+            groups[-1].append(i)
+            tokens += len(ids)
         else:
             groups.append([i])
+            tokens = len(ids)
     texts = [""] * len(prompt_ids)
     wanted = generator.wanted()
     for group in groups:
@@ -410,7 +413,6 @@ class TrainCall:
 
     def __init__(self, generator: ZeroGpuGenerator, folder: Path, steps: int, tokens: int) -> None:
         self.folder, self.returncode, self.error = folder, None, None
-        self.pid = os.getpid()
         args = (generator.key, str(folder), steps, tokens)
         context = contextvars.copy_context()  # the visitor's request goes with the call: their quota pays
         self._thread = threading.Thread(target=context.run, args=(self._run, *args), name="ragft-gpu-train",

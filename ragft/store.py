@@ -18,10 +18,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .config import RETRIEVAL
 from .documents import Document
 from .keywords import POOL, KeywordIndex, fuse
 
-RETRIEVALS = ("vector", "hybrid")
 KEY_TTL_S = 5.0  # another process's upload shows in keyword search within this long
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ class Store:
     """
 
     def __init__(self, client, embedder, collection: str = "documents", retrieval: str = "vector", reranker=None):
-        if retrieval not in RETRIEVALS:
-            raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}, not {retrieval!r}")
+        if retrieval not in RETRIEVAL:
+            raise ValueError(f"retrieval must be one of {', '.join(RETRIEVAL)}, not {retrieval!r}")
         self.client = client
         self.embedder = embedder
         self.retrieval = retrieval  # how `search` ranks chunks by default (`RAGFT_RETRIEVAL`)
@@ -237,12 +237,19 @@ class Store:
         infos = [DocInfo(**{f: m[f] for f in DocInfo.__dataclass_fields__}) for m in metas if m.get("complete", True)]
         return sorted(infos, key=lambda d: d.name.lower())
 
-    def chunk_metadata(self, page: int = 5000) -> list[dict]:
-        """Every chunk's metadata, read a page at a time (one read of 100k chunks fails: too many SQL variables)."""
-        metas: list[dict] = []
-        while got := self.collection.get(include=["metadatas"], limit=page, offset=len(metas))["metadatas"]:
-            metas += got
-        return metas
+    def _read_all(self, field: str, page: int = 5000) -> tuple[list[str], list]:
+        """Every chunk's id and ``field`` ("metadatas", "documents"), read a page at a time (one read of 100k chunks
+        fails: too many SQL variables)."""
+        ids: list[str] = []
+        values: list = []
+        while (got := self.collection.get(include=[field], limit=page, offset=len(ids)))["ids"]:
+            ids += got["ids"]
+            values += got[field]
+        return ids, values
+
+    def chunk_metadata(self) -> list[dict]:
+        """Every chunk's metadata."""
+        return self._read_all("metadatas")[1]
 
     def _rebuild_records(self) -> list[DocInfo]:
         metas = self.chunk_metadata()
@@ -292,7 +299,8 @@ class Store:
                 for i, t, m, d in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])}
         if not hybrid:
             return self._reranked(query, list(hits.values()), k)
-        keyword = [cid for cid, _ in self._keywords.top(query, pool, self._contents_key(), self._texts)]
+        keyword = [cid for cid, _ in self._keywords.top(query, pool, self._contents_key(),
+                                                         lambda: self._read_all("documents"))]
         order = fuse([list(hits), keyword])[:k if self.reranker is None else pool]
         missing = [cid for cid in order if cid not in hits]
         if missing:  # found by keyword only: their cosine from their stored (unit) embeddings
@@ -322,12 +330,3 @@ class Store:
         key = self.count(), hashlib.sha256(repr(marks).encode()).hexdigest()
         self._key = (self._writes, time.monotonic(), key)
         return key
-
-    def _texts(self, page: int = 5000) -> tuple[list[str], list[str]]:
-        """Every chunk's id and text, a page at a time."""
-        ids: list[str] = []
-        texts: list[str] = []
-        while (got := self.collection.get(include=["documents"], limit=page, offset=len(ids)))["ids"]:
-            ids += got["ids"]
-            texts += got["documents"]
-        return ids, texts
