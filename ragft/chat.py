@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .errors import InvalidInputError
 from .generation import DecodeSettings, stream_batch
-from .grounding import Mark, mark
+from .grounding import GroundingModel, Mark, mark
 from .models import BASE, Generator
 from .store import Hit
 
@@ -52,6 +52,7 @@ class ChatResult:
     notices: dict[str, str]
     done: bool = False
     grounding: dict[str, list[Mark]] = field(default_factory=dict)  # when done: each retrieval answer's sentences
+    grounded_by: str = ""  # the grounding model that marked them; "" for facts and words in common
 
 
 def context_block(hits: list[Hit]) -> str:
@@ -99,13 +100,15 @@ def stream_answers(
     decode: DecodeSettings = DecodeSettings(),
     top_k: int = 3,
     state: ChatState | None = None,
+    grounding_model: GroundingModel | None = None,
 ) -> Iterator[ChatResult]:
     """Answer ``question`` with each of ``variants`` in one batched ``generate`` call, yielding as text streams.
 
     ``retrieve(question, k) -> list[Hit]`` is called once when a retrieval variant is asked for; when it finds
     nothing (the store is empty) the retrieval variants get a notice instead of an answer from no context.
     ``adapter`` must already be loaded on ``generator`` (see ``Generator.ensure_adapter``); without it the
-    fine-tuned variants get a notice instead of an answer — never a silent base-model answer.
+    fine-tuned variants get a notice instead of an answer — never a silent base-model answer. The retrieval
+    answers' sentences are marked supported or not by the chunks (`grounding.mark`, by ``grounding_model`` if given).
     """
     question = check_question(question)
     unknown = set(variants) - set(VARIANTS)
@@ -129,5 +132,6 @@ def stream_answers(
     answers = {v: t.strip() for v, t in answers.items()}
     for v in running:
         state.turns[v].append((question, answers[v]))
-    grounding = {v: mark(answers[v], hits) for v in running if v in RETRIEVES}
-    yield ChatResult(answers, sources, notices, done=True, grounding=grounding)
+    grounding = {v: mark(answers[v], hits, model=grounding_model) for v in running if v in RETRIEVES}
+    yield ChatResult(answers, sources, notices, done=True, grounding=grounding,
+                     grounded_by=grounding_model.name if grounding_model else "")

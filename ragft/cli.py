@@ -391,6 +391,7 @@ def cmd_ask(engine, args) -> int:
         if args.sources:
             data["sources"] = {v: [asdict(h) for h in hs] for v, hs in result.sources.items()}
         data["grounding"] = {v: [as_dict(m) for m in marks] for v, marks in result.grounding.items()}
+        data["grounded_by"] = result.grounded_by or "words"  # or the grounding model's name (RAGFT_GROUNDING_MODEL)
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
     blocks = []

@@ -117,6 +117,9 @@ class Settings:
         reranker: a sentence-transformers cross-encoder (hub id or folder, ``RAGFT_RERANKER``; unset: none) that
             reorders the best 20 candidates before the top k are taken, for example
             ``cross-encoder/ms-marco-MiniLM-L6-v2`` where the hub can be reached.
+        grounding_model: an NLI cross-encoder (hub id or folder, ``RAGFT_GROUNDING_MODEL``; unset: none) that judges
+            whether the retrieved chunks support each sentence of a RAG answer (`ragft.grounding`), for example
+            ``cross-encoder/nli-deberta-v3-xsmall``; without one, facts and words in common judge.
 
     Example:
         >>> Settings.from_env({"RAGFT_DATA_DIR": "/tmp/x", "RAGFT_TOP_K": "5"}).top_k
@@ -157,6 +160,7 @@ class Settings:
     snapshot_seconds: float = knob(30.0, 1.0, 86_400.0)
     retrieval: str = "hybrid"
     reranker: str = ""
+    grounding_model: str = ""
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -197,6 +201,7 @@ class Settings:
             snapshot_seconds=_float(env, "RAGFT_SNAPSHOT_SECONDS", *_spec("snapshot_seconds")),
             retrieval=_choice(env, "RAGFT_RETRIEVAL", cls.retrieval, RETRIEVAL),
             reranker=env.get("RAGFT_RERANKER", "").strip(),
+            grounding_model=env.get("RAGFT_GROUNDING_MODEL", "").strip(),
         )
 
     @property

@@ -23,7 +23,7 @@ from .adapters import RunRecord
 from .chat import LABELS, NEEDS_ADAPTER, RETRIEVES, VARIANTS, build_messages
 from .errors import InvalidInputError
 from .generation import DecodeSettings, generate_batch, option_logprobs
-from .grounding import unsupported_share
+from .grounding import GroundingModel, unsupported_share
 from .knobs import check, knob
 from .models import BASE, Generator
 from .questions import BLANK, QAItem
@@ -82,11 +82,13 @@ def gold_matcher(item: QAItem) -> Callable[[Hit], bool] | None:
     return None
 
 
-def judge(text: str, item: QAItem, hits: list[Hit] | None, option_scores: list[float] = ()) -> Answer:
+def judge(text: str, item: QAItem, hits: list[Hit] | None, option_scores: list[float] = (),
+          grounding_model: GroundingModel | None = None) -> Answer:
     correct = text == item.answer if item.choices else bool(metrics.correct(text, item.answer, item.question))
     recall = metrics.recall_at_k(hits, gold_matcher(item)) if hits is not None else None
     in_context = metrics.in_context([h.text for h in hits], item.answer) if hits is not None else None
-    return Answer(unsupported=unsupported_share(text, hits) if hits is not None and not item.choices else None,
+    unsupported = unsupported_share(text, hits, grounding_model) if hits is not None and not item.choices else None
+    return Answer(unsupported=unsupported,
         text=text, correct=correct, exact=metrics.exact_match(text, item.answer),
         f1=metrics.token_f1(text, item.answer), contains=metrics.contains(text, item.answer),
         recall=recall, in_context=in_context, sources=list(hits or []), option_scores=list(option_scores),
@@ -167,13 +169,15 @@ def run_evaluation(
     set_name: str = "",
     run_record: RunRecord | None = None,
     search: Callable[..., list[Hit]] | None = None,
+    grounding_model: GroundingModel | None = None,
 ) -> Iterator[EvalProgress]:
     """Score ``config.variants`` on ``items``; yields progress after each (batch, variant) step.
 
     ``adapter`` must already be loaded on ``generator``; without one the fine-tuned variants are listed with a
     notice instead of scores. ``run_record`` (the adapter's ``ragft_run.json``) enables the train/test overlap
     check. Setting ``cancel`` stops after the current step, keeping the scores so far. ``search`` (`Store.search`)
-    adds vector against hybrid retrieval on these questions (`compare_retrieval`) to the result.
+    adds vector against hybrid retrieval on these questions (`compare_retrieval`) to the result; retrieval answers'
+    unsupported sentences are counted by ``grounding_model`` when given (`grounding.mark`).
     """
     config.validate()
     if not items:
@@ -206,14 +210,15 @@ def run_evaluation(
             yield EvalProgress(done, total, f"{LABELS[v]}: questions {batch[0] + 1}–{batch[-1] + 1} of {len(items)}",
                                result)
             _score_batch(generator, v, adapter, [items[i] for i in batch], [hits[i] for i in batch], decode,
-                         [result.questions[i] for i in batch], result.timings[v])
+                         [result.questions[i] for i in batch], result.timings[v], grounding_model)
             done += 1
     result.seconds = time.perf_counter() - started
     yield EvalProgress(total, total, f"done: {len(items)} questions × {len(running)} variants in "
                        f"{result.seconds:.0f} s", result, finished=True)
 
 
-def _score_batch(generator, variant, adapter, items, hits, decode, out: list[QuestionResult], timing: VariantTiming):
+def _score_batch(generator, variant, adapter, items, hits, decode, out: list[QuestionResult], timing: VariantTiming,
+                 grounding_model: GroundingModel | None = None):
     retrieves = variant in RETRIEVES
     name = adapter if variant in NEEDS_ADAPTER else BASE
     conversations = [build_messages(it.question, h if retrieves else None) for it, h in zip(items, hits)]
@@ -223,7 +228,7 @@ def _score_batch(generator, variant, adapter, items, hits, decode, out: list[Que
         if open_rows else []
     answers: dict[int, Answer] = {}
     for i, text in zip(open_rows, texts):
-        answers[i] = judge(text, items[i], hits[i] if retrieves else None)
+        answers[i] = judge(text, items[i], hits[i] if retrieves else None, grounding_model=grounding_model)
         answers[i].tokens = _count_tokens(generator, text)
     mc_rows = [i for i, it in enumerate(items) if it.choices]
     if mc_rows:

@@ -89,17 +89,33 @@ def load_embedder(configured: str = ""):
     return model
 
 
-def load_reranker(configured: str):
-    """A sentence-transformers ``CrossEncoder`` (``RAGFT_RERANKER``: a hub id or a local folder) on the CPU, where
-    scoring 20 (query, chunk) pairs is cheap; the GPU, if any, is the generator's."""
+def _cross_encoder(configured: str, what: str, setting: str):
     from sentence_transformers import CrossEncoder
 
     try:
         model = CrossEncoder(configured, device="cpu")
     except Exception as exc:
-        raise ModelError(f"cannot load the reranker {configured} (RAGFT_RERANKER): {exc}") from exc
-    log.info("reranker: %s", configured)
+        raise ModelError(f"cannot load the {what} {configured} ({setting}): {exc}") from exc
+    log.info("%s: %s", what, configured)
     return model
+
+
+def load_reranker(configured: str):
+    """A sentence-transformers ``CrossEncoder`` (``RAGFT_RERANKER``: a hub id or a local folder) on the CPU, where
+    scoring 20 (query, chunk) pairs is cheap; the GPU, if any, is the generator's."""
+    return _cross_encoder(configured, "reranker", "RAGFT_RERANKER")
+
+
+def load_grounding_model(configured: str):
+    """The `grounding.GroundingModel` named in ``RAGFT_GROUNDING_MODEL`` (an NLI cross-encoder with an
+    "entailment" label, or a one-score consistency model), on the CPU like the reranker."""
+    from .grounding import GroundingModel
+
+    model = _cross_encoder(configured, "grounding model", "RAGFT_GROUNDING_MODEL")
+    try:
+        return GroundingModel(model, configured)
+    except ValueError as exc:
+        raise ModelError(f"cannot use {configured} as the grounding model (RAGFT_GROUNDING_MODEL): {exc}") from exc
 
 
 def adapter_folder(name: str, path: Path | str) -> Path:

@@ -54,3 +54,25 @@ def fake_adapter(folder: Path, run: dict | None = None) -> Path:
     (folder / "adapter_model.safetensors").write_bytes(b"")
     (folder / RUN_FILE).write_text(json.dumps(run or {}))
     return folder
+
+
+def tiny_cross_encoder(folder: Path, texts: list[str], labels: list[str] | None = None) -> Path:
+    """A BERT cross-encoder with random weights over ``texts``' words, saved as a folder (this machine cannot
+    download a real one). ``labels``: its classes (an NLI model's "contradiction", "entailment", ...); one score
+    without."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    from ragft.keywords import words
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted({w for t in texts for w in words(t)})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab))
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    names = labels or ["LABEL_0"]
+    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, num_labels=len(names), id2label=dict(enumerate(names)),
+                        label2id={n: i for i, n in enumerate(names)})
+    BertForSequenceClassification(config).save_pretrained(folder)
+    return folder

@@ -62,7 +62,7 @@ def test_every_endpoint_through_gradio_client(client, engine, tmp_path):
     assert answers["RAG"]["answer"] and answers["RAG"]["sources"][0]["source"] == "skarvik.md"
     marks = answers["RAG"]["grounding"]  # each sentence of the answer, supported by a source or not
     assert marks and all(set(m) == {"sentence", "supported", "chunk", "score", "missing"} for m in marks)
-    assert "grounding" not in answers["Plain"]
+    assert answers["RAG"]["grounded_by"] == "words" and "grounding" not in answers["Plain"]
     assert "No adapter picked" in answers["Fine-tuned"]["notice"]
 
     engine.save_question_set("vault", [_item(qa) for qa in MEMO_QA])

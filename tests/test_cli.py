@@ -301,6 +301,7 @@ def test_ask_prints_answers_and_sources_as_json(ragft_real, two_files):
     assert out["sources"]["rag"][0]["source"] == "zorblax.txt" and "Quib" in out["sources"]["rag"][0]["text"]
     quib = [m for m in out["grounding"]["rag"] if "Quib" in m["sentence"]]
     assert quib and quib[0]["supported"] is True and quib[0]["chunk"] == 0  # the sentence naming Quib is grounded
+    assert out["grounded_by"] == "words"  # no RAGFT_GROUNDING_MODEL
     plain = ragft("ask", "Say hi.", "--mode", "plain", "--max-new-tokens", "4")
     assert (plain.code, plain.err) == (0, "")
     assert plain.out.strip() and "==" not in plain.out  # the answer only

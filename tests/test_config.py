@@ -191,6 +191,7 @@ def test_describe_gives_every_field_as_text():
         "snapshot_seconds",
         "retrieval",
         "reranker",
+        "grounding_model",
     ]
     assert d["engine"] == "local" and d["vllm_max_lora_rank"] == "16"
     assert (d["max_documents"], d["max_store_mb"], d["max_adapters"]) == ("1000", "1000", "50")

@@ -107,20 +107,10 @@ def test_retrieval_is_a_setting_with_hybrid_by_default():
 
 @pytest.fixture(scope="module")
 def tiny_cross_encoder(tmp_path_factory):
-    """A cross-encoder with random weights, saved as a folder (this machine cannot download a real one)."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    from .helpers import tiny_cross_encoder
 
-    folder = tmp_path_factory.mktemp("reranker")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
-        {w for t in [*FILLER, QUESTION, "The adapter paper has arXiv number 2303.16199."] for w in words(t)})
-    (folder / "vocab.txt").write_text("\n".join(vocab))
-    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, num_labels=1)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    return folder
+    return tiny_cross_encoder(tmp_path_factory.mktemp("reranker"),
+                              [*FILLER, QUESTION, "The adapter paper has arXiv number 2303.16199."])
 
 
 def test_a_reranker_orders_the_fused_candidates_by_its_own_score(store, tmp_path, tiny_cross_encoder):

@@ -20,6 +20,7 @@ from ..models import (
     Generator,
     load_embedder,
     load_generator,
+    load_grounding_model,
     load_reranker,
     use_cpu_bf16,
 )
@@ -44,6 +45,7 @@ class EngineBase:
         self._load_generator = generator if callable(generator) else None
         self._embedder = embedder
         self._reranker = None
+        self._grounding_model = None
         self._client = None
         self._store: Store | None = None
         self._speed: Speed | None = None
@@ -120,15 +122,26 @@ class EngineBase:
                 self._embedder = load_embedder(self.settings.embed_model)
             return self._embedder
 
+    def _shared_model(self, attr: str, configured: str, load):
+        """A model every workspace shares, loaded on first use by the root engine; None when ``configured`` is
+        empty."""
+        if self.parent:
+            return self.parent._shared_model(attr, configured, load)
+        with self._lock:
+            if getattr(self, attr) is None and configured:
+                setattr(self, attr, load(configured))
+            return getattr(self, attr)
+
     @property
     def reranker(self):
-        """The cross-encoder named in ``RAGFT_RERANKER``, loaded once for all workspaces; None when unset."""
-        if self.parent:
-            return self.parent.reranker
-        with self._lock:
-            if self._reranker is None and self.settings.reranker:
-                self._reranker = load_reranker(self.settings.reranker)
-            return self._reranker
+        """The cross-encoder named in ``RAGFT_RERANKER``; None when unset."""
+        return self._shared_model("_reranker", self.settings.reranker, load_reranker)
+
+    @property
+    def grounding_model(self):
+        """The `grounding.GroundingModel` named in ``RAGFT_GROUNDING_MODEL``; None when unset (the marks then need
+        no model)."""
+        return self._shared_model("_grounding_model", self.settings.grounding_model, load_grounding_model)
 
     @property
     def chroma(self):

@@ -42,4 +42,5 @@ class ChatVerbs:
             decode,
             top_k or s.top_k,
             state,
+            self.grounding_model,
         )

@@ -47,7 +47,7 @@ class EvaluationVerbs:
         run = self.adapter_run(adapter)
         for progress in run_evaluation(
             self.generator, self.store.search, items, self.adapter_key(adapter) if adapter else None, config, cancel,
-            set_name, run, self.store.search
+            set_name, run, self.store.search, self.grounding_model
         ):
             progress.result.adapter = adapter or None  # its name here, not on the shared model
             if progress.finished:

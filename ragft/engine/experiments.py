@@ -60,7 +60,7 @@ class ExperimentVerbs:
 
         def work(state: JobState, cancel: threading.Event):
             report = run_experiment(self.generator, self.store, self.settings.adapters_dir, plan, state, cancel,
-                                    self.adapter_key, self.settings.train_processes)
+                                    self.adapter_key, self.settings.train_processes, self.grounding_model)
             folder = self.settings.experiments_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{plan.config.name}"
             report.write(folder)
             state.message = report.headline

@@ -20,6 +20,7 @@ from ..finetune import (
     qa_examples,
     raft_examples,
 )
+from ..grounding import GroundingModel
 from ..models import Generator
 from ..questions.general import GENERAL
 from ..results import EvalResult
@@ -85,11 +86,13 @@ def run_experiment(
     cancel: threading.Event | None = None,
     adapter_key: Callable[[str], str] = str,
     train_processes: int = 1,
+    grounding_model: GroundingModel | None = None,
 ) -> ExperimentReport:
     """Train the plan's adapters, score every variant, and build the report. ``state`` (a `jobs.JobState`) gets
     stage, progress, ETA and the training losses; setting ``cancel`` stops at the next training step or batch and
     reports what was scored so far. ``adapter_key``: the name an adapter gets on the (shared) base model;
-    ``train_processes``: processes each adapter trains in (see `train_process`)."""
+    ``train_processes``: processes each adapter trains in (see `train_process`); ``grounding_model``: judges the
+    retrieval answers' sentences (`grounding.mark`), else facts and words in common do."""
     from ..train_process import launch_training
     from .report import build_report
 
@@ -132,7 +135,8 @@ def run_experiment(
         variants = VARIANTS if i == 0 else tuple(v for v in VARIANTS if v in NEEDS_ADAPTER)
         stage = stages[("eval", run.recipe)]
         run.test = _evaluate(generator, store, plan.test, loaded, replace(plan.eval_config, variants=variants),
-                             cancel, lambda f, m, stage=stage: progress.at(stage, f, m), "test questions")
+                             cancel, lambda f, m, stage=stage: progress.at(stage, f, m), "test questions",
+                             grounding_model)
         if i == 0:
             base = run.test
         progress.finish(stage)
@@ -165,9 +169,10 @@ def _examples(recipe: str, plan: Plan, store: Store, config: TrainConfig) -> lis
     raise TrainingDataError(f"unknown recipe {recipe!r}; use {', '.join(RECIPES)}")
 
 
-def _evaluate(generator, store, items, adapter, config, cancel, report: Callable[[float, str], None], what: str):
+def _evaluate(generator, store, items, adapter, config, cancel, report: Callable[[float, str], None], what: str,
+              grounding_model: GroundingModel | None = None):
     result, name = None, adapter.rpartition("/")[2]  # the workspace's name for it, not the shared model's
-    for p in run_evaluation(generator, store.search, items, adapter, config, cancel):
+    for p in run_evaluation(generator, store.search, items, adapter, config, cancel, grounding_model=grounding_model):
         report(p.done / max(p.total, 1), f"{what} with {name}: {p.message}")
         result = p.result
     if result is not None:

@@ -132,6 +132,7 @@ def add_api(engine: Engine) -> None:
                                   "sources": [_hit(h) for h in result.sources.get(v, [])]}
                 if v in result.grounding:  # each sentence: supported by which source (index), or its missing facts
                     out[LABELS[v]]["grounding"] = [as_dict(m) for m in result.grounding[v]]
+                    out[LABELS[v]]["grounded_by"] = result.grounded_by or "words"  # or the grounding model's name
         return out
 
     @gr.api(api_name="adapters")

@@ -8,7 +8,7 @@ import gradio as gr
 
 from ..chat import LABELS, VARIANTS, ChatState
 from ..engine import Engine
-from ..grounding import summary
+from ..grounding import MODEL_THRESHOLD, summary
 from ..knobs import bounds, from_request
 from ..requests import AskRequest
 from . import messages as M
@@ -40,9 +40,9 @@ def source_messages(hits) -> list[dict]:
     ]
 
 
-def grounding_message(marks, hits) -> dict:
+def grounding_message(marks, hits, grounded_by: str = "") -> dict:
     """A collapsed 'thought' over the sources: its title counts the supported sentences, its body marks each one
-    and names the chunk that supports it, or the facts no source holds."""
+    and names the chunk that supports it, or the facts no source holds, and says what judged them."""
     lines = []
     for m in marks:
         if m.supported is None:
@@ -53,6 +53,8 @@ def grounding_message(marks, hits) -> dict:
         else:
             why = f"not in the sources: {', '.join(m.missing)}" if m.missing else "not supported by the sources"
             lines.append(f"⚠️ {m.sentence} — {why}")
+    lines.append(f"(judged by {grounded_by}: entailment probability ≥ {MODEL_THRESHOLD})" if grounded_by else
+                 "(judged by numbers, names and words in common with one chunk; a changed relation can pass)")
     return {"role": "assistant", "content": plain_html("\n".join(lines)),
             "metadata": {"title": f"Grounding: {summary(marks)}", "status": "done"}}
 
@@ -140,7 +142,7 @@ def create_chat_tab(engine: Engine) -> dict:
                 text = notice_text(result.notices[v]) if v in result.notices else result.answers.get(v) or "…"
                 extra = source_messages(result.sources[v]) if result.done and v in result.sources else []
                 if result.done and v in result.grounding:
-                    extra = [grounding_message(result.grounding[v], result.sources[v]), *extra]
+                    extra = [grounding_message(result.grounding[v], result.sources[v], result.grounded_by), *extra]
                 out.append(hist + [{"role": "assistant", "content": text}] + extra)
             yield (chat_state, *out)
 
