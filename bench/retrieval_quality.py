@@ -3,10 +3,13 @@ answer is in the top 3 chunks (``answer_in_chunks@3``, as Evaluate counts it) an
 first chunk holding it (MRR over the top 10), on person-written questions about real documents, with 95%
 intervals and the exact McNemar test on the questions where the two differ.
 
-Two sets: bench/recipe (the documents the recipe was tuned on; nothing of the retrieval was) and bench/recipe/check2
-(three other documents, 40 questions, never used to tune anything). The real MiniLM embedder and Chroma; no model.
+Sets: bench/recipe (the documents the recipe was tuned on; nothing of the retrieval was), bench/recipe/check2
+(three other documents, 40 questions) and bench/recipe/check3 (three licences as Debian ships them: GPL 3, CC0 1.0,
+Artistic 1.0; 26 questions), neither used to tune anything; and "all": the ten documents in one store with the 86
+questions, where each question's chunk competes with every other document's. The real MiniLM embedder and Chroma;
+no model.
 
-    .venv/bin/python -m bench retrieval_quality     (a minute at every size: 60 questions, ~70 chunks)
+    .venv/bin/python -m bench retrieval_quality     (a minute or two at every size: 86 questions, ~200 chunks)
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 from .report import Figure, report
 
 ROOT = Path(__file__).resolve().parent
-SETS = {"recipe": ROOT / "recipe", "check2": ROOT / "recipe" / "check2"}
+PARTS = {"recipe": ROOT / "recipe", "check2": ROOT / "recipe" / "check2", "check3": ROOT / "recipe" / "check3"}
+SETS = {**{name: [root] for name, root in PARTS.items()}, "all": list(PARTS.values())}
 
 
 def main(flags: list[str]) -> list[Figure]:
@@ -32,12 +36,12 @@ def main(flags: list[str]) -> list[Figure]:
 
     settings, embedder = Settings(), load_embedder()
     figures, details = [], {}
-    for name, root in SETS.items():
+    for name, roots in SETS.items():
         folder = Path(tempfile.mkdtemp(prefix=f"ragft-bench-rq-{name}-"))
         store = Store(make_client(folder), embedder)
-        for f in sorted((root / "docs").iterdir()):
+        for f in sorted(f for root in roots for f in (root / "docs").iterdir()):
             store.add(load_document(f, f.name, settings.chunk_words, settings.chunk_overlap_words, 50_000_000))
-        questions = [json.loads(line) for line in (root / "person_questions.jsonl").open()]
+        questions = [json.loads(line) for root in roots for line in (root / "person_questions.jsonl").open()]
         r = compare_retrieval([QAItem(q["question"], q["answer"]) for q in questions], store.search, 3)
         details[name] = {"chunks": store.count(), **r}
         print(f"{name}: {len(questions)} questions, {store.count()} chunks: answer in top 3 vector "

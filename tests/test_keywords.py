@@ -85,6 +85,61 @@ def test_another_process_writing_to_the_same_collection_is_seen(store, tmp_path,
     assert store.search("zyzzyva", 1)[0].source == "late.txt"
 
 
+def test_a_slow_rebuild_runs_in_the_background_while_the_index_as_it_was_answers():
+    import threading
+
+    from ragft.keywords import BACKGROUND_AFTER_S, KeywordIndex
+
+    index = KeywordIndex()
+    index.top("harbour", 5, "v1", lambda: (["a"], ["the harbour master"]))  # no index yet: built at once
+    index.build_s = BACKGROUND_AFTER_S + 15  # as a build at 100k chunks takes
+    release, loads = threading.Event(), []
+
+    def load():
+        loads.append(1)
+        release.wait(10)
+        return ["a", "b"], ["the harbour master", "the lighthouse keeper"]
+
+    assert index.top("lighthouse keeper", 5, "v2", load) == []  # answered at once, from the index as it was
+    assert [cid for cid, _ in index.top("harbour", 5, "v2", load)] == ["a"]
+    thread = index.building
+    release.set()
+    thread.join(10)
+    assert [cid for cid, _ in index.top("lighthouse keeper", 5, "v2", load)] == ["b"]
+    assert loads == [1] and index.building is None  # one rebuild for the three searches
+
+
+def test_a_failed_background_rebuild_keeps_the_old_index_and_is_tried_again(caplog):
+    from ragft.keywords import BACKGROUND_AFTER_S, KeywordIndex
+
+    index = KeywordIndex()
+    index.top("harbour", 5, "v1", lambda: (["a"], ["the harbour master"]))
+    index.build_s = BACKGROUND_AFTER_S + 15
+
+    def broken():
+        raise OSError("disk gone")
+
+    assert [cid for cid, _ in index.top("harbour", 5, "v2", broken)] == ["a"]
+    index.building.join(10)
+    assert "rebuilding the keyword index failed" in caplog.text
+    # tried again: this search is still answered by the old index, the next one by the new
+    assert [cid for cid, _ in index.top("harbour", 5, "v2", lambda: (["c"], ["harbour"]))] == ["a"]
+    if (thread := index.building) is not None:
+        thread.join(10)
+    assert [cid for cid, _ in index.top("harbour", 5, "v2", lambda: (["c"], ["harbour"]))] == ["c"]
+
+
+def test_while_the_store_rebuilds_in_the_background_a_deleted_chunk_is_never_found(store, tmp_path):
+    add(store, tmp_path, "code.txt", "The vault code is 7-4-1-9.")
+    assert store.search("7-4-1-9", 1)[0].source == "code.txt"
+    store._keywords.build_s = 99.0  # as if the store were large: the next rebuild runs in the background
+    store.delete("code.txt")
+    add(store, tmp_path, "new.txt", "The new vault code is 5-5-0-1.")
+    assert not any(h.source == "code.txt" for h in store.search("7-4-1-9", 5))  # the old index still names it
+    store._keywords.building.join(10)
+    assert store.search("5-5-0-1", 1)[0].source == "new.txt"
+
+
 def test_vector_mode_is_vector_search_alone(store, tmp_path):
     add(store, tmp_path, "paper.txt", "The adapter paper has arXiv number 2303.16199.")
     assert [h.id for h in store.search(QUESTION, 3, "vector")] == \
