@@ -399,7 +399,8 @@ def cmd_ask(engine, args) -> int:
         head = f"== {LABELS[v]} ==\n" if len(variants) > 1 else ""
         body = answers[v]
         if v in result.grounding:
-            body += f"\n  ({summary(result.grounding[v])})"
+            by = f"; judged by {result.grounded_by}" if result.grounded_by else ""
+            body += f"\n  ({summary(result.grounding[v])}{by})"
         if args.sources and v in result.sources:
             body += "\n" + "\n".join(f"  [{h.source} #{h.chunk} {h.score:.3f}] {h.text}" for h in result.sources[v])
         blocks.append(head + body)

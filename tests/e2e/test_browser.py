@@ -139,6 +139,7 @@ def test_upload_ask_and_see_four_answers_with_sources(app_url, page, tmp_path, s
     rag.get_by_text("Grounding:").first.click()
     marks = wait_for_text(rag, r"(✅|⚠️) .*Ada Trent")
     assert "glimmerphone.md, chunk 0" in marks or "not in the sources" in marks
+    assert "judged by numbers, names and words in common" in marks  # what judged them (no grounding model set)
 
     # The sources expand to the chunk text.
     rag.get_by_text("Source: glimmerphone.md").first.click()
