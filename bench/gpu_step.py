@@ -65,8 +65,8 @@ def _timed(fn, device, repeats: int = 3) -> float:
 def _step_times(name: str, shape: dict, new: int, device) -> dict:
     import torch
 
+    from ragft.backend import BASE
     from ragft.decoding import Row, StopRules, run
-    from ragft.models import BASE
 
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     base, peft = _model(shape, device, dtype)

@@ -26,9 +26,10 @@ def _rss_mb() -> dict:
 
 
 def _child(kind: str, adapter: str) -> None:
+    from ragft.backend import BASE
     from ragft.chat import build_messages
     from ragft.generation import DecodeSettings, generate_batch
-    from ragft.models import BASE, load_generator
+    from ragft.models import load_generator
     from ragft.store import Hit
 
     generator = load_generator()

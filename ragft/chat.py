@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .backend import BASE
 from .errors import InvalidInputError
 from .generation import DecodeSettings, stream_batch
 from .grounding import GroundingModel, Mark, mark
-from .models import BASE, Generator
+from .models import Generator
 from .store import Hit
 
 VARIANTS = ("plain", "rag", "ft", "rag+ft")

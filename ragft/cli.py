@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Self
 
 from .chat import LABELS, MODE_VARIANTS, VARIANTS
 from .config import Settings
@@ -278,7 +279,7 @@ class Progress:
         elif self.on and not self.tty and self.total and self.logged != self.n:  # stopped inside a quarter
             self._log()
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -486,7 +487,7 @@ def cmd_experiment(engine, args) -> int:
 
     from .experiment.pages import format_text
 
-    names = lambda text: tuple(x.strip() for x in (text or "").split(",") if x.strip())  # noqa: E731
+    names = lambda text: tuple(x.strip() for x in (text or "").split(",") if x.strip())
     config = ExperimentConfig(
         name=args.name, preset=args.preset, questions=args.questions or 0, split=args.split or "",
         train=names(args.train), documents=names(args.documents), top_k=engine.settings.top_k,

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from .models import BASE
+from .backend import BASE
 
 PREFILL_CHUNK = 256  # tokens per prefill forward; between two, the running rows take a step
 

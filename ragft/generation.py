@@ -1,8 +1,9 @@
 """Batched, streamed generation on the one base model: each row of a batch may use its own adapter.
 
-``stream_batch`` runs the decode loop of `decoding` in a worker thread: short prompts start at once, every row
-that is running decodes in one batch, and each pane streams its own text. With a vLLM server
-(RAGFT_ENGINE=vllm) every row is its own streamed request instead, all sent at once. A row that starts
+``stream_batch`` renders the chat prompts and hands the rows to the backend (`backend.Backend.stream_rows`). In
+this process that is `stream_local`: the decode loop of `decoding` in a worker thread, short prompts started at
+once, every running row decoded in one batch, each pane streaming its own text; a vLLM server gets one streamed
+request per row, ZeroGPU GPU calls (`spaces`). ``option_logprobs`` likewise (`score_local`). A row that starts
 repeating itself (its last ``stop_repeats`` new tokens already occurred among its new tokens) stops there, and its
 text keeps the first occurrence only: a small greedy model otherwise loops until ``max_new_tokens``.
 """
@@ -13,8 +14,11 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .models import Generator
+if TYPE_CHECKING:
+    from .backend import Backend
+    from .models import Generator
 
 
 @dataclass(frozen=True)
@@ -38,18 +42,20 @@ def repeated_tail(tokens: list[int], n: int) -> int:
     return n if any(tokens[i:i + n] == tail for i in range(len(tokens) - n)) else 0
 
 
-def stop_token_ids(generator: Generator) -> set[int]:
-    ids = {generator.tokenizer.eos_token_id}
-    if isinstance(generator, Generator):  # a remote generator's server reads the same from its model folder
-        eos = generator.model.generation_config.eos_token_id
+def stop_token_ids(tokenizer, generation_config=None) -> set[int]:
+    """The ids that end an answer: the tokenizer's end of sequence and end of turn, and those of the model's
+    generation config when there is one here."""
+    ids = {tokenizer.eos_token_id}
+    if generation_config is not None:
+        eos = generation_config.eos_token_id
         ids.update(eos if isinstance(eos, list) else [eos])
-    im_end = generator.tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if isinstance(im_end, int) and im_end != generator.tokenizer.unk_token_id:
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
         ids.add(im_end)
     return {i for i in ids if i is not None}
 
 
-def render_prompts(generator: Generator, conversations: list[list[dict]]) -> list[str]:
+def render_prompts(generator: Backend, conversations: list[list[dict]]) -> list[str]:
     return [
         generator.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         for messages in conversations
@@ -57,7 +63,7 @@ def render_prompts(generator: Generator, conversations: list[list[dict]]) -> lis
 
 
 def stream_batch(
-    generator: Generator, conversations: list[list[dict]], adapter_names: list[str], decode: DecodeSettings
+    generator: Backend, conversations: list[list[dict]], adapter_names: list[str], decode: DecodeSettings
 ) -> Iterator[list[str]]:
     """Generate one answer per conversation, all in one batch; yield all texts each time any of them grows.
 
@@ -67,18 +73,10 @@ def stream_batch(
         raise ValueError("one adapter name per conversation")
     if not conversations:
         return
-    prompt_ids = prompt_tokens(generator, conversations)
-    if getattr(generator, "client", None) is not None:
-        yield from _stream_remote(generator, prompt_ids, adapter_names, decode)
-    elif getattr(generator, "on_zero_gpu", False):  # the model runs in `@spaces.GPU` calls only
-        from .spaces import stream
-
-        yield from stream(generator, prompt_ids, adapter_names, decode)
-    else:
-        yield from stream_local(generator, prompt_ids, adapter_names, decode)
+    yield from generator.stream_rows(prompt_tokens(generator, conversations), adapter_names, decode)
 
 
-def prompt_tokens(generator: Generator, conversations: list[list[dict]]) -> list[list[int]]:
+def prompt_tokens(generator: Backend, conversations: list[list[dict]]) -> list[list[int]]:
     """Each conversation's chat-template prompt as token ids (the template has the special tokens)."""
     tok = generator.tokenizer
     return [tok(p, add_special_tokens=False)["input_ids"] for p in render_prompts(generator, conversations)]
@@ -95,7 +93,7 @@ def stream_local(generator: Generator, prompt_ids: list[list[int]], adapter_name
 
     tokenizer = generator.tokenizer
     rows = [Row(list(ids), name) for ids, name in zip(prompt_ids, adapter_names)]
-    rules = StopRules(frozenset(stop_token_ids(generator)), decode.max_new_tokens,
+    rules = StopRules(frozenset(stop_token_ids(tokenizer, generator.model.generation_config)), decode.max_new_tokens,
                       lambda tokens: repeated_tail(tokens, decode.stop_repeats))
     texts = [""] * len(rows)
     updates: queue.Queue = queue.Queue()
@@ -149,24 +147,8 @@ def _picker(decode: DecodeSettings, device):
     return lambda logits: torch.multinomial(warp(None, logits.float()).softmax(-1), 1, generator=rng).view(-1)
 
 
-def _stream_remote(generator, prompt_ids: list[list[int]], adapter_names: list[str], decode: DecodeSettings
-                   ) -> Iterator[list[str]]:
-    """``stream_batch`` on a vLLM server (see `serving.remote.RemoteGenerator`): the same prompt tokens, one request
-    per row. The repetition rule is the same, checked on each row's text re-tokenised as it grows (the server sends
-    pieces of text, not token ids), so a row may run a few tokens past the point the local path stops it."""
-    tok = generator.tokenizer
-
-    def stop_row(_row: int, text: str) -> str | None:
-        ids = tok(text, add_special_tokens=False)["input_ids"]
-        cut = repeated_tail(ids, decode.stop_repeats)
-        return tok.decode(ids[:-cut], skip_special_tokens=True) if cut else None
-
-    yield from generator.stream(prompt_ids, adapter_names, decode.max_new_tokens, sorted(stop_token_ids(generator)),
-                                decode.temperature, decode.seed, stop_row)
-
-
 def generate_batch(
-    generator: Generator, conversations: list[list[dict]], adapter_names: list[str], decode: DecodeSettings
+    generator: Backend, conversations: list[list[dict]], adapter_names: list[str], decode: DecodeSettings
 ) -> list[str]:
     """The final texts of ``stream_batch``."""
     texts: list[str] = [""] * len(conversations)
@@ -179,7 +161,7 @@ SCORE_ROWS = 16  # (question, option) rows per log-likelihood forward pass: boun
 
 
 def option_logprobs(
-    generator: Generator, conversations: list[list[dict]], continuations: list[str], adapter_names: list[str]
+    generator: Backend, conversations: list[list[dict]], continuations: list[str], adapter_names: list[str]
 ) -> list[float]:
     """Total log-probability of each continuation as the assistant's reply to its conversation.
 
@@ -189,15 +171,7 @@ def option_logprobs(
     tok = generator.tokenizer
     rows = [(p, tok(c, add_special_tokens=False)["input_ids"] or [tok.eos_token_id])
             for p, c in zip(prompt_tokens(generator, conversations), continuations)]
-    if getattr(generator, "client", None) is not None:  # vLLM: the server's prompt log-probabilities
-        return [s for start in range(0, len(rows), SCORE_ROWS)
-                for s in generator.sequence_logprobs(rows[start:start + SCORE_ROWS],
-                                                     adapter_names[start:start + SCORE_ROWS])]
-    if getattr(generator, "on_zero_gpu", False):  # the model runs in `@spaces.GPU` calls only
-        from .spaces import score
-
-        return score(generator, rows, adapter_names)
-    return score_local(generator, rows, adapter_names)
+    return generator.score_rows(rows, adapter_names)
 
 
 def score_local(generator: Generator, token_rows: list[tuple[list[int], list[int]]], adapter_names: list[str]

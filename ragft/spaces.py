@@ -6,7 +6,7 @@ function decorated with ``spaces.GPU``: each call asks the Space's GPU scheduler
 (charged to the visitor's daily quota, refused when it runs out), then runs the function in a forked worker
 process, its arguments and results pickled. So here:
 
-- ``load_generator`` returns a `ZeroGpuGenerator`: the app's process loads the model and places it on "cuda" (as
+- `load_generator` returns a `ZeroGpuGenerator`: the app's process loads the model and places it on "cuda" (as
   ZeroGPU requires), but never runs it and never puts an adapter on it; it only records which adapter folders are
   wanted. The worker, a fork, puts them on its own copy of the model (`ZeroGpuGenerator.sync`) at each call.
 - Four entry points hold every piece of model work, each with a duration computed from the work: `gpu_stream`
@@ -45,6 +45,13 @@ _GENERATORS: dict[int, ZeroGpuGenerator] = {}  # a worker (a fork) finds the app
 _decorator: Callable | None = None  # set by `use_decorator`; None: ``spaces.GPU`` on ZeroGPU, else none
 _decorated: dict[str, Callable] = {}
 _APP_PID = os.getpid()  # a GPU call runs in a fork of this process: another pid
+
+
+def load_generator(configured: str = "", cpu_precision: str = "auto") -> Generator:
+    """`models.load_generator`: a `ZeroGpuGenerator` on ZeroGPU, else the in-process `Generator`."""
+    from .models import load_generator
+
+    return load_generator(configured, cpu_precision=cpu_precision, kind=ZeroGpuGenerator if zero_gpu() else None)
 
 
 def zero_gpu(env: dict | None = None) -> bool:
@@ -117,8 +124,6 @@ class ZeroGpuGenerator(Generator):
     ``ensure_adapter`` / ``unload_adapter`` only record the wanted folders; `sync`, in a GPU call, makes the model
     of that process carry exactly those (a folder changed since is loaded again)."""
 
-    on_zero_gpu = True
-
     def __init__(self, *args, rates: GpuRates | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.rates = rates or GpuRates.from_env()
@@ -136,6 +141,25 @@ class ZeroGpuGenerator(Generator):
 
     def _unload(self, name: str) -> None:
         pass
+
+    # the backend's work, each piece in GPU calls
+    def stream_rows(self, prompt_ids, adapter_names, decode):
+        return stream(self, prompt_ids, adapter_names, decode)
+
+    def score_rows(self, rows, adapter_names):
+        return score(self, rows, adapter_names)
+
+    def check_training(self, config, examples: int) -> None:
+        check_training(self, config, examples)
+
+    def start_training(self, folder: Path, config, examples: int, command: list[str], env: dict) -> TrainCall:
+        return TrainCall(self, folder, *check_training(self, config, examples))  # in this process: no command
+
+    def trained(self, tokens_per_s: float) -> None:
+        self.rates.observe("train", tokens_per_s * self.size)
+
+    def measure(self, probe):
+        return gpu_measure(self.key, probe)
 
     def wanted(self) -> dict[str, tuple[str, int]]:
         """The adapters the app wants on the model: name -> (folder, its weights' modification time)."""
@@ -328,17 +352,16 @@ def gpu_train(key: int, folder: str, steps: int, tokens: int) -> int:
     return main(Path(folder), _GENERATORS[key])
 
 
-def _measure_seconds(key: int) -> int:
+def _measure_seconds(key: int, probe: Callable) -> int:
     rates = _GENERATORS[key].rates
     return rates.bounded(rates.start_s + 30.0)
 
 
 @gpu(_measure_seconds)
-def gpu_measure(key: int):
-    """`experiment.measure_speed` on the GPU."""
-    from .experiment.plan import measure_speed
-
-    return measure_speed(_generator(key, {}))
+def gpu_measure(key: int, probe: Callable):
+    """``probe(generator)`` on the GPU: `experiment.measure_speed` (a module-level function: it is pickled by
+    name)."""
+    return probe(_generator(key, {}))
 
 
 # --- what the rest of ragft calls ------------------------------------------------------------------------------------
@@ -387,8 +410,6 @@ def score(generator: ZeroGpuGenerator, rows: list[tuple[list[int], list[int]]], 
     return scores
 
 
-def measure(generator: ZeroGpuGenerator):
-    return gpu_measure(generator.key)
 
 
 def check_training(generator: ZeroGpuGenerator, config, examples: int) -> tuple[int, int]:
@@ -423,7 +444,7 @@ class TrainCall:
         try:
             gpu_train(*args)
             self.returncode = 0
-        except Exception as exc:  # reported by launch_training, from the log like a process's error
+        except Exception as exc:  # noqa: BLE001 - reported by launch_training, from the log, as a process's
             self.error = exc
             with open(self.folder / "train.log", "a") as log:
                 log.write(f"{type(exc).__name__}: {exc}\n")

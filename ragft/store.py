@@ -206,7 +206,7 @@ class Store:
         rids = [record_id(d.name) for d in docs]
         got = self.records.get(ids=rids, include=["metadatas"])
         stored = dict(zip(got["ids"], got["metadatas"]))
-        fresh = lambda d: asdict(DocInfo(d.name, 0, 0, 0, "", "")) | {"complete": False}  # noqa: E731
+        fresh = lambda d: asdict(DocInfo(d.name, 0, 0, 0, "", "")) | {"complete": False}
         self.records.upsert(ids=rids, embeddings=[[1.0]] * len(docs),
                             metadatas=[(stored.get(rid) or fresh(d)) | {"pending_hash": d.content_hash}
                                        for rid, d in zip(rids, docs)])

@@ -33,8 +33,11 @@ from pathlib import Path
 
 from . import cpu_quota
 from .adapters import read_run
+from .backend import Backend
 from .errors import InvalidInputError, RagftError
-from .finetune import Example, RunState, TrainConfig, train_adapter
+from .finetune.config import TrainConfig
+from .finetune.data import Example
+from .finetune.trainer import RunState, train_adapter
 from .jobs import pid_alive
 from .models import Generator, ModelSource
 from .serving.server import free_port
@@ -65,7 +68,7 @@ def launch_command(job: Path, processes: int, cuda: bool) -> list[str]:
 
 
 def launch_training(
-    generator: Generator,
+    generator: Backend,
     examples: list[Example],
     out_dir: Path,
     config: TrainConfig,
@@ -100,25 +103,15 @@ def launch_training(
         "app_pid": os.getpid(),
     }))
     cuda = torch.cuda.is_available()
-    zero = getattr(generator, "on_zero_gpu", False)  # in a GPU call of this process (`ragft.spaces`)
-    if zero:
-        from .spaces import check_training
-
-        steps, tokens = check_training(generator, config, len(examples))
+    generator.check_training(config, len(examples))  # a run the backend cannot run (ZeroGPU: too long) stops here
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH", "")])}
     if not cuda:  # the cores split between the processes (more threads than cores only slows each one)
         env["OMP_NUM_THREADS"] = str(max(1, int(os.environ.get("OMP_NUM_THREADS") or cpu_quota()) // processes))
     state.status, state.started = "preparing", time.time()
     state.stage = state.stage or "training"
-    if zero:
-        from .spaces import TrainCall
-
-        proc = TrainCall(generator, folder, steps, tokens)
-    else:
-        with open(folder / "train.log", "wb") as log:
-            proc = subprocess.Popen(launch_command(folder, processes, cuda), stdout=log, stderr=subprocess.STDOUT,
-                                    env=env, start_new_session=True)
+    # ``accelerate launch`` in child processes; on ZeroGPU a GPU call of this process (`spaces.TrainCall`)
+    proc = generator.start_training(folder, config, len(examples), launch_command(folder, processes, cuda), env)
     try:
         seen = -1
         while proc.poll() is None:
@@ -142,8 +135,7 @@ def launch_training(
     if run is None:
         raise TrainingProcessError(f"the training processes ended without a run record in {out_dir}")
     state.status, state.step, state.losses = run.status, run.steps, list(run.losses)
-    if zero:
-        generator.rates.observe("train", state.tokens_per_s * generator.size)
+    generator.trained(state.tokens_per_s)
     return out_dir
 
 

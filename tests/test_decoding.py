@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ragft.backend import BASE
 from ragft.decoding import AdapterRows, Row, StopRules, run
 from ragft.generation import repeated_tail
-from ragft.models import BASE
 
 VOCAB = 64
 

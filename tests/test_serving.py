@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ragft.models import BASE, NoAdapterError
+from ragft.backend import BASE, NoAdapterError
 from ragft.serving.client import VLLMClient
 from ragft.serving.errors import ServingError
 from ragft.serving.remote import RemoteGenerator

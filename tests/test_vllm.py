@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from ragft.backend import BASE
 from ragft.chat import build_messages
 from ragft.generation import DecodeSettings, generate_batch
-from ragft.models import BASE
 
 from .conftest import MEMO_QA, MEMO_QUESTION, install_adapter
 

@@ -15,7 +15,7 @@ import traceback
 import pytest
 
 from ragft import spaces
-from ragft.chat import BASE
+from ragft.backend import BASE
 from ragft.engine import Engine
 from ragft.errors import InvalidInputError, RagftError
 from ragft.finetune import DataSpec, TrainConfig

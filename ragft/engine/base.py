@@ -19,12 +19,12 @@ from ..jobs import JobRunner
 from ..models import (
     Generator,
     load_embedder,
-    load_generator,
     load_grounding_model,
     load_reranker,
     use_cpu_bf16,
 )
 from ..serving import ServingError
+from ..spaces import load_generator
 from ..store import Store, make_client
 
 log = logging.getLogger(__name__)

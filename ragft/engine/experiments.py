@@ -27,13 +27,7 @@ class ExperimentVerbs:
         if self.parent:
             return self.parent.speed()
         if self._speed is None:
-            generator = self.generator
-            if getattr(generator, "on_zero_gpu", False):
-                from ..spaces import measure
-
-                self._speed = measure(generator)
-            else:
-                self._speed = measure_speed(generator)
+            self._speed = self.generator.measure(measure_speed)  # on ZeroGPU: in a GPU call
         return self._speed
 
     def plan_experiment(self, config: ExperimentConfig, items: list[QAItem] | None = None,

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..backend import BASE
 from ..chat import (
     build_messages,
 )
 from ..generation import DecodeSettings, generate_batch
-from ..models import (
-    BASE,
-)
 from ..questions import (
     MAX_CHOICES,
     QAItem,

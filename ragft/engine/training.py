@@ -49,10 +49,7 @@ class TrainingVerbs:
         self.check_adapter_room()
         plan = plan_training(spec, config, self.store, self.settings.adapters_dir, name,
                              self.settings.max_train_steps)
-        if getattr(self.generator, "on_zero_gpu", False):  # too long for one GPU call: said now, not in the job
-            from ..spaces import check_training
-
-            check_training(self.generator, config, len(plan.examples))
+        self.generator.check_training(config, len(plan.examples))  # ZeroGPU: too long for one call; said now
         self.jobs.start("train", plan.name, lambda state, cancel: run_training(self.generator, plan, state, cancel,
                                                                                  self.settings.train_processes),
                         "starting the training processes")

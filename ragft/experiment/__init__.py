@@ -27,7 +27,8 @@ from .config import (
     Preset,
 )
 from .plan import Plan, Speed, Stage, format_duration, measure_speed, plan_experiment
-from .run import AdapterRun, Progress, run_experiment
+from .report import AdapterRun
+from .run import Progress, run_experiment
 
 __all__ = [
     "CAUSES", "PRESETS", "QUESTION_METHODS", "RECIPES", "AdapterRun", "ExperimentConfig", "ExperimentError", "Plan",

@@ -40,9 +40,9 @@ def chart_svg(summary: list[dict], width: int = 640) -> str:
     left, bar, gap = 190, 14, 12
     height = len(summary) * (2 * bar + gap) + 40
     scale = (width - left - 20) / 100
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
-             "aria-label='accuracy with 95% intervals, and token F1, per variant' font-family='sans-serif' "
-             "font-size='12'>"]
+    parts = [(f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
+              "aria-label='accuracy with 95% intervals, and token F1, per variant' font-family='sans-serif' "
+              "font-size='12'>")]
     for t in range(0, 101, 25):
         x = left + t * scale
         parts.append(f"<line x1='{x:.0f}' y1='10' x2='{x:.0f}' y2='{height - 20}' stroke='#ddd'/>"
@@ -100,8 +100,8 @@ def render_html(data: dict) -> str:
                           "p (paired bootstrap, weighted)" if weighted else "p (exact McNemar)",
                           "difference [95% CI]"],
                          [[f"{c['a']} vs {c['b']}", c["only_a"], c["only_b"], f"{c['p']:.3g}",
-                           f"{100 * c['difference']:+.0f} points [{100 * c['difference_low']:+.0f}, "
-                           f"{100 * c['difference_high']:+.0f}]"] for c in data["comparisons"]])
+                           (f"{100 * c['difference']:+.0f} points [{100 * c['difference_low']:+.0f}, "
+                            f"{100 * c['difference_high']:+.0f}]")] for c in data["comparisons"]])
     cause_names = list(data["cause_meanings"])
     causes = _table(["variant", *cause_names], [[label, *(counts.get(c, 0) for c in cause_names)]
                                                 for label, counts in data["causes"].items()])

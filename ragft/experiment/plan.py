@@ -268,7 +268,8 @@ def measure_speed(generator: Generator) -> Speed:
         prefill = ids.numel() / (time.perf_counter() - t0)
         short = tok(["Hi"] * 8, return_tensors="pt", add_special_tokens=False).to(generator.device)
         kwargs = {"adapter_names": ["__base__"] * 8} if generator.has_adapters else {}
-        decode = dict(do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
+        decode = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None,
+                  "pad_token_id": tok.pad_token_id}
         model.generate(**short, max_new_tokens=2, min_new_tokens=2, **decode, **kwargs)  # warm-up
         t0 = time.perf_counter()
         model.generate(**short, max_new_tokens=9, min_new_tokens=9, **decode, **kwargs)

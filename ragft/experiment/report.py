@@ -13,18 +13,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import metrics, stats
+from ..adapters import RunRecord, folder_bytes, read_run
 from ..chat import LABELS, RETRIEVES
 from ..errors import RagftError
 from ..results import Answer, EvalResult
 from .causes import CAUSES, cause_of_miss
 from .pages import render_html
 from .plan import Plan
-from .run import AdapterRun
 
 REPORT_FILE = "report.json"
 COST_ORDER = (stats.PLAIN, stats.RAG, stats.FT, stats.RAG_FT)  # simplest first: ties go to the cheaper variant
 # the parts of an experiment's test: other wordings of trained facts, facts no adapter trained on, the user's own
 PARTS = ("trained_facts", "heldout_facts", "your_questions")
+
+
+@dataclass
+class AdapterRun:
+    """One adapter the experiment trained, its scores on the test part and its re-check on trained wordings."""
+
+    recipe: str
+    name: str
+    path: Path
+    test: EvalResult | None = None
+    check: EvalResult | None = None
+    general: EvalResult | None = None  # the forgetting check (`questions.general`); the first run asks plain too
+
+    def costs(self) -> dict:
+        run = read_run(self.path) or RunRecord()
+        return {
+            "adapter": self.name, "recipe": self.recipe, "status": run.status, "steps": run.steps,
+            "train_seconds": run.seconds, "tokens_seen": run.tokens_seen, "trained_tokens": run.trained_tokens,
+            "examples": run.data.get("examples", 0), "final_loss": run.final_loss,
+            "size_bytes": folder_bytes(self.path) if self.path.is_dir() else 0,
+        }
+
 
 
 @dataclass

@@ -6,11 +6,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..adapters import RunRecord, folder_bytes, next_version_name, read_run, trained_on
+from ..adapters import next_version_name, trained_on
 from ..chat import NEEDS_ADAPTER, VARIANTS
 from ..evaluate import run_evaluation
 from ..finetune import (
@@ -27,30 +26,7 @@ from ..results import EvalResult
 from ..store import Store
 from .config import RECIPES
 from .plan import Plan, Stage, statements, worded
-
-if TYPE_CHECKING:  # the report module imports this one
-    from .report import ExperimentReport
-
-
-@dataclass
-class AdapterRun:
-    """One adapter the experiment trained, its scores on the test part and its re-check on trained wordings."""
-
-    recipe: str
-    name: str
-    path: Path
-    test: EvalResult | None = None
-    check: EvalResult | None = None
-    general: EvalResult | None = None  # the forgetting check (`questions.general`); the first run asks plain too
-
-    def costs(self) -> dict:
-        run = read_run(self.path) or RunRecord()
-        return {
-            "adapter": self.name, "recipe": self.recipe, "status": run.status, "steps": run.steps,
-            "train_seconds": run.seconds, "tokens_seen": run.tokens_seen, "trained_tokens": run.trained_tokens,
-            "examples": run.data.get("examples", 0), "final_loss": run.final_loss,
-            "size_bytes": folder_bytes(self.path) if self.path.is_dir() else 0,
-        }
+from .report import AdapterRun, ExperimentReport, build_report
 
 
 class Progress:
@@ -94,7 +70,6 @@ def run_experiment(
     ``train_processes``: processes each adapter trains in (see `train_process`); ``grounding_model``: judges the
     retrieval answers' sentences (`grounding.mark`), else facts and words in common do."""
     from ..train_process import launch_training
-    from .report import build_report
 
     cancel = cancel or threading.Event()
     started = time.perf_counter()

@@ -31,8 +31,23 @@ from .sets import (
 from .splits import SPLIT_MODES, split_set
 
 __all__ = [
+    "BLANK",
     "MAX_CHOICES",
-    "BLANK", "SPLIT_MODES", "TEST_FORM", "QAItem", "QuestionSetError", "check_set_name", "fact_id",
-    "generate_cloze", "list_sets", "llm_questions", "load_set", "natural_forms", "parse_typed", "phrasings", "save_set",
-    "sentence_facts", "set_path", "split_set",
+    "SPLIT_MODES",
+    "TEST_FORM",
+    "QAItem",
+    "QuestionSetError",
+    "check_set_name",
+    "fact_id",
+    "generate_cloze",
+    "list_sets",
+    "llm_questions",
+    "load_set",
+    "natural_forms",
+    "parse_typed",
+    "phrasings",
+    "save_set",
+    "sentence_facts",
+    "set_path",
+    "split_set",
 ]

@@ -22,22 +22,26 @@ MONTHS = "January|February|March|April|May|June|July|August|September|October|No
 WEEKDAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 
 # Capitalised only because they open a sentence (or clause), so never the start of a name.
-STARTERS = set(
-    "The A An In On At By For From To With As Of It Its This That These Those There Here He She They We You I His "
-    "Her Their Our Your My When While After Before During Since Although However Then Today Each Every Some Many "
-    "Most All Both Also But And Or So If Yes No Unlike Like Once".split()
-)
+STARTERS = {
+    "The", "A", "An", "In", "On", "At", "By", "For", "From", "To", "With", "As", "Of", "It", "Its", "This",
+    "That", "These", "Those", "There", "Here", "He", "She", "They", "We", "You", "I", "His", "Her", "Their",
+    "Our", "Your", "My", "When", "While", "After", "Before", "During", "Since", "Although", "However", "Then",
+    "Today", "Each", "Every", "Some", "Many", "Most", "All", "Both", "Also", "But", "And", "Or", "So", "If",
+    "Yes", "No", "Unlike", "Like", "Once"
+}
 AUX = {"is", "are", "was", "were", "will", "can", "could", "would", "should", "may", "might", "must"}
 HAVE = {"has": "have", "have": "have", "had": "have"}
-IRREGULAR = dict(
-    began="begin", built="build", sold="sell", came="come", became="become", made="make", met="meet", led="lead",
-    grew="grow", wrote="write", bought="buy", took="take", gave="give", won="win", held="hold", left="leave",
-    found="find", brought="bring", kept="keep", ran="run", saw="see", said="say", told="tell", went="go", got="get",
-    stood="stand", paid="pay", taught="teach", thought="think", rode="ride", drove="drive", spent="spend",
-    sent="send", fell="fall", flew="fly", knew="know", chose="choose", rose="rise", lost="lose", wore="wear",
-    put="put", cost="cost", set="set", let="let", shut="shut", hit="hit", read="read", spoke="speak", broke="break",
-    sang="sing", drew="draw", threw="throw", ate="eat", heard="hear", meant="mean", 
-)
+IRREGULAR = {
+    "began": "begin", "built": "build", "sold": "sell", "came": "come", "became": "become", "made": "make",
+    "met": "meet", "led": "lead", "grew": "grow", "wrote": "write", "bought": "buy", "took": "take", "gave": "give",
+    "won": "win", "held": "hold", "left": "leave", "found": "find", "brought": "bring", "kept": "keep", "ran": "run",
+    "saw": "see", "said": "say", "told": "tell", "went": "go", "got": "get", "stood": "stand", "paid": "pay",
+    "taught": "teach", "thought": "think", "rode": "ride", "drove": "drive", "spent": "spend", "sent": "send",
+    "fell": "fall", "flew": "fly", "knew": "know", "chose": "choose", "rose": "rise", "lost": "lose", "wore": "wear",
+    "put": "put", "cost": "cost", "set": "set", "let": "let", "shut": "shut", "hit": "hit", "read": "read",
+    "spoke": "speak", "broke": "break", "sang": "sing", "drew": "draw", "threw": "throw", "ate": "eat",
+    "heard": "hear", "meant": "mean"
+}
 E_STEMS = ("v", "c", "z", "ur", "ir", "at", "et", "ut", "ot", "id", "ib", "os", "us", "iz", "ag", "rg", "dg", "rs",
            "ok", "ak", "ar", "ap", "ip", "op", "yp", "in", "ud")
 DETS = {"the", "a", "an", "its", "his", "her", "their", "our", "this", "that", "these", "those"}

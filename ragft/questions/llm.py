@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 
@@ -27,7 +28,7 @@ ANSWER_PROMPT = """Passage:
 Question: {question}
 Answer with a few words copied from the passage."""
 
-_LINE = re.compile(r"^[\s*#>-]*(question|answer|q|a)[\s*]*[:：]\s*(.*)$", re.I)
+_LINE = re.compile(r"^[\s*#>-]*(question|answer|q|a)[\s*]*[:：]\s*(.*)$", re.IGNORECASE)
 
 
 def _parse_reply(reply: str) -> tuple[str, str] | None:
@@ -63,7 +64,7 @@ def _parts(text: str, k: int) -> list[str]:
         return [text.strip()] if sentences else []
     k = min(k, len(sentences))
     bounds = [round(i * len(sentences) / k) for i in range(k + 1)]
-    return [" ".join(sentences[a:b]) for a, b in zip(bounds, bounds[1:])]
+    return [" ".join(sentences[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 def llm_questions(

@@ -1,6 +1,6 @@
 """`RemoteGenerator`: the engine's generator when RAGFT_ENGINE=vllm.
 
-It looks like `models.Generator` to the rest of ragft. Generation (`stream`, `generation.option_logprobs`) goes to the vLLM
+A `backend.Backend` like `models.Generator`: generation (`stream_rows`) and scoring (`score_rows`) go to the vLLM
 server, one request per row (rows of several models started in turn, each once the one before is prefilled); the
 server's continuous batching decodes them together and ends each row when its own answer ends. Adapters are
 registered with the server by name (no restart) instead of loaded into a local model. Training still needs the base
@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..models import BASE, AdapterSlots, Generator, NoAdapterError
+from ..backend import BASE, Backend, NoAdapterError
+from ..models import Generator
 from .client import VLLMClient
 from .errors import ServingError
 
@@ -26,7 +27,7 @@ def start_order(prompt_ids: list[list[int]], models: list[str], base: str) -> li
     return sorted(range(len(prompt_ids)), key=lambda i: (models[i] != base, len(prompt_ids[i]), i))
 
 
-class RemoteGenerator(AdapterSlots):
+class RemoteGenerator(Backend):
     """Generation on a vLLM server; tokenizer, source and (lazily) the trainable model from the local copy."""
 
     def __init__(self, client: VLLMClient, tokenizer, source, load_local: Callable[[], Generator],
@@ -124,7 +125,7 @@ class RemoteGenerator(AdapterSlots):
                     if cut is not None:
                         pieces.close()
                         break
-            except BaseException as exc:  # reported on the caller's thread
+            except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
                 updates.put((i, exc))
             finally:
                 prefilled[i].set()
@@ -147,7 +148,24 @@ class RemoteGenerator(AdapterSlots):
         if error is not None:
             raise error if isinstance(error, ServingError) else ServingError(f"vLLM request failed: {error}")
 
-    def sequence_logprobs(self, rows: list[tuple[list[int], list[int]]], adapters: list[str]) -> list[float]:
+    def stream_rows(self, prompt_ids: list[list[int]], adapter_names: list[str], decode) -> Iterator[list[str]]:
+        """`stream` with ``decode``'s settings. The repetition rule is the local one (`generation.repeated_tail`),
+        checked on each row's text re-tokenised as it grows (the server sends pieces of text, not token ids), so a
+        row may run a few tokens past the point the local path stops it."""
+        from ..generation import repeated_tail, stop_token_ids
+
+        tok = self.tokenizer
+
+        def stop_row(_row: int, text: str) -> str | None:
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            cut = repeated_tail(ids, decode.stop_repeats)
+            return tok.decode(ids[:-cut], skip_special_tokens=True) if cut else None
+
+        # the server reads the model's own end-of-turn ids from its folder; these are the tokenizer's
+        yield from self.stream(prompt_ids, adapter_names, decode.max_new_tokens, sorted(stop_token_ids(tok)),
+                               decode.temperature, decode.seed, stop_row)
+
+    def score_rows(self, rows: list[tuple[list[int], list[int]]], adapters: list[str]) -> list[float]:
         """Total log-probability of each continuation (second ids) after its prompt (first ids).
 
         One request at a time: with LoRA enabled, vLLM 0.32 maps prompt log-probabilities of a batch of several

@@ -145,7 +145,7 @@ class LocalServer:
         log.info("starting vLLM: %s (log: %s)", " ".join(self.command(model, port)), self.log_path)
         self.process = subprocess.Popen(self.command(model, port), stdout=logfile, stderr=subprocess.STDOUT,
                                         env=self.environment(), cwd=self.work_dir, start_new_session=True,
-                                        preexec_fn=_die_with_parent)
+                                        preexec_fn=_die_with_parent)  # noqa: PLW1509 - one prctl call, no lock
         logfile.close()
         atexit.register(self.stop)
         client = VLLMClient(self.url)

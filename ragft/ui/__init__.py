@@ -57,9 +57,9 @@ def admission(demo: gr.Blocks) -> None:
             names = ", ".join(inspect.signature(fn.fn).parameters)
             return False, (f"/{fn.api_name} takes {len(fn.inputs)} value(s) ({names}); {len(body.data)} sent"), \
                 "error"
-        if fn is not None and fn.concurrency_id == GENERATE and body.session_hash:
-            if any(generating(e) for e in queue.pending_event_ids_session.get(body.session_hash, ())):
-                return False, M.ONE_GENERATION, "error"
+        if fn is not None and fn.concurrency_id == GENERATE and body.session_hash and any(
+                generating(e) for e in queue.pending_event_ids_session.get(body.session_hash, ())):
+            return False, M.ONE_GENERATION, "error"
         return await admit(body, request, username)
 
     queue.push = push
@@ -134,11 +134,10 @@ def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
     engine = get_engine()
     print("ragft: loading models (first start takes a few seconds)…", flush=True)
     try:  # the Chroma client (it checks the data dir first), then the embedder
-        engine.chroma
-        engine.embedder
+        _ = engine.chroma, engine.embedder
     except ConfigError as exc:  # a read-only or full data dir: say so once and stop, no traceback
         raise SystemExit(f"ragft: error: {exc}") from None
-    engine.generator  # the one base model, before the first request rather than during it
+    _ = engine.generator  # the one base model, before the first request rather than during it
     try:
         demo = create_ui(engine)  # restores signed-in users' workspaces from persistent storage, if any
     except ConfigError as exc:  # persistent storage that cannot be written

@@ -90,9 +90,9 @@ def create_evaluate_tab(engine: Engine) -> dict:
                                 elem_id="eval-saved")
             upload = gr.File(label="…or upload a JSONL question set", file_types=[".jsonl"], elem_id="eval-upload")
         with gr.Column():
-            method = gr.Radio(list(M.QGEN_METHODS), value=list(M.QGEN_METHODS)[0], label="…or generate from the "
+            method = gr.Radio(list(M.QGEN_METHODS), value=next(iter(M.QGEN_METHODS)), label="…or generate from the "
                               "stored documents")
-            qformat = gr.Radio(list(M.QFORMATS), value=list(M.QFORMATS)[0], label="Question format")
+            qformat = gr.Radio(list(M.QFORMATS), value=next(iter(M.QFORMATS)), label="Question format")
             with gr.Row():
                 count = gr.Number(value=12, precision=0, label="How many", elem_id="eval-count", minimum=1,
                                   maximum=2000)
@@ -105,7 +105,7 @@ def create_evaluate_tab(engine: Engine) -> dict:
     )
     with gr.Row():
         set_name = gr.Textbox(label="Set name", placeholder="e.g. handbook-facts", elem_id="eval-set-name", scale=2)
-        split = gr.Dropdown(list(M.SPLITS), value=list(M.SPLITS)[0], label="Save as", scale=3)
+        split = gr.Dropdown(list(M.SPLITS), value=next(iter(M.SPLITS)), label="Save as", scale=3)
         save_btn = gr.Button("Save set", scale=1, elem_id="eval-save")
     set_status = gr.Markdown(elem_id="eval-set-status")
 

@@ -74,7 +74,7 @@ def create_finetune_tab(engine: Engine) -> dict:
         return gr.Slider(lo, hi or top, value=default_of(TrainConfig, field), step=step, label=label)
     with gr.Row():
         with gr.Column(scale=3):
-            source = gr.Radio(list(M.DATA_SOURCES), value=list(M.DATA_SOURCES)[0], label="Training data",
+            source = gr.Radio(list(M.DATA_SOURCES), value=next(iter(M.DATA_SOURCES)), label="Training data",
                               elem_id="train-source")
             gr.Markdown(M.DATA_HELP)
             qa_file = gr.File(label="Question/answer file (.jsonl)", elem_id="qa-file")
