@@ -110,6 +110,7 @@ def test_every_module_imports_on_its_own():
                              check=False, timeout=300)
         return mod, out.returncode, out.stderr[-1500:]
 
+    importable = [m for m in modules() if not m.endswith("__main__")]  # `python -m ragft` runs it, nobody imports it
     with ThreadPoolExecutor(2) as pool:
-        failed = [r for r in pool.map(load, modules()) if r[1] != 0]
+        failed = [r for r in pool.map(load, importable) if r[1] != 0]
     assert not failed, failed
