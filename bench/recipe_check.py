@@ -43,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAGFT_DATA_DIR", tempfile.mkdtemp(prefix="ragft-recipe-"))
 
     from ragft import stats
-    from ragft.chat import LABELS
     from ragft.engine import Engine
     from ragft.evaluate import EvalConfig
     from ragft.experiment import ExperimentConfig
     from ragft.questions import load_set
+    from ragft.variants import LABELS
 
     engine = Engine()
     docs = sorted((args.folder / "docs").iterdir())

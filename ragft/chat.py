@@ -16,12 +16,7 @@ from .generation import DecodeSettings, stream_batch
 from .grounding import GroundingModel, Mark, mark
 from .models import Generator
 from .store import Hit
-
-VARIANTS = ("plain", "rag", "ft", "rag+ft")
-LABELS = {"plain": "Plain", "rag": "RAG", "ft": "Fine-tuned", "rag+ft": "RAG + Fine-tuned"}
-RETRIEVES = {"rag", "rag+ft"}
-NEEDS_ADAPTER = {"ft", "rag+ft"}
-MODE_VARIANTS = {"plain": ("plain",), "rag": ("rag",), "ft": ("ft",), "rag+ft": ("rag+ft",), "all": VARIANTS}
+from .variants import NEEDS_ADAPTER, RETRIEVES, VARIANTS
 
 # One instruction style for all four variants; short, because prefill is the cost on a CPU.
 ANSWER_INSTRUCTION = "Answer the question in one short, direct sentence."

@@ -28,7 +28,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Self
 
-from .chat import LABELS, MODE_VARIANTS, VARIANTS
 from .config import Settings
 from .errors import RagftError
 from .evaluate import EvalConfig
@@ -37,6 +36,7 @@ from .finetune import TrainConfig
 from .grounding import as_dict, summary
 from .knobs import bounds, default, help_of, range_of
 from .questions import MAX_CHOICES, SPLIT_MODES
+from .variants import LABELS, MODE_VARIANTS, VARIANTS
 
 POLL_S = 0.5  # how often a background job's progress is read
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from . import metrics, stats
 from .adapters import RunRecord
 from .backend import BASE
-from .chat import LABELS, NEEDS_ADAPTER, RETRIEVES, VARIANTS, build_messages
+from .chat import build_messages
 from .errors import InvalidInputError
 from .generation import DecodeSettings, generate_batch, option_logprobs
 from .grounding import GroundingModel, unsupported_share
@@ -30,6 +30,7 @@ from .models import Generator
 from .questions import BLANK, QAItem
 from .results import Answer, EvalResult, QuestionResult, VariantTiming
 from .store import Hit
+from .variants import LABELS, NEEDS_ADAPTER, RETRIEVES, VARIANTS
 
 
 @dataclass(frozen=True)

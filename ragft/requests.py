@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .chat import MODE_VARIANTS
 from .config import Settings
 from .generation import DecodeSettings
 from .knobs import bounds, check, knob
+from .variants import MODE_VARIANTS
 
 _TOKENS = bounds(Settings, "max_new_tokens")
 _TOP_K = bounds(Settings, "top_k")

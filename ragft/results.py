@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import metrics, stats
-from .chat import LABELS, RETRIEVES
 from .questions import QAItem
 from .store import Hit
+from .variants import LABELS, RETRIEVES
 
 if TYPE_CHECKING:
     from .evaluate import EvalConfig

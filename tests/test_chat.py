@@ -9,13 +9,13 @@ from ragft.chat import (
     NO_ADAPTER_TEXT,
     NO_DOCUMENTS_TEXT,
     RAG_INSTRUCTION,
-    VARIANTS,
     ChatState,
     build_messages,
 )
 from ragft.generation import DecodeSettings
 from ragft.models import NoAdapterError
 from ragft.store import Hit
+from ragft.variants import VARIANTS
 
 from .conftest import MEMO_QUESTION, install_adapter
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from ragft.backend import BASE
-from ragft.chat import VARIANTS, build_messages
+from ragft.chat import build_messages
 from ragft.generation import DecodeSettings, generate_batch, repeated_tail, stream_batch
+from ragft.variants import VARIANTS
 
 from .conftest import MEMO_QUESTION, install_adapter
 

@@ -246,6 +246,6 @@ def test_verdict_rejects_bad_input(scores, message):
 
 
 def test_labels_match_the_chat_labels():
-    from ragft.chat import LABELS
+    from ragft.variants import LABELS
 
     assert stats.ORDER == tuple(LABELS.values())

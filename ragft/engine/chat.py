@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..chat import (
-    MODE_VARIANTS,
-    ChatResult,
-    ChatState,
-    check_question,
-    stream_answers,
-)
+from ..chat import ChatResult, ChatState, check_question, stream_answers
 from ..errors import InvalidInputError
 from ..generation import DecodeSettings
+from ..variants import MODE_VARIANTS
 
 
 class ChatVerbs:

@@ -3,7 +3,7 @@ did not generalise, and so on."""
 
 from __future__ import annotations
 
-from ..chat import NEEDS_ADAPTER, RETRIEVES
+from ..variants import NEEDS_ADAPTER, RETRIEVES
 
 CAUSES = {
     "retrieval miss": "no retrieved chunk contains the expected answer",

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from .. import metrics, stats
 from ..adapters import RunRecord, folder_bytes, read_run
-from ..chat import LABELS, RETRIEVES
 from ..errors import RagftError
 from ..results import Answer, EvalResult
+from ..variants import LABELS, RETRIEVES
 from .causes import CAUSES, cause_of_miss
 from .pages import render_html
 from .plan import Plan

@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..adapters import next_version_name, trained_on
-from ..chat import NEEDS_ADAPTER, VARIANTS
 from ..evaluate import run_evaluation
 from ..finetune import (
     Example,
@@ -24,6 +23,7 @@ from ..models import Generator
 from ..questions.general import GENERAL
 from ..results import EvalResult
 from ..store import Store
+from ..variants import NEEDS_ADAPTER, VARIANTS
 from .config import RECIPES
 from .plan import Plan, Stage, statements, worded
 from .report import AdapterRun, ExperimentReport, build_report

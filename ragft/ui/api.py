@@ -15,7 +15,6 @@ import logging
 import gradio as gr
 from gradio import FileData
 
-from ..chat import LABELS, MODE_VARIANTS, VARIANTS
 from ..engine import Engine
 from ..errors import InvalidInputError, RagftError
 from ..evaluate import EvalConfig
@@ -25,6 +24,7 @@ from ..grounding import as_dict
 from ..knobs import from_request
 from ..questions import parse_typed
 from ..requests import AskRequest, SearchRequest
+from ..variants import LABELS, MODE_VARIANTS, VARIANTS
 from . import messages as M
 from .chat import GENERATE
 from .errors import user_message

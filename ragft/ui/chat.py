@@ -6,11 +6,12 @@ import html
 
 import gradio as gr
 
-from ..chat import LABELS, VARIANTS, ChatState
+from ..chat import ChatState
 from ..engine import Engine
 from ..grounding import MODEL_THRESHOLD, summary
 from ..knobs import bounds, from_request
 from ..requests import AskRequest
+from ..variants import LABELS, VARIANTS
 from . import messages as M
 from .errors import refuses
 

@@ -12,12 +12,12 @@ from dataclasses import replace
 import gradio as gr
 import pandas as pd
 
-from ..chat import LABELS, VARIANTS
 from ..engine import Engine
 from ..evaluate import EvalConfig
 from ..jobs import JobBusyError, JobState
 from ..knobs import bounds
 from ..questions import QAItem
+from ..variants import LABELS, VARIANTS
 from . import messages as M
 from .chat import GENERATE
 from .errors import refuses

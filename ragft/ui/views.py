@@ -7,7 +7,7 @@ import html
 
 import pandas as pd
 
-from ..chat import LABELS, VARIANTS
+from ..variants import LABELS, VARIANTS
 
 CHART_METRICS = {"accuracy": "accuracy", "token_f1": "token F1", "recall": "recall@k"}  # summary key -> label
 
