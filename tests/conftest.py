@@ -112,17 +112,16 @@ def install_adapter(settings, adapter_dir: Path, name: str = "memo") -> str:
     return name
 
 
-# The fast tier (`make test-fast`): no browser, no language model, no training, no subprocess. Tests are marked here
-# rather than one by one, so a new test is slow by its fixture or its name without anyone remembering a decorator;
-# a test that reaches the language model through `engine` is marked `slow` where it is written.
+# The fast tier (`make test-fast`): no browser, no language model, no training, no subprocess. One rule: a test is
+# `slow` when it uses one of these fixtures (each loads a model, trains, or starts a process), or when it says so
+# with ``@pytest.mark.slow`` and why (a subprocess, a kill, the language model through `engine`). Its name never
+# decides. Every test under tests/e2e/ is `e2e` (a browser and the running app).
 SLOW_FIXTURES = {"memorized_adapter", "vllm_url", "generator", "facts_engine", "small_disk", "client"}
-SLOW_NAMES = ("train", "experiment_end_to_end", "stale_when", "splits_feed", "one_run_at_a_time", "each_data_source",
-              "killed", "cannot_be_written", "offline_defaults", "benchmark_runs", "server_mode")
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/e2e/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.e2e)
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or any(s in item.name for s in SLOW_NAMES):
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

@@ -16,12 +16,12 @@ from bench.__main__ import BENCHMARKS
 from bench.report import Figure
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINS = {"four_way", "evaluation", "training", "memory"}  # they train a small adapter first: the slow tier
 BROWSER = {"load"}  # browsers (and a training run): the e2e tier
 
 
 def _marks(name: str) -> list:
-    return [pytest.mark.e2e] if name in BROWSER else [pytest.mark.slow] if name in TRAINS else []
+    # each runs in a subprocess that loads models (several train a small adapter first): the slow tier
+    return [pytest.mark.e2e] if name in BROWSER else [pytest.mark.slow]
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in BENCHMARKS])

@@ -58,6 +58,7 @@ def _open(data: Path, embedder) -> Store:
     return Store(make_client(data / "chroma"), embedder)
 
 
+@pytest.mark.slow  # a CLI process killed mid-ingest
 def test_a_killed_first_ingest_leaves_nothing_behind(tmp_path, embedder):
     data = tmp_path / "data"
     small = tmp_path / "small.txt"
@@ -72,6 +73,7 @@ def test_a_killed_first_ingest_leaves_nothing_behind(tmp_path, embedder):
     assert {h.source for h in store.search("Skarvik harbour log tide", k=3)} == {"small.txt"}
 
 
+@pytest.mark.slow  # a CLI process killed mid-ingest
 def test_a_killed_replacement_keeps_the_old_version(tmp_path, embedder):
     data = tmp_path / "data"
     log = _long_document(tmp_path / "log.txt", "first")
@@ -112,6 +114,7 @@ def test_an_error_in_the_middle_of_an_ingest_is_undone_at_once(tmp_path, monkeyp
     assert store.documents() == listed and store.chunks("log.txt") == chunks and store.count() == len(chunks)
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 @pytest.mark.parametrize("where", ["file", "sysfs"])
 def test_a_data_dir_that_cannot_be_written_is_one_clear_error(tmp_path, where):
     """At start-up (the CLI here; `ragft serve` and app.py stop the same way, before loading the generator)."""

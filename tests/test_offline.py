@@ -43,6 +43,7 @@ print(json.dumps({"ingested": report.ok, "questions": len(items), "answers": las
 '''
 
 
+@pytest.mark.slow  # a fresh process loads every model
 def test_the_offline_defaults_fetch_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGFT_", "HF_", "CHROMA_"))}
     env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}

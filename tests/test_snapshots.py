@@ -160,6 +160,7 @@ def test_a_data_dir_on_the_mount_is_refused(tmp_path, embedder):
         app(mount / "data", mount, embedder)  # the old advice: point RAGFT_DATA_DIR at the mount
 
 
+@pytest.mark.slow  # a process killed mid-restore
 def test_a_restart_killed_while_restoring_restores_again(tmp_path, embedder, monkeypatch):
     mount = tmp_path / "bucket"
     spaces = app(tmp_path / "disk", mount, embedder)

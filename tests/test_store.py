@@ -476,6 +476,7 @@ def chroma_server(tmp_path_factory):
         log.close()
 
 
+@pytest.mark.slow  # a Chroma server process
 def test_server_mode_uses_the_same_engine_and_store(chroma_server, monkeypatch, embedder, corpus):
     monkeypatch.setenv("CHROMA_HOST", "127.0.0.1")
     monkeypatch.setenv("CHROMA_PORT", str(chroma_server))
