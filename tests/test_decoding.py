@@ -61,19 +61,19 @@ def test_the_adapter_acts_only_on_its_rows(tiny):
 
 
 def test_rows_leave_the_batch_when_they_end(tiny, monkeypatch):
-    from ragft import decoding
+    from ragft.decoding import loop
 
     rows = [Row(PROMPTS[0], BASE), Row(PROMPTS[1], BASE)]
     short = rows[0].tokens  # this row "repeats itself" at its 5th token: the last 3 are dropped and it ends
     rules = StopRules(frozenset(), 8, lambda tokens: 3 if tokens is short and len(tokens) == 5 else 0)
     sizes: list[int] = []
-    original = decoding._Batch.drop_finished
+    original = loop._Batch.drop_finished
 
     def spy(batch):
         original(batch)
         sizes.append(len(batch.rows))
 
-    monkeypatch.setattr(decoding._Batch, "drop_finished", spy)
+    monkeypatch.setattr(loop._Batch, "drop_finished", spy)
     with torch.inference_mode():
         run(tiny, rows, rules, lambda logits: logits.argmax(-1), lambda: None, lambda: False)
     assert rows[0].done and len(rows[0].tokens) == 2
@@ -212,19 +212,19 @@ def test_few_rows_linear_gives_the_linear_product():
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.Linear(512, 8, bias=False))
-    few_rows_linears(model)
-    few_rows_linears(model)  # again: nothing changes
-    assert [type(m) for m in model] == [FewRowsLinear, torch.nn.Linear]  # 512 x 8 is too small to matter
-    big = model[0]
-    for shape in [(1, 256), (3, 256), (2, 1, 256), (4, 1, 256), (2, 5, 256), (16, 256)]:
-        x = torch.randn(shape)
-        out = big(x)
-        assert out.shape == (*shape[:-1], 512) and out.is_contiguous()
-        torch.testing.assert_close(out, torch.nn.functional.linear(x, big.weight, big.bias))
+    with few_rows_linears(model):
+        assert [type(m) for m in model] == [FewRowsLinear, torch.nn.Linear]  # 512 x 8 is too small to matter
+        big = model[0]
+        for shape in [(1, 256), (3, 256), (2, 1, 256), (4, 1, 256), (2, 5, 256), (16, 256)]:
+            x = torch.randn(shape)
+            out = big(x)
+            assert out.shape == (*shape[:-1], 512) and out.is_contiguous()
+            torch.testing.assert_close(out, torch.nn.functional.linear(x, big.weight, big.bias))
+    assert [type(m) for m in model] == [torch.nn.Linear, torch.nn.Linear]  # undone: the shared model as it was
 
 
 def test_bf16_prefill_products_run_in_bfloat16_within_the_prefill_only():
-    from ragft.decoding import _BF16_PRODUCTS, FewRowsLinear
+    from ragft.decoding import FewRowsLinear, bf16_products
 
     torch.manual_seed(0)
     layer = torch.nn.Linear(256, 512)
@@ -232,20 +232,17 @@ def test_bf16_prefill_products_run_in_bfloat16_within_the_prefill_only():
     many, few = torch.randn(2, 9, 256), torch.randn(3, 1, 256)
     exact = torch.nn.functional.linear(many, layer.weight, layer.bias)
     assert torch.equal(layer(many), exact)  # outside a bfloat16 prefill: float32 as it was
-    token = _BF16_PRODUCTS.set(True)
-    try:
+    with bf16_products(True):
         rounded, small = layer(many), layer(few)
-    finally:
-        _BF16_PRODUCTS.reset(token)
     assert rounded.dtype == torch.float32 and rounded.shape == exact.shape
     assert not torch.equal(rounded, exact)  # it really ran in bfloat16 ...
     torch.testing.assert_close(rounded, exact, atol=0.05, rtol=0.02)  # ... to bfloat16's precision
     assert torch.equal(small, layer(few))  # a decode step's few rows stay float32
-    assert not _BF16_PRODUCTS.get()
+    assert torch.equal(layer(many), exact)  # float32 again after the prefill
 
 
 @pytest.mark.parametrize("bf16_prefill", [False, True])
-def test_few_rows_linears_keep_batched_rows_equal_to_alone(bf16_prefill):
+def test_few_rows_linears_keep_batched_rows_equal_to_alone(bf16_prefill, monkeypatch):
     """A Llama big enough for its linears to be swapped, an adapter on some rows: the rows still get what they get
     alone, with the prefill's products in float32 or in bfloat16 (then the first tokens mostly agree with float32's:
     bfloat16 rounding may flip a near tie, not the whole text)."""
@@ -254,6 +251,9 @@ def test_few_rows_linears_keep_batched_rows_equal_to_alone(bf16_prefill):
 
     from ragft.decoding import FewRowsLinear
 
+    swapped = []
+    forward = FewRowsLinear.forward
+    monkeypatch.setattr(FewRowsLinear, "forward", lambda self, x: (swapped.append(self), forward(self, x))[1])
     torch.manual_seed(1)
     config = LlamaConfig(vocab_size=VOCAB, hidden_size=256, intermediate_size=512, num_hidden_layers=1,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
@@ -264,6 +264,6 @@ def test_few_rows_linears_keep_batched_rows_equal_to_alone(bf16_prefill):
     alone = [generate(model, [p], [a], bf16_prefill=bf16_prefill)[0] for p, a in zip(PROMPTS, adapters)]
     assert generate(model, PROMPTS, adapters, bf16_prefill=bf16_prefill) == alone
     assert generate(model, PROMPTS, adapters, bf16_prefill=bf16_prefill, chunk=8) == alone
-    assert any(type(m) is FewRowsLinear for m in model.modules())
+    assert swapped and not any(type(m) is FewRowsLinear for m in model.modules())  # used, then undone
     float32 = generate(model, PROMPTS, adapters)
     assert sum(a[0] == f[0] for a, f in zip(alone, float32)) >= (4 if bf16_prefill else 5)
