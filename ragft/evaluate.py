@@ -54,9 +54,6 @@ class EvalConfig:
     def __post_init__(self):
         check(self)
 
-    def validate(self) -> EvalConfig:
-        """Checked on construction; kept so ``EvalConfig(...).validate()`` reads as it always did."""
-        return self
 
 
 @dataclass(frozen=True)
@@ -181,7 +178,6 @@ def run_evaluation(
     adds vector against hybrid retrieval on these questions (`compare_retrieval`) to the result; retrieval answers'
     unsupported sentences are counted by ``grounding_model`` when given (`grounding.mark`).
     """
-    config.validate()
     if not items:
         raise InvalidInputError("the question set is empty")
     cancel = cancel or threading.Event()

@@ -84,7 +84,6 @@ def launch_training(
     learned. Raises `TrainingProcessError` when they fail or are killed; nothing of the run is left then."""
     import torch
 
-    config.validate()
     cancel = cancel or threading.Event()
     if config.batch_size % processes:
         raise InvalidInputError(f"batch size {config.batch_size} does not split over {processes} training processes "

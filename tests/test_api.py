@@ -42,6 +42,18 @@ def test_the_api_page_lists_exactly_the_user_actions(settings):
     assert params["/search"] == ["query", "k"] and params["/ingest"] == ["files"]
     assert params["/ask"] == ["question", "mode", "adapter", "max_new_tokens", "top_k"]
     assert all(not p.startswith("param_") for ps in params.values() for p in ps)
+    # ranges and defaults as the knobs declare them, not written twice
+    from ragft.finetune import TrainConfig
+    from ragft.knobs import bounds
+    from ragft.requests import AskRequest, SearchRequest
+
+    lo, hi = bounds(SearchRequest, "k")
+    assert f"``k`` ({lo}..{hi})" in info["named_endpoints"]["/search"]["description"]
+    assert "max_new_tokens {}..{}".format(*bounds(AskRequest, "max_new_tokens")) in \
+        info["named_endpoints"]["/ask"]["description"]
+    train = {p["parameter_name"]: p["parameter_default"] for p in info["named_endpoints"]["/train"]["parameters"]}
+    assert (train["rank"], train["learning_rate"], train["batch_size"]) == \
+        (TrainConfig.rank, TrainConfig.learning_rate, TrainConfig.batch_size)
 
 
 @pytest.mark.slow

@@ -79,11 +79,11 @@ def test_training_overlap_marks_and_notes():
 
 def test_config_validation_says_what_is_allowed():
     with pytest.raises(ValueError, match="variants must be some of plain, rag, ft, rag\\+ft"):
-        EvalConfig(variants=("plain", "magic")).validate()
+        EvalConfig(variants=("plain", "magic"))
     with pytest.raises(ValueError, match="top k must be 1..20"):
-        EvalConfig(top_k=0).validate()
+        EvalConfig(top_k=0)
     with pytest.raises(ValueError, match="batch size must be 1..64"):
-        EvalConfig(batch_size=100).validate()
+        EvalConfig(batch_size=100)
 
 
 def hand_made_result() -> EvalResult:

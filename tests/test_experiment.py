@@ -164,13 +164,13 @@ def test_recommendation(scores, advice):
 
 def test_config_errors_say_what_is_allowed():
     with pytest.raises(ExperimentError, match="preset must be one of quick, thorough"):
-        ExperimentConfig(preset="slow").validate()
+        ExperimentConfig(preset="slow")
     with pytest.raises(ExperimentError, match="training recipes must be some of qa, raft, docs"):
-        ExperimentConfig(train=("magic",)).validate()
+        ExperimentConfig(train=("magic",))
     with pytest.raises(ExperimentError, match="split must be one of heldout, paraphrase"):
-        ExperimentConfig(split="random").validate()
+        ExperimentConfig(split="random")
     with pytest.raises(ExperimentError, match="experiment name"):
-        ExperimentConfig(name="../x").validate()
+        ExperimentConfig(name="../x")
 
 
 # --- freshness -------------------------------------------------------------------------------------------------------

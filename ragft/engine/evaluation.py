@@ -64,7 +64,7 @@ class EvaluationVerbs:
         Bad input raises here: an empty set or bad config `ValueError`, an unknown adapter `NoAdapterError`, a
         running job `JobBusyError`.
         """
-        config = (config or EvalConfig(top_k=self.settings.top_k)).validate()
+        config = config or EvalConfig(top_k=self.settings.top_k)
         if not items:
             raise InvalidInputError("the question set is empty")
         if adapter and adapter not in self.adapters():

@@ -92,9 +92,6 @@ class ExperimentConfig:
         if not set(self.train) <= set(RECIPES):
             raise ExperimentError(f"training recipes must be some of {', '.join(RECIPES)}")
 
-    def validate(self) -> ExperimentConfig:
-        """Checked on construction; kept so ``ExperimentConfig(...).validate()`` reads as it always did."""
-        return self
 
     @property
     def recipe(self) -> Preset:

@@ -114,7 +114,6 @@ def plan_experiment(
     planning is cheap) or, with ``config.method == "llm"``, written by the model through ``complete(prompts)``
     (only pairs whose answer is in their chunk are kept; a capable ``RAGFT_BASE_MODEL`` writes many). ``asked``:
     the user's own questions, asked of every variant and never trained on; the verdict speaks for them first."""
-    config.validate()
     preset = config.recipe
     chunks = [h for h in store.all_chunks() if not config.documents or h.source in config.documents]
     if not chunks:

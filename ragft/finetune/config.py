@@ -45,9 +45,6 @@ class TrainConfig:
         if not self.target_modules:
             raise InvalidInputError("pick at least one target module")
 
-    def validate(self) -> TrainConfig:
-        """Checked on construction; kept so ``TrainConfig(...).validate()`` reads as it always did."""
-        return self
 
     def steps_for(self, examples: int) -> int:
         """The optimiser steps this config takes over ``examples`` examples."""

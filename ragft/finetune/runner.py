@@ -32,7 +32,6 @@ def plan_training(spec: DataSpec, config: TrainConfig, store: Store, adapters_di
                   name: str = "adapter", max_steps: int = 100_000) -> TrainingPlan:
     """Check the config and the data (at most ``max_steps`` steps) and pick the next version name; bad data raises
     here, before any job."""
-    config.validate()
     adapters_dir.mkdir(parents=True, exist_ok=True)
     full_name = next_version_name(adapters_dir, name.strip() or "adapter")
     examples = spec.examples(store, config)

@@ -57,7 +57,6 @@ def train_adapter(
         TrainingArguments,
     )
 
-    config.validate()
     state = state or RunState()
     cancel = cancel or threading.Event()
     tokenizer = generator.tokenizer

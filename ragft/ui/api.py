@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 
 import gradio as gr
 from gradio import FileData
@@ -21,7 +22,7 @@ from ..evaluate import EvalConfig
 from ..experiment import ExperimentConfig
 from ..finetune import TrainConfig
 from ..grounding import as_dict
-from ..knobs import from_request
+from ..knobs import bounds, from_request
 from ..questions import parse_typed
 from ..requests import AskRequest, SearchRequest
 from ..variants import LABELS, MODE_VARIANTS, VARIANTS
@@ -104,8 +105,9 @@ def add_api(engine: Engine) -> None:
 
     @gr.api(api_name="search")
     @endpoint
-    def search(query: str, k: int = 3) -> list[dict]:
-        """The ``k`` (1..20) stored chunks closest to ``query``: source, chunk, score (cosine), text."""
+    @described(k=bounds(SearchRequest, "k"))
+    def search(query: str, k: int = SearchRequest.k) -> list[dict]:
+        """The ``k`` (<k>) stored chunks closest to ``query``: source, chunk, score (cosine), text."""
         request = from_request(SearchRequest, query=query, k=k)
         if not request.query.strip():
             raise InvalidInputError("the query is empty")
@@ -113,10 +115,12 @@ def add_api(engine: Engine) -> None:
 
     @gr.api(api_name="ask", concurrency_id=GENERATE)
     @endpoint
-    def ask(question: str, mode: str = "all", adapter: str = "", max_new_tokens: int = 0, top_k: int = 0) -> dict:
+    @described(tokens=bounds(AskRequest, "max_new_tokens"), top_k=bounds(AskRequest, "top_k"))
+    def ask(question: str, mode: str = AskRequest.mode, adapter: str = "", max_new_tokens: int = 0,
+            top_k: int = 0) -> dict:
         """Answer ``question`` with the variants of ``mode`` (plain, rag, ft, rag+ft or all) and return, per
         variant label, {"answer", "sources"} (sources for the retrieval variants) or {"notice"} when a variant could
-        not run (no adapter). max_new_tokens 0..2048 and top_k 0..20; 0 means the app's settings."""
+        not run (no adapter). max_new_tokens <tokens> and top_k <top_k>; 0 means the app's settings."""
         request = from_request(AskRequest, question=question, mode=mode, adapter=adapter,
                                max_new_tokens=max_new_tokens, top_k=top_k)
         result = None
@@ -143,13 +147,14 @@ def add_api(engine: Engine) -> None:
 
     @gr.api(api_name="train")
     @endpoint
-    def train(data: str = "docs", question_set: str = "", name: str = "adapter", steps: int = 0, rank: int = 16,
-              learning_rate: float = 1e-3, batch_size: int = 4) -> str:
+    def train(data: str = "docs", question_set: str = "", name: str = "adapter", steps: int = 0,
+              rank: int = TrainConfig.rank, learning_rate: float = TrainConfig.learning_rate,
+              batch_size: int = TrainConfig.batch_size) -> str:
         """Start training a LoRA adapter in the background on ``data``: docs (the stored documents), qa or raft
         (a saved ``question_set``). Returns the new adapter's versioned name; follow it with /job_status."""
         config = from_request(TrainConfig, rank=rank, learning_rate=learning_rate, max_steps=steps,
                               batch_size=batch_size)
-        config = TrainConfig(**{**vars(config), "alpha": min(2 * config.rank, 1024)})
+        config = TrainConfig(**{**vars(config), "alpha": min(2 * config.rank, bounds(TrainConfig, "alpha")[1])})
         spec = engine.data_spec(_text(data, "data"), qa_set=_text(question_set, "question set") or None)
         return engine.start_training(spec, config, _text(name, "name"))
 
@@ -173,7 +178,7 @@ def add_api(engine: Engine) -> None:
     def evaluate(question_set: str, adapter: str = "", variants: str = "plain,rag,ft,rag+ft") -> dict:
         """Run a saved question set on the chosen variants (comma-separated) to the end and return the results:
         scores per variant with intervals, and every answer. Runs as the workspace's background job."""
-        config = EvalConfig(variants=_names(variants, "variants"), top_k=engine.settings.top_k).validate()
+        config = EvalConfig(variants=_names(variants, "variants"), top_k=engine.settings.top_k)
         state = engine.start_evaluation(engine.load_question_set(_text(question_set, "question set")),
                                         _text(adapter, "adapter") or None, config, question_set)
         _wait(engine, state)
@@ -197,6 +202,16 @@ def add_api(engine: Engine) -> None:
         report = state.result
         return {**report.to_json(), "adapters": [a["adapter"] for a in report.adapters],
                 "report": report.folder.name if report.folder else ""}
+
+
+def described(**ranges: tuple) -> Callable:
+    """Put each knob's declared range into the endpoint's docstring (``<name>`` -> ``lo..hi``), where the API page
+    and the client libraries show it, before ``gr.api`` reads it."""
+    def fill(fn: Callable) -> Callable:
+        for name, (lo, hi) in ranges.items():
+            fn.__doc__ = fn.__doc__.replace(f"<{name}>", f"{lo}..{hi}")
+        return fn
+    return fill
 
 
 def hide_wiring(demo: gr.Blocks) -> None:
