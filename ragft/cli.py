@@ -221,7 +221,7 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines + [f"{r['variant']}: {r['note']}" for r in rows if r["note"]])
 
 
-class Progress:
+class ProgressBar:
     """A long command's progress on stderr, drawn by tqdm.
 
     On a terminal: a bar redrawn in place. In a log (stderr not a terminal) each redraw would be kept — one per
@@ -286,7 +286,7 @@ class Progress:
         self.close()
 
 
-def _follow(engine, bar: Progress, note: Callable, cancelling: str):
+def _follow_job(engine, bar: ProgressBar, note: Callable, cancelling: str):
     """Show the running job's progress until it ends (Ctrl-C cancels it, keeping what it did); its final state."""
     state = engine.jobs.state
     with bar:
@@ -319,7 +319,7 @@ def cmd_ingest(engine, args) -> int:
         if not f.exists():
             raise CLIError(f"{f}: no such file")
     # Ingest is short and its result lines say what happened: a bar on a terminal only, no lines in a log.
-    with Progress(args, "ingest", in_logs=False) as bar:
+    with ProgressBar(args, "ingest", in_logs=False) as bar:
         reports = engine.ingest([(f, f.name) for f in args.files], lambda done, note: bar.show(done, 1.0, note))
     if args.json or any(r.ok for r in reports):
         _print(args, [asdict(r) for r in reports], "\n".join("ok    " + r.message for r in reports if r.ok))
@@ -423,7 +423,7 @@ def cmd_train(engine, args) -> int:
         spec = engine.data_spec("raft" if args.raft else "qa", qa_set=args.data)
     config = TrainConfig(**_given(args, "max_steps", "epochs", "learning_rate", "rank", "alpha", "batch_size"))
     name = engine.start_training(spec, config, args.name)
-    state = _follow(engine, Progress(args, name, "steps"),
+    state = _follow_job(engine, ProgressBar(args, name, "steps"),
                     lambda st: f"loss {st.losses[-1][1]:.4f}" if st.losses else "",
                     "cancelling: saving what was learned…")
     run = engine.adapter_run(name)  # None when nothing was saved (a run cancelled before its first step)
@@ -454,7 +454,7 @@ def cmd_eval(engine, args) -> int:
         adapter = next(iter(engine.adapters()), None)
     adapter = None if adapter in (None, "none") else adapter
     progress = None
-    with Progress(args, set_name, "steps") as bar:
+    with ProgressBar(args, set_name, "steps") as bar:
         for progress in engine.evaluate(items, adapter, config, set_name):
             bar.show(progress.done, progress.total, progress.message)
     result = progress.result
@@ -500,7 +500,7 @@ def cmd_experiment(engine, args) -> int:
         return 0
     print(f"ragft: {plan.describe()}", file=sys.stderr)
     engine.start_experiment(plan)
-    state = _follow(engine, Progress(args, config.name), lambda st: st.message,
+    state = _follow_job(engine, ProgressBar(args, config.name), lambda st: st.message,
                     "cancelling: reporting what was scored so far…")
     report = state.result
     files = sorted(report.folder.iterdir())

@@ -118,8 +118,8 @@ def launch_training(
             if cancel.is_set() and not (folder / "cancel").exists():
                 (folder / "cancel").touch()
                 state.status = "cancelling"
-            seen = _follow(folder / "progress.json", state, seen, on_step)
-        _follow(folder / "progress.json", state, seen, on_step)
+            seen = _read_progress(folder / "progress.json", state, seen, on_step)
+        _read_progress(folder / "progress.json", state, seen, on_step)
         if isinstance(getattr(proc, "error", None), RagftError):  # a GPU call refused: its own words
             raise proc.error
         if proc.returncode != 0 or not out_dir.is_dir():
@@ -138,7 +138,7 @@ def launch_training(
     return out_dir
 
 
-def _follow(progress: Path, state: RunState, seen: int, on_step: Callable[[], None] | None) -> int:
+def _read_progress(progress: Path, state: RunState, seen: int, on_step: Callable[[], None] | None) -> int:
     """Copy the processes' progress into ``state`` (and call ``on_step``) when it moved on; the step seen."""
     try:
         p = json.loads(progress.read_text())

@@ -372,7 +372,7 @@ def _undated(text: str) -> list[str]:
 
 
 def test_progress_in_a_log_is_a_line_per_quarter(capsys):
-    with cli.Progress(Namespace(json=False), "memo-v1", "steps") as bar:
+    with cli.ProgressBar(Namespace(json=False), "memo-v1", "steps") as bar:
         for step in range(61):
             bar.show(step, 60, f"loss {1 / (step + 1):.2f}")
     assert _undated(capsys.readouterr().err) == [
@@ -384,7 +384,7 @@ def test_progress_in_a_log_is_a_line_per_quarter(capsys):
 
 
 def test_progress_in_a_log_ends_with_where_a_stopped_run_got(capsys):
-    with cli.Progress(Namespace(json=False), "memo-v1", "steps") as bar:
+    with cli.ProgressBar(Namespace(json=False), "memo-v1", "steps") as bar:
         bar.show(0, 0)  # the total is not known yet: nothing
         for step in range(23):
             bar.show(step, 60)
@@ -392,7 +392,7 @@ def test_progress_in_a_log_ends_with_where_a_stopped_run_got(capsys):
 
 
 def test_progress_is_off_with_json_and_for_ingest_in_a_log(capsys):
-    for bar in (cli.Progress(Namespace(json=True), "memo-v1", "steps"), cli.Progress(Namespace(json=False), "ingest",
+    for bar in (cli.ProgressBar(Namespace(json=True), "memo-v1", "steps"), cli.ProgressBar(Namespace(json=False), "ingest",
                                                                                         in_logs=False)):
         with bar:
             bar.show(1, 2)
@@ -406,7 +406,7 @@ def test_progress_on_a_terminal_is_a_tqdm_bar_redrawn_in_place(monkeypatch):
             return True
 
     monkeypatch.setattr(sys, "stderr", Terminal())
-    with cli.Progress(Namespace(json=False), "memo-v1", "steps") as bar:
+    with cli.ProgressBar(Namespace(json=False), "memo-v1", "steps") as bar:
         for step in range(61):
             bar.show(step, 60)
     text = sys.stderr.getvalue()

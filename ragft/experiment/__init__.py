@@ -28,10 +28,10 @@ from .config import (
 )
 from .plan import Plan, Speed, Stage, format_duration, measure_speed, plan_experiment
 from .report import AdapterRun
-from .run import Progress, run_experiment
+from .run import StageProgress, run_experiment
 
 __all__ = [
     "CAUSES", "PRESETS", "QUESTION_METHODS", "RECIPES", "AdapterRun", "ExperimentConfig", "ExperimentError", "Plan",
-    "Preset", "Progress", "Speed", "Stage", "cause_of_miss", "format_duration", "measure_speed", "plan_experiment",
+    "Preset", "Speed", "Stage", "StageProgress", "cause_of_miss", "format_duration", "measure_speed", "plan_experiment",
     "run_experiment",
 ]

@@ -50,7 +50,7 @@ class AdapterRun:
 
 
 @dataclass
-class Row:
+class VariantRow:
     """One variant on the test part: ``variant`` is plain/rag/ft/rag+ft, ``recipe`` the adapter's ("" for base)."""
 
     label: str
@@ -98,7 +98,7 @@ class ExperimentReport:
     config: dict
     question_note: str
     test: list  # QAItem, the test part
-    rows: list[Row]
+    rows: list[VariantRow]
     checks: dict[str, dict]  # adapter label -> {"accuracy": Interval-ish, "n": ..} on trained wordings
     headline: str
     recommendation: str
@@ -232,7 +232,7 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
             trained = None if fact not in trained_facts else trained_right.get(adapter, {}).get(fact, False)
             causes.append(cause_of_miss(variant, answer, trained))
         per_answer, tps = _timing(result, variant)
-        rows.append(Row(_label(variant, recipe, several), variant, recipe, adapter, answers, causes, per_answer, tps))
+        rows.append(VariantRow(_label(variant, recipe, several), variant, recipe, adapter, answers, causes, per_answer, tps))
 
     # the generated questions first, then the user's own (`Plan.asked`); the headline speaks for the user's
     n_made = min(n, len(plan.test) - len(plan.asked))
@@ -279,7 +279,7 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
     )
 
 
-def _learned(plan: Plan, runs: list[AdapterRun], rows: list[Row], coverage: dict) -> dict:
+def _learned(plan: Plan, runs: list[AdapterRun], rows: list[VariantRow], coverage: dict) -> dict:
     """Per fine-tuned row: what it learned and what it cost. Facts learned: its share right on trained facts asked
     in another wording, times the facts trained (an estimate, with the interval's bounds); held-out facts right; and
     the forgetting check: of the general questions the base model answered right, how many it still does."""

@@ -29,7 +29,7 @@ from .plan import Plan, Stage, statements, worded
 from .report import AdapterRun, ExperimentReport, build_report
 
 
-class Progress:
+class StageProgress:
     """Maps stage progress onto the job state: step/total are estimated seconds, so the bar moves with time."""
 
     def __init__(self, state, stages: list[Stage]):
@@ -73,7 +73,7 @@ def run_experiment(
 
     cancel = cancel or threading.Event()
     started = time.perf_counter()
-    progress = Progress(state, plan.stages)
+    progress = StageProgress(state, plan.stages)
     stages = {(s.kind, s.recipe): s for s in plan.stages}
     runs: list[AdapterRun] = []
     base: EvalResult | None = None
