@@ -184,6 +184,7 @@ MISTAKES = [
         (["eval", "--generate", "3", "--batch-size", "65"], "batch size must be 1..64"),
         (["eval", "--generate", "3"], "the document store is empty: add documents first (python -m ragft ingest FILE)"),
         (["train"], "the following arguments are required: --data (see: python -m ragft train --help)"),
+        (["search", "  "], "the query is empty"),
         (["train", "--data", "docs", "--rank", "0"], "rank must be 1..256"),
         (["train", "--data", "docs", "--alpha", "2000"], "alpha must be 1..1024"),
         (["train", "--data", "docs", "--lr", "0"], "learning rate must be in (0, 1]"),
