@@ -21,7 +21,8 @@ from ragft.experiment import (
     cause_of_miss,
 )
 from ragft.experiment.pages import format_text, render_html
-from ragft.experiment.report import build_report, list_reports, load_report, recommend
+from ragft.experiment.report import list_reports, load_report
+from ragft.experiment.verdict import build_report, recommend
 from ragft.finetune import TrainConfig
 from ragft.questions import QAItem
 from ragft.results import Answer, EvalResult, QuestionResult, VariantTiming

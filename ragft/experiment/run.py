@@ -26,7 +26,8 @@ from ..store import Store
 from ..variants import NEEDS_ADAPTER, VARIANTS
 from .config import RECIPES
 from .plan import Plan, Stage, statements, worded
-from .report import AdapterRun, ExperimentReport, build_report
+from .report import AdapterRun, ExperimentReport
+from .verdict import build_report
 
 
 class StageProgress:
