@@ -16,7 +16,8 @@ from dataclasses import replace
 from ..documents import split_sentences
 from ..metrics import normalize
 from ..store import Hit
-from .forms import MONTHS, STARTERS, WEEKDAYS, usable, with_unit
+from .english import MONTHS, STARTERS, WEEKDAYS
+from .forms import usable, with_unit
 from .sets import BLANK, QAItem, fact_id
 
 # 1987, 42, 3.5, 7-4-1-9, 12,000, 42% — but no pieces of dates, times, versions or words like 1990s.

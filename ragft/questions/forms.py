@@ -16,36 +16,20 @@ from __future__ import annotations
 import re
 
 from ..metrics import normalize
+from .english import (
+    AUX,
+    DETS,
+    HAVE,
+    MONTHS,
+    PREPS_YEAR,
+    STARTERS,
+    is_past,
+    is_present_s,
+    lemma,
+    lower_first,
+)
 from .sets import BLANK, QAItem
 
-MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-WEEKDAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
-
-# Capitalised only because they open a sentence (or clause), so never the start of a name.
-STARTERS = {
-    "The", "A", "An", "In", "On", "At", "By", "For", "From", "To", "With", "As", "Of", "It", "Its", "This",
-    "That", "These", "Those", "There", "Here", "He", "She", "They", "We", "You", "I", "His", "Her", "Their",
-    "Our", "Your", "My", "When", "While", "After", "Before", "During", "Since", "Although", "However", "Then",
-    "Today", "Each", "Every", "Some", "Many", "Most", "All", "Both", "Also", "But", "And", "Or", "So", "If",
-    "Yes", "No", "Unlike", "Like", "Once"
-}
-AUX = {"is", "are", "was", "were", "will", "can", "could", "would", "should", "may", "might", "must"}
-HAVE = {"has": "have", "have": "have", "had": "have"}
-IRREGULAR = {
-    "began": "begin", "built": "build", "sold": "sell", "came": "come", "became": "become", "made": "make",
-    "met": "meet", "led": "lead", "grew": "grow", "wrote": "write", "bought": "buy", "took": "take", "gave": "give",
-    "won": "win", "held": "hold", "left": "leave", "found": "find", "brought": "bring", "kept": "keep", "ran": "run",
-    "saw": "see", "said": "say", "told": "tell", "went": "go", "got": "get", "stood": "stand", "paid": "pay",
-    "taught": "teach", "thought": "think", "rode": "ride", "drove": "drive", "spent": "spend", "sent": "send",
-    "fell": "fall", "flew": "fly", "knew": "know", "chose": "choose", "rose": "rise", "lost": "lose", "wore": "wear",
-    "put": "put", "cost": "cost", "set": "set", "let": "let", "shut": "shut", "hit": "hit", "read": "read",
-    "spoke": "speak", "broke": "break", "sang": "sing", "drew": "draw", "threw": "throw", "ate": "eat",
-    "heard": "hear", "meant": "mean"
-}
-E_STEMS = ("v", "c", "z", "ur", "ir", "at", "et", "ut", "ot", "id", "ib", "os", "us", "iz", "ag", "rg", "dg", "rs",
-           "ok", "ak", "ar", "ap", "ip", "op", "yp", "in", "ud")
-DETS = {"the", "a", "an", "its", "his", "her", "their", "our", "this", "that", "these", "those"}
-PREPS_YEAR = ("in", "by", "since", "from", "until", "of", "after", "before", "during")
 CLAUSE_CUT = re.compile(r",\s+(?:and|but|which|while|where|so|who|whom|most|one|many|making|although)\b|;|"
                         r",?\s+(?:and|but|so)\s+(?=[a-z])")
 
@@ -131,48 +115,6 @@ def _fronted(cloze: str, kind: str) -> str | None:
     return None
 
 
-def _lemma(verb: str) -> str:
-    v = verb.lower()
-    if v in IRREGULAR:
-        return IRREGULAR[v]
-    if v in HAVE:
-        return "have"
-    if v.endswith("ied"):
-        return v[:-3] + "y"
-    if v.endswith("ed"):
-        stem = v[:-2]
-        if len(stem) >= 3 and stem[-1] == stem[-2] and stem[-1] not in "lsz":
-            return stem[:-1]  # stopped -> stop
-        if stem.endswith(E_STEMS) and not stem.endswith(("ss", "ck")):
-            return stem + "e"
-        return stem
-    if v.endswith(("sses", "shes", "ches", "xes")):
-        return v[:-2]
-    if v.endswith("ies") and len(v) > 4:
-        return v[:-3] + "y"
-    if v.endswith("s") and not v.endswith("ss"):
-        return v[:-1]
-    return v
-
-
-def _is_past(w: str) -> bool:
-    lw = w.lower()
-    return lw in IRREGULAR or (lw.endswith("ed") and len(lw) > 4)
-
-
-def _is_present_s(w: str) -> bool:
-    lw = w.lower()
-    return lw.endswith("s") and not lw.endswith(("ss", "us", "is")) and len(lw) > 3 and lw not in DETS
-
-
-def _lower_first(text: str) -> str:
-    words = text.split(" ", 1)
-    if words and words[0] in ("The", "A", "An", "It", "Its", "She", "He", "They", "Her", "His", "Their", "This",
-                              "Today", "There", "In", "By", "On", "At"):
-        words[0] = words[0].lower()
-    return " ".join(words)
-
-
 def _invert(clause: str) -> tuple[str, str] | None:
     """('did the family sell', 'a majority stake to ...') for 'The family sold a majority stake to ...':
     (the auxiliary + subject + verb, the rest). None when no verb is found."""
@@ -190,19 +132,19 @@ def _invert(clause: str) -> tuple[str, str] | None:
         if w != lw and w[0].isupper():
             continue  # a name is no verb
         if lw in AUX:
-            subj = _lower_first(" ".join(words[:i]))
+            subj = lower_first(" ".join(words[:i]))
             rest = words[i + 1 :]
             return f"{lw} {subj}", " ".join(rest + lead)
         if lw in HAVE:
-            subj = _lower_first(" ".join(words[:i]))
+            subj = lower_first(" ".join(words[:i]))
             do = "did" if lw == "had" else ("does" if lw == "has" else "do")
             return f"{do} {subj} have", " ".join(words[i + 1 :] + lead)
-        if _is_past(lw):
-            subj = _lower_first(" ".join(words[:i]))
-            return f"did {subj} {_lemma(lw)}", " ".join(words[i + 1 :] + lead)
-        if _is_present_s(lw) and i <= 4:
-            subj = _lower_first(" ".join(words[:i]))
-            return f"does {subj} {_lemma(lw)}", " ".join(words[i + 1 :] + lead)
+        if is_past(lw):
+            subj = lower_first(" ".join(words[:i]))
+            return f"did {subj} {lemma(lw)}", " ".join(words[i + 1 :] + lead)
+        if is_present_s(lw) and i <= 4:
+            subj = lower_first(" ".join(words[:i]))
+            return f"does {subj} {lemma(lw)}", " ".join(words[i + 1 :] + lead)
     return None
 
 
@@ -243,8 +185,8 @@ def _last_np(text: str) -> str:
     words = last.split()
     for i in range(len(words) - 1, -1, -1):
         if words[i].lower() in DETS:
-            return _lower_first(" ".join(words[i:]))
-    return _lower_first(last)
+            return lower_first(" ".join(words[i:]))
+    return lower_first(last)
 
 
 def _participle_clause(before_words: list[str], after: str) -> str | None:
@@ -264,9 +206,9 @@ def _participle_clause(before_words: list[str], after: str) -> str | None:
         words = head.split()
         if any(w.lower() in AUX or w.lower() in HAVE or w.lower() in PRONOUNS for w in words):
             return None  # "she was elected", "whom she married": a finite clause, left to _invert
-        if any(_is_past(w) or _is_present_s(w) for w in words[1:] if not w[0].isupper()):
+        if any(is_past(w) or is_present_s(w) for w in words[1:] if not w[0].isupper()):
             return None
-        np = _lower_first(head)
+        np = lower_first(head)
     return f"was {np} {part}", after
 
 
@@ -328,8 +270,8 @@ def natural_forms(cloze: str, kind: str) -> list[str]:
             subj = ""
             for i, w in enumerate(front):
                 lw = w.lower().strip(",")
-                if i and not w[0].isupper() and (lw in AUX or lw in HAVE or _is_past(lw) or _is_present_s(lw)):
-                    subj = _lower_first(" ".join(front[:i]).rstrip(","))
+                if i and not w[0].isupper() and (lw in AUX or lw in HAVE or is_past(lw) or is_present_s(lw)):
+                    subj = lower_first(" ".join(front[:i]).rstrip(","))
                     break
             keep = tail if re.match(r"(?:on|in|per|a|when|at)\b", tail) else ""
             of_subj = f" of {subj}" if subj else ""
@@ -364,7 +306,7 @@ def natural_forms(cloze: str, kind: str) -> list[str]:
             if inv:
                 head, rest = inv
                 out.append(_q(f"Which {descr} {head} {rest} {after}"))
-                out.append(_q(f"Who is the {descr} that {_lower_first(main)} {after}"))
+                out.append(_q(f"Who is the {descr} that {lower_first(main)} {after}"))
         else:
             ws = words[:]
             if ws and ws[-1].lower() == "the":
