@@ -13,21 +13,18 @@ first use, and shared.
 
 from __future__ import annotations
 
-from .adapters import AdapterVerbs
-from .base import EngineBase
 from .chat import ChatVerbs
 from .documents import DocumentVerbs, IngestReport, NoDocumentError, QuotaError
 from .evaluation import EvaluationVerbs
 from .experiments import ExperimentVerbs
-from .questions import QuestionVerbs
 from .training import TrainingVerbs
 
 
-class Engine(DocumentVerbs, AdapterVerbs, ChatVerbs, TrainingVerbs, QuestionVerbs, EvaluationVerbs, ExperimentVerbs,
-             EngineBase):
+class Engine(DocumentVerbs, ChatVerbs, TrainingVerbs, EvaluationVerbs, ExperimentVerbs):
     """The verbs behind the UI, the CLI and the tests, on one workspace's documents, adapters and question sets.
 
-    The heavy pieces (base model, embedder, Chroma client) are loaded once, on first use, by the root engine; an
+    Each verb class names the others it uses as its bases (training uses the adapters' and the question sets'
+    verbs), and all stand on `EngineBase`. The heavy pieces (base model, embedder, Chroma client) are loaded once, on first use, by the root engine; an
     engine built with ``parent`` (a workspace of `ragft.workspaces.Workspaces`) uses its parent's, and keeps its
     own collection (``settings.collection``) and folders (``settings.data_dir``).
     """

@@ -19,10 +19,11 @@ from ..errors import InvalidInputError
 from ..models import (
     NoAdapterError,
 )
+from .base import EngineBase
 from .documents import QuotaError
 
 
-class AdapterVerbs:
+class AdapterVerbs(EngineBase):
     def adapters(self) -> list[str]:
         return list_adapters(self.settings.adapters_dir)
 

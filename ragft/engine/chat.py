@@ -8,9 +8,12 @@ from ..chat import ChatResult, ChatState, check_question, stream_answers
 from ..errors import InvalidInputError
 from ..generation import DecodeSettings
 from ..variants import MODE_VARIANTS
+from .adapters import AdapterVerbs
 
 
-class ChatVerbs:
+class ChatVerbs(AdapterVerbs):
+    """Asking the four variants; it uses the adapters' verbs (`use_adapter`)."""
+
     def ask(
         self,
         question: str,

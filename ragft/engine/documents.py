@@ -16,6 +16,7 @@ from ..config import free_mb
 from ..documents import Document, DocumentError, display_name, load_document
 from ..errors import RagftError
 from ..store import AddResult, DocInfo, Hit
+from .base import EngineBase
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def _put_back(stored: dict[str, int], name: str, size: int | None) -> None:
         stored[name] = size
 
 
-class DocumentVerbs:
+class DocumentVerbs(EngineBase):
     def ingest(
         self, files: list[tuple[Path, str]], progress: Callable[[float, str], None] | None = None
     ) -> list[IngestReport]:

@@ -22,9 +22,12 @@ from ..questions import (
     QAItem,
 )
 from ..results import EvalResult
+from .adapters import AdapterVerbs
 
 
-class EvaluationVerbs:
+class EvaluationVerbs(AdapterVerbs):
+    """Evaluations; they use the adapters' verbs (`adapters`, `use_adapter`, `adapter_run`)."""
+
     def training_overlap(self, items: list[QAItem], adapter: str | None) -> tuple[list[str], str]:
         """Which questions ``adapter`` was trained on (see ``evaluate.training_overlap``), and a note."""
         if not adapter or not items:

@@ -19,9 +19,13 @@ from ..jobs import JobState
 from ..questions import (
     QAItem,
 )
+from .adapters import AdapterVerbs
+from .questions import QuestionVerbs
 
 
-class ExperimentVerbs:
+class ExperimentVerbs(AdapterVerbs, QuestionVerbs):
+    """Experiments; they use the adapters' verbs (`check_adapter_room`) and the question sets' (completions)."""
+
     def speed(self) -> Speed:
         """This machine's throughput on the base model, measured once per process (a few seconds)."""
         if self.parent:

@@ -22,12 +22,13 @@ from ..questions import (
     set_path,
     split_set,
 )
+from .base import EngineBase
 
 MAX_SET_ITEMS = 2000  # questions in one set (`load_set` reads no more)
 MAX_SETS = 100  # question sets in one workspace
 
 
-class QuestionVerbs:
+class QuestionVerbs(EngineBase):
     def question_sets(self) -> list[str]:
         return list_sets(self.settings.questions_dir)
 

@@ -21,9 +21,13 @@ from ..questions import (
     QAItem,
     save_set,
 )
+from .adapters import AdapterVerbs
+from .questions import QuestionVerbs
 
 
-class TrainingVerbs:
+class TrainingVerbs(AdapterVerbs, QuestionVerbs):
+    """Training; it uses the adapters' verbs (`adapter_run`, `check_adapter_room`) and the question sets'."""
+
     def data_spec(self, source: str, qa_file: str | Path | None = None, qa_set: str | None = None) -> DataSpec:
         """What to train on: the stored documents ("docs"), or for "qa" and "raft" an uploaded JSONL file or a
         saved question set (by name)."""
