@@ -55,7 +55,6 @@ class EvalConfig:
         check(self)
 
 
-
 @dataclass(frozen=True)
 class EvalProgress:
     """Yielded as the run goes: ``done`` of ``total`` steps, and the result so far (complete when ``finished``)."""

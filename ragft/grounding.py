@@ -24,6 +24,7 @@ probability that the chunk entails the sentence replaces the content-word share 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -84,8 +85,14 @@ def _flips(sentence: str, chunk: str) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=256)
+def _words_of(chunk: str) -> frozenset[str]:
+    """A chunk's words as `facts` and `_content` give them; read once per chunk, not once per sentence."""
+    return frozenset(WORD.findall(chunk.lower()))
+
+
 def _missing(sentence: str, chunk: str) -> set[str]:
-    return facts(sentence) - set(WORD.findall(chunk.lower()))
+    return facts(sentence) - _words_of(chunk)
 
 
 def _checkable(sentence: str) -> bool:
@@ -104,7 +111,7 @@ def judge(sentence: str, chunk: str) -> tuple[float, tuple[str, ...]]:
     content = _content(sentence)
     if missing or not content or _flips(sentence, chunk):
         return 0.0, missing
-    return len(content & set(WORD.findall(chunk.lower()))) / len(content), missing
+    return len(content & _words_of(chunk)) / len(content), missing
 
 
 def mark_sentence(sentence: str, chunks: list[str], threshold: float = THRESHOLD) -> Mark:

@@ -100,8 +100,9 @@ class KeywordIndex:
         ids, texts = load()
         bm25 = None
         if ids:
+            stop = stop_words()
             bm25 = _bm25s().BM25()
-            bm25.index([words(t, stop_words()) or [""] for t in texts], show_progress=False)
+            bm25.index([words(t, stop) or [""] for t in texts], show_progress=False)
         return ids, bm25, time.perf_counter() - started
 
     def _swap(self, key: object, ids: list[str], bm25, seconds: float) -> None:

@@ -410,8 +410,6 @@ def score(generator: ZeroGpuGenerator, rows: list[tuple[list[int], list[int]]], 
     return scores
 
 
-
-
 def check_training(generator: ZeroGpuGenerator, config, examples: int) -> tuple[int, int]:
     """Refuse, before it starts, a training run (``config`` over ``examples`` examples) longer than one GPU call may
     be; its steps and the most tokens it reads."""

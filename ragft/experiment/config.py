@@ -92,7 +92,6 @@ class ExperimentConfig:
         if not set(self.train) <= set(RECIPES):
             raise ExperimentError(f"training recipes must be some of {', '.join(RECIPES)}")
 
-
     @property
     def recipe(self) -> Preset:
         return PRESETS[self.preset]

@@ -45,7 +45,6 @@ class TrainConfig:
         if not self.target_modules:
             raise InvalidInputError("pick at least one target module")
 
-
     def steps_for(self, examples: int) -> int:
         """The optimiser steps this config takes over ``examples`` examples."""
         return self.max_steps or max(1, round(-(-examples // self.batch_size) * self.epochs))
