@@ -41,7 +41,7 @@ def _meta(cls_or_obj, name: str) -> dict:
     raise KeyError(name)
 
 
-def bounds(cls_or_obj, name: str) -> tuple:
+def bounds(cls_or_obj, name: str) -> tuple[float, float]:
     """``(lo, hi)`` of a numeric knob, as declared."""
     meta = _meta(cls_or_obj, name)
     return meta["lo"], meta["hi"]
@@ -57,7 +57,11 @@ def help_of(cls_or_obj, name: str) -> str:
 
 def default(cls, name: str) -> Any:
     f = next(f for f in fields(cls) if f.name == name)
-    return f.default if f.default is not MISSING else f.default_factory()
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    raise KeyError(f"{name} has no default")
 
 
 def range_of(cls_or_obj, name: str) -> str:

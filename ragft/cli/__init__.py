@@ -46,8 +46,8 @@ def _quiet_libraries() -> Iterator[None]:
         "TQDM_DISABLE": "1",  # transformers' GGUF de-quantizing bar is a bare tqdm
     }
     saved = {k: os.environ.get(k) for k in quiet}
-    for k, v in quiet.items():
-        os.environ.setdefault(k, v)
+    for k, value in quiet.items():
+        os.environ.setdefault(k, value)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notes are not for users

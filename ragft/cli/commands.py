@@ -101,6 +101,7 @@ def cmd_ask(engine, args) -> int:
     result = None
     for result in engine.ask(ask.question, ask.mode, ask.adapter or None, ask.decode(s), ask.top_k or None):
         pass
+    assert result is not None  # the stream always yields, at least the finished answers
     variants = MODE_VARIANTS[args.mode]
     answers = {v: result.notices.get(v, result.answers.get(v, "")) for v in variants}
     if args.json:
@@ -173,6 +174,7 @@ def cmd_eval(engine, args) -> int:
     with ProgressBar(args, set_name, "steps") as bar:
         for progress in engine.evaluate(items, adapter, config, set_name):
             bar.show(progress.done, progress.total, progress.message)
+    assert progress is not None  # an evaluation yields at least its first step (an empty set raises)
     result = progress.result
     if result.overlap_note:
         print(f"ragft: note: {result.overlap_note}", file=sys.stderr)

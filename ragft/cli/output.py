@@ -6,7 +6,10 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 POLL_S = 0.5  # how often a background job's progress is read
 
@@ -54,10 +57,13 @@ class ProgressBar:
         self.desc, self.unit = desc, unit
         self.format = ("{desc}: {percentage:3.0f}%" + ("|{bar}|" if self.tty else "")
                        + (" {n_fmt}/{total_fmt} {unit}" if unit else "") + " [{elapsed}<{remaining}]{postfix}")
-        self.bar = None  # the terminal's tqdm bar, opened on the first update (not before an early error)
+        self.bar: tqdm | None = None  # the terminal's tqdm bar, opened on the first update (not before an early error)
         self.started = time.monotonic()
-        self.n, self.total, self.note = 0, 0, ""
-        self.quarter, self.logged = 0, None
+        self.n: float = 0
+        self.total: float = 0
+        self.note = ""
+        self.quarter = 0
+        self.logged: float | None = None
 
     def show(self, n: float, total: float, note: str = "") -> None:
         """``n`` of ``total`` done (a total of 0: not known yet, nothing shown)."""
