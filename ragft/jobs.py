@@ -28,7 +28,9 @@ from .errors import RagftError
 
 log = logging.getLogger(__name__)
 
-KINDS = {"train": "a training run", "evaluate": "an evaluation", "experiment": "an experiment"}  # kind -> noun
+Kind = Literal["train", "evaluate", "experiment"]
+# kind -> the noun that names such a job in messages
+KINDS: dict[Kind, str] = {"train": "a training run", "evaluate": "an evaluation", "experiment": "an experiment"}
 FINISHED = ("done", "cancelled", "failed", "interrupted")  # interrupted: the process died during the job
 
 
@@ -44,7 +46,7 @@ Status = Literal["idle", "preparing", "running", "cancelling", "done", "cancelle
 class JobState:
     """What a job has done so far. Written by the job's thread, read by pollers (so keep fields simple)."""
 
-    kind: Literal["", "train", "evaluate", "experiment"] = ""
+    kind: Kind | Literal[""] = ""
     name: str = ""  # adapter name, question set, experiment name
     status: Status = "idle"
     stage: str = ""  # the current stage in words, e.g. "training raft adapter"
@@ -63,7 +65,7 @@ class JobState:
 
     def describe(self) -> str:
         """``a training run (memo-v2)``: the job in words, for busy messages."""
-        noun = KINDS.get(self.kind, f"a {self.kind or 'background'} job")
+        noun = KINDS[self.kind] if self.kind else "a background job"
         return f"{noun} ({self.name})" if self.name else noun
 
 
@@ -88,7 +90,7 @@ class JobRunner:
         """
         self._slots = slots
         self.state = JobState()
-        self._latest: dict[str, JobState] = {}  # kind -> newest job of that kind, running or finished
+        self._latest: dict[Kind, JobState] = {}  # kind -> newest job of that kind, running or finished
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -104,13 +106,14 @@ class JobRunner:
             kind, name, started, pid = "", "", 0.0, 0
         if pid and pid_alive(pid):  # still running, in this process or another one on the same data dir
             return
-        state = JobState(kind=kind, name=name, status="interrupted", started=started)
+        # a kind this version does not know (a hand-edited record) reads as "a background job"
+        state = JobState(kind=kind if kind in KINDS else "", name=name, status="interrupted", started=started)
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(started)) if started else "an earlier run"
         state.message = (f"{state.describe()} started {when} was interrupted: the app stopped while it ran. Nothing "
                          "half-done was kept; start it again.")
         self.state = state
-        if kind:
-            self._latest[kind] = state
+        if state.kind:
+            self._latest[state.kind] = state
         record.unlink(missing_ok=True)
 
     def _write_record(self, state: JobState) -> None:
@@ -130,7 +133,7 @@ class JobRunner:
             raise JobBusyError(f"{state.describe()} is already going: wait for it or cancel it first")
 
     def start(
-        self, kind: str, name: str, work: Callable[[JobState, threading.Event], object], message: str = ""
+        self, kind: Kind, name: str, work: Callable[[JobState, threading.Event], object], message: str = ""
     ) -> JobState:
         """Run ``work(state, cancel)`` in the background and return its fresh state (status "preparing").
 
@@ -174,7 +177,7 @@ class JobRunner:
                 state.status = "cancelled" if cancel.is_set() else "done"
             state.eta_s = None
 
-    def cancel(self, kind: str | None = None) -> bool:
+    def cancel(self, kind: Kind | None = None) -> bool:
         """Ask the active job (only if it is of ``kind``, when given) to stop; False if there is none."""
         with self._lock:
             state = self.state
@@ -191,6 +194,6 @@ class JobRunner:
             thread.join(timeout)
         return self.state
 
-    def latest(self, kind: str) -> JobState | None:
+    def latest(self, kind: Kind) -> JobState | None:
         """The newest job of ``kind``, running or finished (a tab shows it even after another kind ran)."""
         return self._latest.get(kind)

@@ -93,11 +93,11 @@ class QuestionVerbs(EngineBase):
         conversations = [build_messages(p, instruct=False) for p in prompts]  # the prompt carries its own
         return generate_batch(self.generator, conversations, [BASE] * len(prompts), DecodeSettings(80))
 
-    def read_questions(self, name_or_file: str) -> list[QAItem]:
+    def read_questions(self, name_or_file: str | Path) -> list[QAItem]:
         """A saved question set by name, or a JSONL file by path."""
         path = Path(name_or_file)
         if path.suffix.lower() == ".jsonl" or path.is_file():
             if not path.is_file():
                 raise QuestionSetError(f"{name_or_file}: no such file")
             return load_set(path)
-        return self.load_question_set(name_or_file)
+        return self.load_question_set(str(name_or_file))

@@ -11,12 +11,14 @@ from dataclasses import replace
 
 import gradio as gr
 import pandas as pd
+from gradio.blocks import Block
 
 from ..engine import Engine
 from ..evaluate import EvalConfig
 from ..jobs import JobBusyError, JobState
 from ..knobs import bounds
 from ..questions import QAItem
+from ..results import EvalResult
 from ..variants import LABELS, VARIANTS
 from . import messages as M
 from .chat import GENERATE
@@ -199,7 +201,7 @@ def create_evaluate_tab(engine: Engine) -> dict:
 
     # EvalConfig field -> its widget; the run handler gets {component: value}
     config_knobs = {"top_k": top_k, "max_new_tokens": max_new, "batch_size": batch, "seed": seed}
-    run_inputs = {table, items_state, set_name, adapter, variants, *config_knobs.values()}
+    run_inputs: set[Block] = {table, items_state, set_name, adapter, variants, *config_knobs.values()}
 
     @refuses(lambda text, _: f"<p>{text}</p>")
     def run(values: dict):
@@ -232,8 +234,8 @@ def create_evaluate_tab(engine: Engine) -> dict:
             return gr.skip(), *skip, last
         line = job_line(state, other, progress_html, ("eval-busy", "an evaluation"), M.EVAL_IDLE)
         result = state.result if state else None
-        if result is None or (last is not None and last[0] == mine):  # nothing (new) to show but the line
-            return line, *skip, key
+        if state is None or not isinstance(result, EvalResult) or (last is not None and last[0] == mine):
+            return line, *skip, key  # nothing (new) to show but the line
         finished = not state.active
         rows, data = result.summary(), result.to_json()
         return (

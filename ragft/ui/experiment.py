@@ -8,10 +8,12 @@ comes from one report dict (``ExperimentReport.to_json()``), live or reopened fr
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+from gradio.blocks import Block
 
 from ..errors import RagftError
 from ..experiment import (
@@ -22,6 +24,7 @@ from ..experiment import (
     format_duration,
 )
 from ..experiment.pages import chart_svg, parts_of
+from ..experiment.report import ExperimentReport
 from ..jobs import JobState
 from ..knobs import bounds
 from ..questions import SPLIT_MODES, parse_typed
@@ -108,7 +111,7 @@ def detail_html(data: dict | None, number) -> str:
             f"{esc(q['answer'])}</p>{cards_row(cards)}</div>")
 
 
-def report_outputs(data: dict, files: list[str], stale: list[str] = ()) -> tuple:
+def report_outputs(data: dict, files: list[str], stale: Sequence[str] = ()) -> tuple:
     """Everything the results area shows for one report; ``stale`` lines warn that its adapters are out of date."""
     notes = "".join(f"\n\n⚠️ {line}" for line in stale if line)
     return (verdict_md(data) + notes, chart_svg(data["summary"]), summary_frame(data), comparisons_md(data),
@@ -183,7 +186,7 @@ def create_experiment_tab(engine) -> dict:
 
     fields = {"documents": documents, "preset": preset, "questions": n_questions, "split": split, "train": recipes,
               "steps": steps, "name": name, "method": method}  # ExperimentConfig field -> its widget
-    knobs = {*fields.values(), qset, upload, own}  # handlers get {component: value}
+    knobs: set[Block] = {*fields.values(), qset, upload, own}  # handlers get {component: value}
 
     def plan_of(values: dict):
         v = {f: values[c] for f, c in fields.items()}
@@ -226,7 +229,7 @@ def create_experiment_tab(engine) -> dict:
         curve = loss_frame(state.losses) if state and state.losses else gr.skip()
         report = state.result if state and not state.active else None
         shown_before = last is not None and last[0] is not None and last[0][:2] == (mine or (None,))[:2]
-        if report is None or shown_before:
+        if not isinstance(report, ExperimentReport) or shown_before:
             return line, curve, *(gr.skip(),) * (len(results) + 1), key
         data = report.to_json()
         paths = [str(p) for p in sorted(report.folder.iterdir())] if report.folder else []

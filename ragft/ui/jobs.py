@@ -7,7 +7,7 @@ import html
 import gradio as gr
 
 from ..experiment import format_duration
-from ..jobs import JobState
+from ..jobs import JobState, Kind
 from . import messages as M
 
 
@@ -20,7 +20,14 @@ def job_html(state: JobState, elem_id: str, line: str = "", below: str = "") -> 
             f"{'<br>' + html.escape(below) if below else ''}</div>")
 
 
-def watch(engine, kind: str) -> tuple[JobState | None, str, tuple]:
+# Another kind of job running: its description and status, else ().
+Other = tuple[str, str] | tuple[()]
+# What a timer compares between ticks: (this kind's newest job: id, status, step, losses) and (the other job: kind,
+# name, status), each None when there is none.
+Key = tuple[tuple[int, str, int, int] | None, tuple[str, str, str] | None]
+
+
+def watch(engine, kind: Kind) -> tuple[JobState | None, Other, Key]:
     """What a tab's timer shows of job ``kind``: its newest job (or None), a busy line's job description when
     another kind runs (else ""), and a key that changes whenever either moves on (equal keys: skip the tick)."""
     job, state = engine.jobs.state, engine.jobs.latest(kind)
@@ -30,13 +37,13 @@ def watch(engine, kind: str) -> tuple[JobState | None, str, tuple]:
                                                                   else None)
 
 
-def busy_html(elem_id: str, other: tuple, what: str) -> str:
+def busy_html(elem_id: str, other: tuple[str, str], what: str) -> str:
     """The line a tab shows while another kind of job runs (its own waits for it)."""
     job, status = other
     return f"<p id='{elem_id}'>{M.BUSY.format(job=job, status=status, what=what)}</p>"
 
 
-def job_line(state: JobState | None, other: tuple, progress, busy: tuple[str, str], idle: str) -> str:
+def job_line(state: JobState | None, other: Other, progress, busy: tuple[str, str], idle: str) -> str:
     """A tab's status line: another kind of job running (``busy`` = its element id and what waits), else this
     kind's newest job drawn by ``progress``, else ``idle``."""
     if other:
@@ -44,7 +51,7 @@ def job_line(state: JobState | None, other: tuple, progress, busy: tuple[str, st
     return progress(state) if state else f"<p>{idle}</p>"
 
 
-def cancel(engine, kind: str, sent: str, nothing: str) -> None:
+def cancel(engine, kind: Kind, sent: str, nothing: str) -> None:
     """Ask job ``kind`` to stop and say so (or that none runs)."""
     if engine.jobs.cancel(kind):
         gr.Info(sent)
