@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from ..finetune import (
+    DATA_SOURCES,
     DataSpec,
     TrainConfig,
     TrainingDataError,
@@ -31,13 +32,15 @@ class TrainingVerbs(AdapterVerbs, QuestionVerbs):
     def data_spec(self, source: str, qa_file: str | Path | None = None, qa_set: str | None = None) -> DataSpec:
         """What to train on: the stored documents ("docs"), or for "qa" and "raft" an uploaded JSONL file or a
         saved question set (by name)."""
-        if source not in ("docs", "qa", "raft"):
+        if source not in DATA_SOURCES:
             raise TrainingDataError(f"unknown data source {source!r}; use docs, qa or raft")
         if source == "docs":
             return DataSpec("docs")
-        if not qa_file and not qa_set:
-            raise TrainingDataError("give a question/answer JSONL file or a saved question set for this data source")
-        return DataSpec(source, Path(qa_file) if qa_file else self.question_set_path(qa_set))
+        if qa_file:
+            return DataSpec(source, Path(qa_file))
+        if qa_set:
+            return DataSpec(source, self.question_set_path(qa_set))
+        raise TrainingDataError("give a question/answer JSONL file or a saved question set for this data source")
 
     def preview_training(self, spec: DataSpec, config: TrainConfig) -> tuple[list[dict], dict]:
         """The first examples as the model will see them, and counts (examples, tokens, tokens with loss)."""
@@ -64,7 +67,7 @@ class TrainingVerbs(AdapterVerbs, QuestionVerbs):
         (its question/answer pairs, if any, come from its run record). Returns the new version's name."""
         run = self.adapter_run(name)
         source = run.source if run else ""
-        if source not in ("docs", "qa", "raft"):
+        if run is None or source not in DATA_SOURCES:
             raise NoAdapterError(f"adapter {name!r} has no ragft run record to retrain from: train it again",
                                  fix="adapters")
         config = TrainConfig(**{**run.config, "target_modules": tuple(run.config["target_modules"])})

@@ -72,7 +72,7 @@ def raft_examples(records: list[dict], store: Store, config: TrainConfig) -> lis
         raise TrainingDataError("RAFT needs stored documents for its context: add documents first")
     rng = random.Random(config.seed)
     all_chunks = store.all_chunks()
-    by_place = {(h.source, h.chunk): h for h in all_chunks}
+    by_place: dict[tuple[str | None, int | None], Hit] = {(h.source, h.chunk): h for h in all_chunks}
     examples = []
     for r in records:
         # The gold chunk: the one the record names (a generated fact's own chunk), else the best hit of its document
@@ -116,6 +116,7 @@ def tokenize(example: Example, tokenizer, max_len: int) -> dict:
 
 
 DataSource = Literal["docs", "qa", "raft"]
+DATA_SOURCES: tuple[DataSource, ...] = ("docs", "qa", "raft")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..adapters import RunRecord
-from ..jobs import JobState
+from ..jobs import JobState, Status
 from ..models import Generator
 from .config import TrainConfig
 from .data import IGNORE, Example, TrainingDataError, tokenize
@@ -92,14 +92,16 @@ def train_adapter(
     if main:
         shutil.rmtree(work_dir, ignore_errors=True)
 
+    job, stop = state, cancel  # not None: mypy carries that into nested functions, not into a class's methods
+
     class Monitor(TrainerCallback):
         def on_step_end(self, args, control_state, control, **kw):
-            state.step = control_state.global_step
-            elapsed = time.time() - state.started
-            state.tokens_per_s = tokens_per_step * state.step / max(elapsed, 1e-6)
-            state.eta_s = elapsed / max(state.step, 1) * (total - state.step)
-            if cancel.is_set():
-                state.status = "cancelling"
+            job.step = control_state.global_step
+            elapsed = time.time() - job.started
+            job.tokens_per_s = tokens_per_step * job.step / max(elapsed, 1e-6)
+            job.eta_s = elapsed / max(job.step, 1) * (total - job.step)
+            if stop.is_set():
+                job.status = "cancelling"
                 control.should_training_stop = True
             if on_step:
                 on_step()
@@ -107,7 +109,7 @@ def train_adapter(
 
         def on_log(self, args, control_state, control, logs=None, **kw):
             if logs and "loss" in logs:
-                state.losses.append((control_state.global_step, float(logs["loss"])))
+                job.losses.append((control_state.global_step, float(logs["loss"])))
 
     args = TrainingArguments(
         output_dir=str(work_dir / "trainer"),
@@ -132,14 +134,14 @@ def train_adapter(
     trainer.remove_callback(PrinterCallback)  # progress goes to `state`, not stdout
     trainer.train()
 
-    cancelled = cancel.is_set()
+    status: Status = "cancelled" if cancel.is_set() else "done"
     if not main:
         return out_dir
     model.save_pretrained(str(work_dir))
     shutil.rmtree(work_dir / "trainer", ignore_errors=True)
     run = RunRecord(
         name=out_dir.name,
-        status="cancelled" if cancelled else "done",
+        status=status,
         steps=state.step,
         planned_steps=total,
         config=asdict(config),
@@ -161,5 +163,5 @@ def train_adapter(
     )
     run.write(work_dir)
     work_dir.rename(out_dir)  # atomic: the folder appears complete or not at all
-    state.status = run.status
+    state.status = status
     return out_dir

@@ -7,7 +7,7 @@ import gradio as gr
 import pandas as pd
 
 from ..engine import Engine
-from ..finetune import TrainConfig
+from ..finetune import DataSpec, TrainConfig
 from ..jobs import JobState
 from ..knobs import bounds
 from ..knobs import default as default_of
@@ -120,7 +120,7 @@ def create_finetune_tab(engine: Engine) -> dict:
                     "raft_distractors": distractors, "raft_no_gold": no_gold}
     knobs = {*data.values(), *config_knobs.values()}  # handlers get {component: value}
 
-    def spec_and_config(values: dict):
+    def spec_and_config(values: dict) -> tuple[DataSpec, TrainConfig]:
         qa_path = checked(values[qa_file]) if values[qa_file] else None
         spec = engine.data_spec(M.DATA_SOURCES[values[source]], qa_path, values[qa_set])
         return spec, TrainConfig(**{field: as_field(field, values[c]) for field, c in config_knobs.items()})
