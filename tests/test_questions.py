@@ -245,6 +245,8 @@ def test_load_reads_messages_numbers_bom_and_ignores_unknown_keys(tmp_path):
         ('{"question": "q", "answer": "a", "chunk": "2"}', "set.jsonl line 1: 'chunk' must be a whole number >= 0"),
         ('{"question": "q", "answer": "a", "chunk": true}', "set.jsonl line 1: 'chunk' must be a whole number >= 0"),
         ('{"question": "q", "answer": "a", "source": 3}', "set.jsonl line 1: 'source' must be a string, got int"),
+        ('{"question": "q", "answer": "a", "kind": "colour"}',
+         "set.jsonl line 1: 'kind' must be one of number, year, name, got 'colour'"),
         ('{"messages": "hi"}', "set.jsonl line 1: 'messages' must be a list of {role, content} objects"),
         ('{"messages": [{"role": "user", "content": "q"}]}', "set.jsonl line 1: 'messages' must have a user turn"),
         ('{"question": "Who?", "answer": "a"}\n\n{"question": "who", "answer": "b"}',

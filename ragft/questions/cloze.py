@@ -18,7 +18,7 @@ from ..metrics import normalize
 from ..store import Hit
 from .english import MONTHS, STARTERS, WEEKDAYS
 from .forms import usable, with_unit
-from .sets import BLANK, QAItem, fact_id
+from .sets import BLANK, AnswerKind, QAItem, fact_id
 
 # 1987, 42, 3.5, 7-4-1-9, 12,000, 42% — but no pieces of dates, times, versions or words like 1990s.
 _NUMBER = re.compile(r"(?<![\w.,:/-])\d+(?:[.,-]\d+)*%?(?![\w%-]|[.,:/]\d)")
@@ -45,7 +45,8 @@ def _sentences(text: str) -> list[str]:
 
 def _names(sentence: str) -> list[tuple[int, int]]:
     """(start, end) of runs of capitalised words, longest first."""
-    runs, run = [], []
+    runs: list[list[re.Match[str]]] = []
+    run: list[re.Match[str]] = []
     for w in _WORD.finditer(sentence):
         word = w.group()
         capital = word[0].isupper() and word != "I"
@@ -69,7 +70,7 @@ def _names(sentence: str) -> list[tuple[int, int]]:
     return sorted(spans, key=lambda s: s[0] - s[1])  # stable: equal lengths keep sentence order
 
 
-def _blank(sentence: str, start: int, end: int, kind: str) -> tuple[str, str, str] | None:
+def _blank(sentence: str, start: int, end: int, kind: AnswerKind) -> tuple[str, str, AnswerKind] | None:
     """(answer, cloze, kind) with ``sentence[start:end]`` blanked, or None when the blank would be given away
     elsewhere in the sentence, leave too little, or is not worth asking (see `usable`)."""
     answer = sentence[start:end]
@@ -85,11 +86,12 @@ def _blank(sentence: str, start: int, end: int, kind: str) -> tuple[str, str, st
     return (answer, cloze, kind) if usable(cloze, kind) else None
 
 
-def sentence_facts(sentence: str, common: Callable[[str], bool] | None = None) -> list[tuple[str, str, str]]:
+def sentence_facts(sentence: str, common: Callable[[str], bool] | None = None) -> list[tuple[str, str, AnswerKind]]:
     """(answer, cloze, kind) for the sentence's first usable number or year and its longest usable name: up to two
     facts. A number's unit joins its answer ("24 kilograms"), as people write answers. ``common(name)``: a name
     the documents use everywhere ("License", "Covered Software"), skipped for the next one — anyone guesses it."""
     found = []
+    kind: AnswerKind
     for spans, kind in (([(m.start(), m.end()) for m in _NUMBER.finditer(sentence)], "number"),
                         (_names(sentence), "name")):
         for start, end in spans:
@@ -103,7 +105,9 @@ def sentence_facts(sentence: str, common: Callable[[str], bool] | None = None) -
 
 
 def _distractors(item: QAItem, pool: list[QAItem], count: int, rng: random.Random) -> list[str]:
-    same, other, seen = [], [], {normalize(item.answer)}
+    same: list[str] = []
+    other: list[str] = []
+    seen = {normalize(item.answer)}
     for p in pool:
         key = normalize(p.answer)
         if key not in seen:
@@ -147,7 +151,7 @@ def generate_cloze(chunks: list[Hit], n: int, choices: int = 0, per_chunk: int =
 
     queues = [_names_and_numbers_in_turn([item for *_, item in sorted(facts, key=lambda f: f[:2])])
               for facts in docs.values()]
-    picked = []
+    picked: list[QAItem] = []
     while len(picked) < n and any(queues):
         picked += [q.pop(0) for q in queues if q][: n - len(picked)]
 
@@ -184,7 +188,7 @@ def _names_and_numbers_in_turn(items: list[QAItem]) -> list[QAItem]:
     set asks "who" and "which" as well as "when" and "how many"."""
     names = [i for i in items if i.kind == "name"]
     numbers = [i for i in items if i.kind != "name"]
-    out = []
+    out: list[QAItem] = []
     for pair in zip(numbers, names):
         out += pair
     rest = numbers[len(names):] or names[len(numbers):]

@@ -28,7 +28,7 @@ from .english import (
     lemma,
     lower_first,
 )
-from .sets import BLANK, QAItem
+from .sets import BLANK, AnswerKind, QAItem
 
 CLAUSE_CUT = re.compile(r",\s+(?:and|but|which|while|where|so|who|whom|most|one|many|making|although)\b|;|"
                         r",?\s+(?:and|but|so)\s+(?=[a-z])")
@@ -54,7 +54,7 @@ UNIT_WORDS = re.compile(r"\s+((?:cubic |square )?(?:[a-z]+metres?|metres?|litres
                         r"students|pages))\b")
 
 
-def with_unit(answer: str, cloze: str, kind: str) -> tuple[str, str, str]:
+def with_unit(answer: str, cloze: str, kind: AnswerKind) -> tuple[str, str, AnswerKind]:
     """A count's unit moved into its answer: ("24 kilograms", "The pump weighs ____ when dry.") for ("24", "The
     pump weighs ____ kilograms when dry."), as people write answers. Other facts come back as they are."""
     before, _, after = cloze.partition(BLANK)
@@ -189,7 +189,7 @@ def _last_np(text: str) -> str:
     return lower_first(last)
 
 
-def _participle_clause(before_words: list[str], after: str) -> str | None:
+def _participle_clause(before_words: list[str], after: str) -> tuple[str, str] | None:
     """'When was Pavel born?' for "... one son, Pavel, born in ____": the verb right before the preposition is a
     participle of a reduced clause (after a comma, or with no finite verb before it)."""
     if not before_words:

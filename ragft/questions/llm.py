@@ -78,19 +78,21 @@ def llm_questions(
     (replies after the n-th kept question are neither kept nor counted).
     """
     prompts = [(hit, LLM_PROMPT.format(passage=part)) for hit in chunks for part in _parts(hit.text, per_chunk)]
-    items, asked, dropped = [], set(), 0
+    items: list[QAItem] = []
+    asked: set[str] = set()
+    dropped = 0
     for start in range(0, len(prompts), LLM_BATCH):
         if len(items) >= n:
             break
         batch = prompts[start : start + LLM_BATCH]
         pairs = [_parse_reply(reply or "") for reply in complete([p for _, p in batch])]
-        unanswered = [i for i, pair in enumerate(pairs) if pair and not pair[1]]
+        unanswered = [(i, pair[0]) for i, pair in enumerate(pairs) if pair and not pair[1]]  # (index, question)
         if unanswered:
             replies = complete(
-                [ANSWER_PROMPT.format(passage=batch[i][0].text, question=pairs[i][0]) for i in unanswered]
+                [ANSWER_PROMPT.format(passage=batch[i][0].text, question=question) for i, question in unanswered]
             )
-            for i, reply in zip(unanswered, replies):
-                pairs[i] = (pairs[i][0], (reply or "").strip().removeprefix("Answer:").strip())
+            for (i, question), reply in zip(unanswered, replies):
+                pairs[i] = (question, (reply or "").strip().removeprefix("Answer:").strip())
         for (hit, _), pair in zip(batch, pairs):
             if len(items) >= n:
                 break

@@ -12,13 +12,15 @@ import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from ..errors import RagftError
 from ..knobs import NAME_RULE, valid_name
 from ..metrics import normalize
 
 BLANK = "____"
+AnswerKind = Literal["", "number", "year", "name"]  # what a generated item's answer is ("": not said)
+ANSWER_KINDS: tuple[AnswerKind, ...] = get_args(AnswerKind)
 
 
 class QuestionSetError(RagftError, ValueError):
@@ -37,7 +39,7 @@ class QAItem:
     choices: tuple[str, ...] = ()  # multiple choice: `answer` is one of these
     fact: str = ""  # id shared by all phrasings of one fact (for the paraphrase split)
     cloze: str = ""  # the source sentence with "____" where the answer was (generated sets)
-    kind: Literal["", "number", "year", "name"] = ""  # generated items: what the answer is
+    kind: AnswerKind = ""  # generated items: what the answer is
 
     def to_json(self) -> dict:
         """The non-empty fields as a JSON-ready dict (``chunk`` kept whenever it is set, even 0)."""
@@ -105,8 +107,11 @@ def _parse_item(obj: dict, where: str) -> QAItem:
             raise QuestionSetError(f"{where}: the answer {answer!r} is not one of the 'choices'")
         answer = matching[0]  # the exact text of the option, so scoring a picked option is an exact match
 
-    texts = {key: _optional_str(obj, key, where) for key in ("source", "context", "fact", "cloze", "kind")}
-    return QAItem(question, answer, chunk=chunk, choices=tuple(choices), **texts)
+    texts = {key: _optional_str(obj, key, where) for key in ("source", "context", "fact", "cloze")}
+    kind = _optional_str(obj, "kind", where)
+    if kind not in ANSWER_KINDS:
+        raise QuestionSetError(f"{where}: 'kind' must be one of {', '.join(k for k in ANSWER_KINDS if k)}, got {kind!r}")
+    return QAItem(question, answer, chunk=chunk, choices=tuple(choices), kind=kind, **texts)
 
 
 def load_set(path: Path | str, max_items: int = 2000) -> list[QAItem]:
@@ -133,7 +138,8 @@ def load_set(path: Path | str, max_items: int = 2000) -> list[QAItem]:
     if len(lines) > max_items:
         raise QuestionSetError(f"{name} has {len(lines)} questions; the limit is {max_items}")
 
-    items, seen = [], {}  # seen: normalised question -> line number
+    items: list[QAItem] = []
+    seen: dict[str, int] = {}  # normalised question -> line number
     for n, line in lines:
         where = f"{name} line {n}"
         try:
