@@ -18,13 +18,16 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 from .errors import RagftError
 
 if TYPE_CHECKING:
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
     from .finetune import TrainConfig
     from .generation import DecodeSettings
+    from .models import ModelSource
 
 T = TypeVar("T")
 BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
@@ -55,7 +58,8 @@ class Backend:
     ``cpu_bf16``, ``lock`` (an RLock) and ``_adapter_paths`` ({} at first), and says how an adapter is put on
     (`_load`) and taken off (`_unload`) its model, and how rows are generated and scored."""
 
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
+    source: ModelSource
     lock: threading.RLock
     cpu_bf16: bool
     _adapter_paths: dict[str, Path]
@@ -107,6 +111,9 @@ class Backend:
     def trained(self, tokens_per_s: float) -> None:
         """What a finished run measured (ZeroGPU sizes its later calls by it)."""
 
-    def measure(self, probe: Callable[[Backend], T]) -> T:
+    def close(self) -> None:
+        """Stop what this backend started (a local vLLM server); nothing by default."""
+
+    def measure(self, probe: Callable[[Self], T]) -> T:
         """``probe(backend)`` where the model runs (`experiment.measure_speed`: the throughput an estimate uses)."""
         return probe(self)

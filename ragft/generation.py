@@ -56,8 +56,9 @@ def stop_token_ids(tokenizer, generation_config=None) -> set[int]:
 
 
 def render_prompts(generator: Backend, conversations: list[list[dict]]) -> list[str]:
+    # transformers annotates apply_chat_template with every form it can return; with tokenize=False it is the text
     return [
-        generator.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        generator.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)  # type: ignore[misc]
         for messages in conversations
     ]
 
@@ -104,7 +105,8 @@ def stream_local(generator: Generator, prompt_ids: list[list[int]], adapter_name
         for i, row in enumerate(rows):
             if row.changed:
                 row.changed = False
-                texts[i] = tokenizer.decode(row.tokens, skip_special_tokens=True)
+                # transformers annotates decode as str | list[str] (a list of rows decodes to a list); this is one row
+                texts[i] = tokenizer.decode(row.tokens, skip_special_tokens=True)  # type: ignore[assignment]
         updates.put(list(texts))
 
     def work() -> None:

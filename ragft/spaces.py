@@ -20,7 +20,7 @@ process, its arguments and results pickled. So here:
 
 Elsewhere (no ``spaces``, or its no-op mode on other hardware) the entry points are plain functions.
 
-    ENTRY_POINTS["gpu_stream"].gpu_seconds(*args)  # the seconds a call with these arguments asks ZeroGPU for
+    GPU_SECONDS["gpu_stream"](*args)  # the seconds a call with these arguments asks ZeroGPU for
 """
 
 from __future__ import annotations
@@ -33,14 +33,15 @@ import inspect
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidInputError, RagftError
 from .models import Generator
 
-ENTRY_POINTS: dict[str, Callable] = {}  # name -> the entry point (its ``gpu_seconds`` is the duration function)
+ENTRY_POINTS: dict[str, Callable] = {}  # name -> the entry point
+GPU_SECONDS: dict[str, Callable[..., float]] = {}  # name -> the entry point's duration function
 _GENERATORS: dict[int, ZeroGpuGenerator] = {}  # a worker (a fork) finds the app's generator by its key
 _decorator: Callable | None = None  # set by `use_decorator`; None: ``spaces.GPU`` on ZeroGPU, else none
 _decorated: dict[str, Callable] = {}
@@ -84,7 +85,7 @@ class GpuRates:
     measured: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> GpuRates:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GpuRates:
         env = os.environ if env is None else env
         try:
             max_s = float(env.get("RAGFT_ZERO_GPU_MAX_S") or cls.max_s)
@@ -247,8 +248,7 @@ def gpu(duration: Callable[..., float]) -> Callable[[Callable], Callable]:
                 with _refusals():
                     return _raised(run(*args, **kwargs))
 
-        call.gpu_seconds = duration
-        ENTRY_POINTS[fn.__name__] = call
+        ENTRY_POINTS[fn.__name__], GPU_SECONDS[fn.__name__] = call, duration
         return call
     return wrap
 
@@ -431,7 +431,9 @@ class TrainCall:
     ``error`` and the last line of ``train.log``."""
 
     def __init__(self, generator: ZeroGpuGenerator, folder: Path, steps: int, tokens: int) -> None:
-        self.folder, self.returncode, self.error = folder, None, None
+        self.folder = folder
+        self.returncode: int | None = None
+        self.error: Exception | None = None
         args = (generator.key, str(folder), steps, tokens)
         context = contextvars.copy_context()  # the visitor's request goes with the call: their quota pays
         self._thread = threading.Thread(target=context.run, args=(self._run, *args), name="ragft-gpu-train",

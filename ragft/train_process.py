@@ -113,17 +113,17 @@ def launch_training(
     proc = generator.start_training(folder, config, len(examples), launch_command(folder, processes, cuda), env)
     try:
         seen = -1
-        while proc.poll() is None:
+        while (code := proc.poll()) is None:
             time.sleep(POLL_S)
             if cancel.is_set() and not (folder / "cancel").exists():
                 (folder / "cancel").touch()
                 state.status = "cancelling"
             seen = _read_progress(folder / "progress.json", state, seen, on_step)
         _read_progress(folder / "progress.json", state, seen, on_step)
-        if isinstance(getattr(proc, "error", None), RagftError):  # a GPU call refused: its own words
-            raise proc.error
-        if proc.returncode != 0 or not out_dir.is_dir():
-            raise TrainingProcessError(_failure(folder / "train.log", proc.returncode))
+        if isinstance(error := getattr(proc, "error", None), RagftError):  # a GPU call refused: its own words
+            raise error
+        if code != 0 or not out_dir.is_dir():
+            raise TrainingProcessError(_failure(folder / "train.log", code))
     except BaseException:
         _stop(proc)
         shutil.rmtree(out_dir.parent / f".{out_dir.name}.partial", ignore_errors=True)
@@ -133,7 +133,8 @@ def launch_training(
     run = read_run(out_dir)  # the last step's loss is logged after its report: the record has them all
     if run is None:
         raise TrainingProcessError(f"the training processes ended without a run record in {out_dir}")
-    state.status, state.step, state.losses = run.status, run.steps, list(run.losses)
+    state.status = "cancelled" if run.status == "cancelled" else "done"
+    state.step, state.losses = run.steps, list(run.losses)
     generator.trained(state.tokens_per_s)
     return out_dir
 
@@ -199,7 +200,7 @@ def main(folder: Path, generator: Generator | None = None) -> int:
     own = generator is None
     if own and cuda:
         torch.cuda.set_device(ps.local_process_index)  # each process loads onto its own GPU
-    if own:
+    if generator is None:
         generator = load_generator(source=ModelSource(**job["source"]),
                                    cpu_precision="bfloat16" if job["cpu_bf16"] else "float32")
     examples = [Example(**{**e, "messages": tuple(e["messages"])}) for e in job["examples"]]

@@ -28,11 +28,10 @@ class ExperimentVerbs(AdapterVerbs, QuestionVerbs):
 
     def speed(self) -> Speed:
         """This machine's throughput on the base model, measured once per process (a few seconds)."""
-        if self.parent:
-            return self.parent.speed()
-        if self._speed is None:
-            self._speed = self.generator.measure(measure_speed)  # on ZeroGPU: in a GPU call
-        return self._speed
+        root = self.parent or self  # measured by the root engine, for every workspace
+        if root._speed is None:
+            root._speed = self.generator.measure(measure_speed)  # on ZeroGPU: in a GPU call
+        return root._speed
 
     def plan_experiment(self, config: ExperimentConfig, items: list[QAItem] | None = None,
                         asked: list[QAItem] | None = None) -> Plan:

@@ -11,7 +11,7 @@ backends see exactly the same prompt tokens; the server only decodes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 import httpx
@@ -57,7 +57,7 @@ class VLLMClient:
     def stream(
         self, prompt_ids: list[int], model: str, max_tokens: int, stop_ids: list[int], temperature: float = 0.0,
         seed: int = 0,
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         """The answer's text pieces as the server produces them (closing the iterator aborts the request)."""
         body = {
             "model": model, "prompt": prompt_ids, "max_tokens": max_tokens, "temperature": temperature,

@@ -159,7 +159,8 @@ class RemoteGenerator(Backend):
         def stop_row(_row: int, text: str) -> str | None:
             ids = tok(text, add_special_tokens=False)["input_ids"]
             cut = repeated_tail(ids, decode.stop_repeats)
-            return tok.decode(ids[:-cut], skip_special_tokens=True) if cut else None
+            # transformers annotates decode as str | list[str] (a list of rows decodes to a list); ids is one row
+            return tok.decode(ids[:-cut], skip_special_tokens=True) if cut else None  # type: ignore[return-value]
 
         # the server reads the model's own end-of-turn ids from its folder; these are the tokenizer's
         yield from self.stream(prompt_ids, adapter_names, decode.max_new_tokens, sorted(stop_token_ids(tok)),
@@ -197,7 +198,7 @@ def connect(settings, load_local: Callable[[], Generator]) -> RemoteGenerator:
     source = resolve_base_model(settings.base_model)
     server = None
     kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-    tokenizer_from = source.location
+    tokenizer_from: str | Path = source.location
     if settings.vllm_url:
         url = settings.vllm_url
     else:
