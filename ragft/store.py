@@ -17,10 +17,14 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from .config import RETRIEVAL
 from .documents import Document
 from .keywords import POOL, KeywordIndex, fuse
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
 
 KEY_TTL_S = 5.0  # another process's upload shows in keyword search within this long
 
@@ -45,10 +49,13 @@ class Hit:
     id: str = ""
 
 
+AddStatus = Literal["added", "replaced", "unchanged", "duplicate"]
+
+
 @dataclass(frozen=True)
 class AddResult:
     name: str
-    status: str  # "added" | "replaced" | "unchanged" | "duplicate"
+    status: AddStatus
     chunks: int
     detail: str = ""
 
@@ -65,7 +72,7 @@ def record_id(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:32]
 
 
-def make_client(chroma_dir: Path, host: str = "", port: int = 8000):
+def make_client(chroma_dir: Path, host: str = "", port: int = 8000) -> ClientAPI:
     """A persistent on-disk client, or an HTTP client for a Chroma server when ``host`` is set."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .. import config
-from ..config import Settings, check_data_dir
+from ..config import Settings, check_data_dir, free_mb
 from ..experiment import (
     Speed,
 )
@@ -26,6 +27,9 @@ from ..models import (
 from ..serving import ServingError
 from ..spaces import load_generator
 from ..store import Store, make_client
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +50,14 @@ class EngineBase:
         self._embedder = embedder
         self._reranker = None
         self._grounding_model = None
-        self._client = None
+        self._client: ClientAPI | None = None
         self._store: Store | None = None
         self._speed: Speed | None = None
         self.chroma_wedged = False  # a write failed on a full disk: reopen the client before the next one
         # one background job at a time here, and RAGFT_MAX_JOBS at once across workspaces (the record names the
         # running one, so a restart after a crash can say it was interrupted); training leftovers of a killed
         # process go
-        self.job_slots = parent.job_slots if parent else threading.BoundedSemaphore(self.settings.max_jobs)
+        self.job_slots: threading.BoundedSemaphore = parent.job_slots if parent else threading.BoundedSemaphore(self.settings.max_jobs)
         self.jobs = JobRunner(self.settings.data_dir / "jobs" / "running.json", self.job_slots)
         if self.jobs.state.status == "interrupted":
             remove_partial_adapters(self.settings.adapters_dir)
@@ -110,7 +114,7 @@ class EngineBase:
 
     def close(self) -> None:
         """Stop what this engine started (a local vLLM server)."""
-        if hasattr(self._generator, "close"):
+        if self._generator is not None:
             self._generator.close()
 
     @property
@@ -144,7 +148,7 @@ class EngineBase:
         return self._shared_model("_grounding_model", self.settings.grounding_model, load_grounding_model)
 
     @property
-    def chroma(self):
+    def chroma(self) -> ClientAPI:
         """The Chroma client (on-disk under the root data dir, or a server), shared by all workspaces."""
         if self.parent:
             return self.parent.chroma
@@ -169,6 +173,30 @@ class EngineBase:
                 self._store = Store(client, embedder, self.settings.collection, self.settings.retrieval,
                                     reranker)
             return self._store
+
+    def _low_on_space(self) -> str:
+        """Why the data dir has too little room to add a document (a full disk wedges Chroma), or ""."""
+        if self.settings.chroma_host:
+            return ""
+        free = free_mb(self.settings.data_dir)
+        if free >= config.MIN_FREE_MB:
+            return ""
+        return (f"not added: the data dir has {free:.0f} MB free and ragft keeps at least {config.MIN_FREE_MB} MB "
+                "free; free some space or delete documents first")
+
+    def reopen_chroma(self) -> None:
+        """A new Chroma client, and stores on it for every workspace: after a write failed on a full disk, the old
+        one hangs on the next write even once there is room again (chromadb 1.5; reads still work on it, and the
+        new client cannot open while the disk is full, hence ``chroma_wedged``: `store` reopens once there is room).
+        """
+        self.chroma_wedged = False
+        from chromadb.api.client import Client, SharedSystemClient
+
+        with self._lock:
+            if isinstance(self._client, Client):  # chromadb keeps one system per path: forget this one (only)
+                SharedSystemClient._identifier_to_system.pop(self._client._identifier, None)
+                SharedSystemClient._identifier_to_refcount.pop(self._client._identifier, None)
+            self._client, self._store = None, None
 
     def adapter_key(self, name: str) -> str:
         """The name adapter ``name`` of this workspace has on the shared base model: workspaces may use the same

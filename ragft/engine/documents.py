@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .. import config
 from .. import store as store_module
-from ..config import free_mb
 from ..documents import Document, DocumentError, display_name, load_document
 from ..errors import RagftError
-from ..store import AddResult, DocInfo, Hit
+from ..store import AddResult, AddStatus, DocInfo, Hit
 from .base import EngineBase
 
 log = logging.getLogger(__name__)
@@ -35,7 +33,7 @@ class IngestReport:
 
     name: str
     ok: bool
-    status: Literal["added", "replaced", "unchanged", "duplicate", "refused", "failed"]
+    status: AddStatus | Literal["refused", "failed"]
     chunks: int
     message: str
 
@@ -151,30 +149,6 @@ class DocumentVerbs(EngineBase):
         if not removed:
             raise NoDocumentError(f"no document named {name!r}")
         return removed
-
-    def _low_on_space(self) -> str:
-        """Why the data dir has too little room to add a document (a full disk wedges Chroma), or ""."""
-        if self.settings.chroma_host:
-            return ""
-        free = free_mb(self.settings.data_dir)
-        if free >= config.MIN_FREE_MB:
-            return ""
-        return (f"not added: the data dir has {free:.0f} MB free and ragft keeps at least {config.MIN_FREE_MB} MB "
-                "free; free some space or delete documents first")
-
-    def reopen_chroma(self) -> None:
-        """A new Chroma client, and stores on it for every workspace: after a write failed on a full disk, the old
-        one hangs on the next write even once there is room again (chromadb 1.5; reads still work on it, and the
-        new client cannot open while the disk is full, hence ``chroma_wedged``: `store` reopens once there is room).
-        """
-        self.chroma_wedged = False
-        from chromadb.api.client import SharedSystemClient
-
-        with self._lock:
-            if self._client is not None:  # chromadb keeps one system per path: forget this one (only)
-                SharedSystemClient._identifier_to_system.pop(self._client._identifier, None)
-                SharedSystemClient._identifier_to_refcount.pop(self._client._identifier, None)
-            self._client, self._store = None, None
 
     def _over_quota(self, stored: dict[str, int], name: str, size: int) -> str:
         """Why adding ``name`` (``size`` bytes) would pass the store's quotas, or ""; a replacement counts once."""
