@@ -7,7 +7,7 @@ asked for the same short, direct answer, so they differ only by context and adap
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .backend import BASE
@@ -57,7 +57,7 @@ def context_block(hits: list[Hit]) -> str:
 
 
 def build_messages(
-    question: str, hits: list[Hit] | None = None, history: list[tuple[str, str]] = (), instruct: bool = True
+    question: str, hits: list[Hit] | None = None, history: Sequence[tuple[str, str]] = (), instruct: bool = True
 ) -> list[dict]:
     """Chat messages for one variant: earlier turns, then the question with the answer instruction (and the context
     when ``hits`` is given). ``instruct=False`` sends ``question`` as it is, for a prompt with its own instructions.
@@ -119,7 +119,7 @@ def stream_answers(
     sources = {v: hits for v in running if v in RETRIEVES}
 
     conversations = [build_messages(question, hits if v in RETRIEVES else None, state.turns[v]) for v in running]
-    names = [adapter if v in NEEDS_ADAPTER else BASE for v in running]
+    names = [adapter if adapter and v in NEEDS_ADAPTER else BASE for v in running]
     answers = {v: "" for v in running}
     yield ChatResult(dict(answers), sources, notices)
     for texts in stream_batch(generator, conversations, names, decode):

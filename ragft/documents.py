@@ -54,9 +54,9 @@ def _read_pdf(path: Path) -> str:
     reader = PdfReader(str(path))
     if reader.is_encrypted:
         try:
-            opened = reader.decrypt("")  # many "protected" PDFs only restrict printing: an empty password opens them
+            opened = bool(reader.decrypt(""))  # many "protected" PDFs only restrict printing: an empty password opens them
         except Exception:  # noqa: BLE001 - a cipher pypdf cannot open is the same answer for the user
-            opened = 0
+            opened = False
         if not opened:
             raise UnreadableDocumentError("the PDF is password-protected; save a copy without the "
                                           "password and upload that")

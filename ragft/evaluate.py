@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from . import metrics, stats
@@ -80,7 +80,7 @@ def gold_matcher(item: QAItem) -> Callable[[Hit], bool] | None:
     return None
 
 
-def judge(text: str, item: QAItem, hits: list[Hit] | None, option_scores: list[float] = (),
+def judge(text: str, item: QAItem, hits: list[Hit] | None, option_scores: Sequence[float] = (),
           grounding_model: GroundingModel | None = None) -> Answer:
     correct = text == item.answer if item.choices else bool(metrics.correct(text, item.answer, item.question))
     recall = metrics.recall_at_k(hits, gold_matcher(item)) if hits is not None else None

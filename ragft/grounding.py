@@ -119,7 +119,7 @@ def mark_sentence(sentence: str, chunks: list[str], threshold: float = THRESHOLD
         return Mark(sentence, None)
     judged = [judge(sentence, c) for c in chunks]
     best = max(range(len(judged)), key=lambda i: judged[i][0], default=None)
-    score = judged[best][0] if judged else 0.0
+    score = judged[best][0] if best is not None else 0.0
     if score >= threshold and score > 0:
         return Mark(sentence, True, best, round(score, 3))
     return Mark(sentence, False, None, round(score, 3), _nowhere(sentence, chunks))
@@ -149,18 +149,21 @@ class GroundingModel:
         return [float(p[self.entails]) for p in probs]
 
     def mark(self, sentences: list[str], chunks: list[str]) -> list[Mark]:
-        marks: list[Mark | None] = [None if _checkable(s) else Mark(s, None) for s in sentences]
-        pairs = [(i, j) for i, s in enumerate(sentences) if marks[i] is None
+        checkable = [_checkable(s) for s in sentences]
+        pairs = [(i, j) for i, s in enumerate(sentences) if checkable[i]
                  for j, c in enumerate(chunks) if not _missing(s, c)]
         best: dict[int, tuple[float, int]] = {}
         for (i, j), p in zip(pairs, self.probabilities([(chunks[j], sentences[i]) for i, j in pairs])):
             if p > best.get(i, (-1.0, 0))[0]:
                 best[i] = (p, j)
+        marks = []
         for i, s in enumerate(sentences):
-            if marks[i] is None:
-                p, j = best.get(i, (0.0, None))
-                marks[i] = (Mark(s, True, j, round(p, 3)) if p >= self.threshold
-                            else Mark(s, False, None, round(p, 3), _nowhere(s, chunks)))
+            if not checkable[i]:
+                marks.append(Mark(s, None))
+                continue
+            score, chunk = best.get(i, (0.0, None))
+            marks.append(Mark(s, True, chunk, round(score, 3)) if score >= self.threshold
+                         else Mark(s, False, None, round(score, 3), _nowhere(s, chunks)))
         return marks
 
 
@@ -179,7 +182,7 @@ def summary(marks: list[Mark]) -> str:
     checked = [m for m in marks if m.supported is not None]
     if not checked:
         return "nothing to check against the sources"
-    line = f"{sum(m.supported for m in checked)} of {len(checked)} sentences supported by the sources"
+    line = f"{sum(1 for m in checked if m.supported)} of {len(checked)} sentences supported by the sources"
     missing = sorted({f for m in checked for f in m.missing})
     return line + (f"; not in them: {', '.join(missing)}" if missing else "")
 

@@ -23,6 +23,10 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bm25s import BM25
 
 # Words as a person searches for them: "3.4", "2303.16199", "7-4-1-9" and "llama-adapter" stay whole, and a
 # one-letter word ("Exhibit B") counts; case is ignored, and English stop words ("the", "of") do not count.
@@ -71,7 +75,7 @@ class KeywordIndex:
         self._lock = threading.Lock()
         self._key: object = None
         self._ids: list[str] = []
-        self._bm25 = None
+        self._bm25: BM25 | None = None
         self.build_s = 0.0  # how long the last build took
         self.building: threading.Thread | None = None  # a rebuild running in the background
 
@@ -95,7 +99,7 @@ class KeywordIndex:
         found, scores = bm25.retrieve([terms], k=min(n, len(ids)), show_progress=False)
         return [(ids[i], float(s)) for i, s in zip(found[0], scores[0]) if s > 0]
 
-    def _build(self, load: Callable[[], tuple[list[str], list[str]]]) -> tuple[list[str], object, float]:
+    def _build(self, load: Callable[[], tuple[list[str], list[str]]]) -> tuple[list[str], BM25 | None, float]:
         started = time.perf_counter()
         ids, texts = load()
         bm25 = None
@@ -105,7 +109,7 @@ class KeywordIndex:
             bm25.index([words(t, stop) or [""] for t in texts], show_progress=False)
         return ids, bm25, time.perf_counter() - started
 
-    def _swap(self, key: object, ids: list[str], bm25, seconds: float) -> None:
+    def _swap(self, key: object, ids: list[str], bm25: BM25 | None, seconds: float) -> None:
         self._key, self._ids, self._bm25, self.build_s = key, ids, bm25, seconds
 
     def _rebuild(self, key: object, load: Callable[[], tuple[list[str], list[str]]]) -> None:

@@ -15,7 +15,7 @@ Questions are the unit of resampling: each variant answers the same questions, s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,7 +81,7 @@ def bootstrap_ci(values: Sequence[float], level: float = 0.95, resamples: int = 
     return Interval(float(x.mean()), clip(low), clip(high), len(x))
 
 
-def _check_lengths(a: Sequence, b: Sequence) -> None:
+def _check_lengths(a: Sized, b: Sized) -> None:
     if len(a) != len(b):
         raise ValueError(f"paired scores need the same questions: got {len(a)} and {len(b)} scores")
 
@@ -103,7 +103,8 @@ def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int, float
 
 
 def paired_bootstrap(
-    a: Sequence[float], b: Sequence[float], level: float = 0.95, resamples: int = 2000, seed: int = 0
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, level: float = 0.95, resamples: int = 2000,
+    seed: int = 0,
 ) -> tuple[float, float, float, float]:
     """Mean difference a - b with its bootstrap interval and two-sided p: ``(diff, low, high, p)``.
 
