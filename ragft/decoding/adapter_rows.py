@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Self
+from typing import Any, Self
 
 import torch
 import torch.nn.functional as F
@@ -143,7 +143,7 @@ def lean_lora_linear():
     from peft.tuners.lora import Linear
 
     class LeanLoraLinear(Linear):
-        lean: tuple | None = None  # (adapter, base layer, A, B, SharedInput or None) while `AdapterRows` holds it
+        lean: LeanPlan | None = None  # while `AdapterRows` holds it
 
         def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
             lean = self.lean
@@ -166,6 +166,10 @@ def lean_lora_linear():
     return LeanLoraLinear
 
 
+# A lean layer's plan: (adapter, base layer, A, B, the SharedInput of its siblings or None)
+LeanPlan = tuple[str, torch.nn.Module, torch.Tensor, torch.Tensor, "SharedInput | None"]
+
+
 class SharedInput:
     """LoRA layers of one block that read the same input (Llama's q, k and v projections; gate and up): the first
     of them to see an input computes ``x A^T`` for all of them at once, with their A matrices stacked, and the
@@ -181,7 +185,7 @@ class SharedInput:
         starts = [sum(ranks[:i]) for i in range(len(ranks))]
         self.columns = {layer: slice(start, start + rank) for layer, start, rank in zip(layers, starts, ranks)}
         self._input: torch.Tensor | None = None
-        self._scaling = None
+        self._scaling: torch.Tensor | None = None
         self._parts: dict = {}
 
     def product(self, x: torch.Tensor, scaling) -> dict:
@@ -203,15 +207,18 @@ class SharedInput:
         """Give each lean layer (``layers``: by qualified name) its plan (adapter ``name``'s weights, when their dtype
         is the base layer's), and sibling layers that share an input, the same A dtype and the same scaling one
         `SharedInput`."""
-        lean = {}
+        lean: dict[Any, LeanPlan] = {}  # by peft's LoRA layer (peft has no types here: `pyproject.toml`)
         for layer in layers.values():
             a, b = layer.lora_A[name].weight, layer.lora_B[name].weight
             if a.dtype == b.dtype == getattr(layer.base_layer, "weight", a).dtype:
                 lean[layer] = (name, layer.base_layer, a, b, None)
         for parent in {key.rpartition(".")[0] for key in layers}:
             for names in cls.SIBLINGS:
-                group = [layers.get(f"{parent}.{n}") for n in names]
-                if all(layer in lean for layer in group) and len({lean[layer][2].shape[1] for layer in group}) == 1 \
+                keys = [f"{parent}.{n}" for n in names]
+                if not all(key in layers and layers[key] in lean for key in keys):
+                    continue
+                group = [layers[key] for key in keys]
+                if len({lean[layer][2].shape[1] for layer in group}) == 1 \
                         and len({layer.scaling[name] for layer in group}) == 1:
                     shared = cls(name, group)
                     for layer in group:
