@@ -78,7 +78,10 @@ def _sha256(path: Path) -> str:
 
 def _export(collection) -> dict:
     """A collection's records: ids, documents, metadatas, embeddings (float32), read a page at a time."""
-    ids, documents, metadatas, vectors = [], [], [], []
+    ids: list[str] = []
+    documents: list[str | None] = []
+    metadatas: list[dict | None] = []
+    vectors: list[np.ndarray] = []
     total = collection.count()
     for offset in range(0, total, PAGE):
         got = collection.get(limit=PAGE, offset=offset, include=["documents", "metadatas", "embeddings"])
@@ -287,8 +290,8 @@ class Snapshots:
                 if member.name.startswith("files/"):
                     member.name = member.name[len("files/"):]
                     tar.extract(member, staging, filter="data")
-                elif member.name.startswith("chroma/"):
-                    parts[member.name[len("chroma/"):]] = tar.extractfile(member).read()
+                elif member.name.startswith("chroma/") and (data := tar.extractfile(member)) is not None:  # a file
+                    parts[member.name[len("chroma/"):]] = data.read()
         self._put_back(wid, parts, meta)
         staging.rename(target)
         engine = self.spaces.engine(wid)

@@ -15,7 +15,7 @@ Questions are the unit of resampling: each variant answers the same questions, s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence, Sized
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,7 +185,7 @@ def compare(
     )
 
 
-def verdict(scores: dict[str, Sequence[bool]], seed: int = 0, alpha: float = 0.05,
+def verdict(scores: Mapping[str, Sequence[bool]], seed: int = 0, alpha: float = 0.05,
             weights: Sequence[float] | None = None) -> tuple[str, list[Comparison]]:
     """Headline sentence and the standard comparisons, from each variant's per-question correctness.
 

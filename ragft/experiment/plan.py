@@ -119,7 +119,8 @@ def plan_experiment(
     if not chunks:
         raise (ExperimentError("no documents to experiment on: add documents first", fix="documents")
                if not config.documents else ExperimentError("none of the picked documents is stored"))
-    facts_total, heldout = 0, []
+    facts_total = 0
+    heldout: list[QAItem] = []
     if items is None and config.method == "llm":
         if complete is None:
             raise ExperimentError("the llm question method needs the base model to write with")

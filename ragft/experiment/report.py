@@ -174,13 +174,13 @@ class ExperimentReport:
                 w.writerow({**{k: row[k] for k in summary_keys}, "causes": "; ".join(
                     f"{c}: {n}" for c, n in row["causes"].items())})
         with (out_dir / "answers.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["question", "expected", "source", "chunk", "variant", "answer", "correct", "token_f1",
-                        "cause"])
+            out = csv.writer(f)
+            out.writerow(["question", "expected", "source", "chunk", "variant", "answer", "correct", "token_f1",
+                          "cause"])
             for q in data["questions"]:
                 for label, a in q["answers"].items():
-                    w.writerow([q["question"], q["answer"], q.get("source", ""), q.get("chunk", ""), label,
-                                a["text"], int(a["correct"]), a["token_f1"], a["cause"]])
+                    out.writerow([q["question"], q["answer"], q.get("source", ""), q.get("chunk", ""), label,
+                                  a["text"], int(a["correct"]), a["token_f1"], a["cause"]])
         (out_dir / "report.html").write_text(render_html(data))
         return [out_dir / n for n in (REPORT_FILE, "summary.csv", "answers.csv", "report.html")]
 

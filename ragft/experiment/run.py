@@ -50,6 +50,10 @@ class StageProgress:
         elapsed = time.time() - self.started
         s.eta_s = elapsed / s.step * (s.total - s.step) if s.step else None
 
+    def part(self, stage: Stage, start: float = 0.0, share: float = 1.0) -> Callable[[float, str], None]:
+        """``report(fraction, message)`` for a part of ``stage``: its ``share`` of the stage, from ``start`` on."""
+        return lambda fraction, message: self.at(stage, start + share * fraction, message)
+
     def finish(self, stage: Stage) -> None:
         self.done += stage.seconds
 
@@ -111,8 +115,7 @@ def run_experiment(
         variants = VARIANTS if i == 0 else tuple(v for v in VARIANTS if v in NEEDS_ADAPTER)
         stage = stages[("eval", run.recipe)]
         run.test = _evaluate(generator, store, plan.test, loaded, replace(plan.eval_config, variants=variants),
-                             cancel, lambda f, m, stage=stage: progress.at(stage, f, m), "test questions",
-                             grounding_model)
+                             cancel, progress.part(stage), "test questions", grounding_model)
         if i == 0:
             base = run.test
         progress.finish(stage)
@@ -120,11 +123,11 @@ def run_experiment(
             break
         stage = stages[("check", run.recipe)]
         run.check = _evaluate(generator, store, plan.checks, loaded, replace(plan.eval_config, variants=("ft",)),
-                              cancel, lambda f, m, stage=stage: progress.at(stage, f / 2, m), "trained wordings")
+                              cancel, progress.part(stage, 0.0, 0.5), "trained wordings")
         if not cancel.is_set():
             run.general = _evaluate(generator, store, GENERAL, loaded, replace(
                 plan.eval_config, variants=("plain", "ft") if i == 0 else ("ft",)), cancel,
-                lambda f, m, stage=stage: progress.at(stage, 0.5 + f / 2, m), "general questions (forgetting)")
+                progress.part(stage, 0.5, 0.5), "general questions (forgetting)")
         progress.finish(stage)
 
     report = build_report(plan, runs, base, cancelled=cancel.is_set(), seconds=time.perf_counter() - started)

@@ -68,7 +68,8 @@ def build_report(plan: Plan, runs: list[AdapterRun], base: EvalResult | None, ca
     coverage["your_questions"] = n_own
     first = slice(n_made, n) if n_own else slice(0, n_made)
     first_weights = None if n_own else weights
-    best_recipe, headline, comparisons, recommendation, support = "", "No questions were scored.", [], "", ""
+    best_recipe, headline, recommendation, support = "", "No questions were scored.", "", ""
+    comparisons: list[stats.Comparison] = []
     if rows and n:
         by = {(r.variant, r.recipe): r for r in rows}
         recipes = [run.recipe for run in runs if run.test]
