@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from typing import cast
 
 import gradio as gr
 
@@ -52,7 +53,7 @@ def admission(demo: gr.Blocks) -> None:
         except RagftError as exc:
             return False, str(exc), "error"
         fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
-        if fn is not None and fn.api_name in ENDPOINTS and isinstance(body.data, list) \
+        if fn is not None and fn.fn is not None and fn.api_name in ENDPOINTS and isinstance(body.data, list) \
                 and len(body.data) != len(fn.inputs):
             names = ", ".join(inspect.signature(fn.fn).parameters)
             return False, (f"/{fn.api_name} takes {len(fn.inputs)} value(s) ({names}); {len(body.data)} sent"), \
@@ -62,7 +63,7 @@ def admission(demo: gr.Blocks) -> None:
             return False, M.ONE_GENERATION, "error"
         return await admit(body, request, username)
 
-    queue.push = push
+    queue.push = push  # type: ignore[method-assign]  # this app's queue, wrapped on purpose (no hook for it)
 
     # the same screen for every event, queued or not (the page's own events outside the queue, /run/predict, too),
     # on the values of the request before Gradio preprocesses them
@@ -77,7 +78,7 @@ def admission(demo: gr.Blocks) -> None:
                 raise gr.Error(str(exc)) from None
         return await process(*args, **kwargs)
 
-    demo.process_api = screened
+    demo.process_api = screened  # type: ignore[method-assign]  # wrapped on purpose, as the queue's push above
 
 
 def create_ui(engine: Engine | None = None) -> gr.Blocks:
@@ -85,7 +86,8 @@ def create_ui(engine: Engine | None = None) -> gr.Blocks:
     its user's workspace, built on it (see `ragft.workspaces`)."""
     root = engine or get_engine()
     spaces = Workspaces(root)
-    engine = root if spaces.mode == "shared" else CurrentEngine(spaces)
+    # private workspaces: a proxy whose every attribute is the calling user's workspace's Engine's
+    engine = root if spaces.mode == "shared" else cast(Engine, CurrentEngine(spaces))
     with gr.Blocks(title="ragft", delete_cache=(600, UPLOADS_KEPT_S)) as demo:
         gr.Markdown(f"# {M.TITLE}")
         if root.settings.engine != "local" or root.engine_note:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 import gradio as gr
 from gradio import FileData
@@ -20,11 +21,14 @@ from ..engine import Engine
 from ..errors import InvalidInputError, RagftError
 from ..evaluate import EvalConfig
 from ..experiment import ExperimentConfig
+from ..experiment.report import ExperimentReport
 from ..finetune import TrainConfig
 from ..grounding import as_dict
+from ..jobs import JobState
 from ..knobs import bounds, from_request
 from ..questions import parse_typed
 from ..requests import AskRequest, SearchRequest
+from ..results import EvalResult
 from ..variants import LABELS, MODE_VARIANTS, VARIANTS
 from . import messages as M
 from .chat import GENERATE
@@ -32,6 +36,7 @@ from .errors import user_message
 from .uploads import uploaded_files
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 ENDPOINTS = ("ingest", "documents", "delete_document", "search", "ask", "adapters", "train", "job_status", "cancel",
              "evaluate", "experiment")
@@ -41,11 +46,13 @@ def _hit(h) -> dict:
     return {"source": h.source, "chunk": h.chunk, "score": round(h.score, 4), "text": h.text}
 
 
-def _wait(engine: Engine, state) -> None:
+def _result(engine: Engine, state: JobState, kind: type[R]) -> R:
+    """The job's result (a ``kind``) once it has ended; its message as the error when it failed or left none."""
     while state.active:
         engine.jobs.wait(1.0)
-    if state.status == "failed":
+    if state.status == "failed" or not isinstance(state.result, kind):
         raise gr.Error(state.message)
+    return state.result
 
 
 def _text(value, label: str) -> str:
@@ -127,7 +134,8 @@ def add_api(engine: Engine) -> None:
         for result in engine.ask(request.question, request.mode, request.adapter or None,
                                  request.decode(engine.settings), request.top_k or None):
             pass
-        out = {}
+        assert result is not None  # the stream always yields, at least the finished answers
+        out: dict[str, dict[str, object]] = {}  # variant label -> its answer, sources and grounding, or its notice
         for v in (v for v in VARIANTS if v in MODE_VARIANTS[request.mode]):
             if v in result.notices:
                 out[LABELS[v]] = {"notice": result.notices[v]}
@@ -181,8 +189,7 @@ def add_api(engine: Engine) -> None:
         config = EvalConfig(variants=_names(variants, "variants"), top_k=engine.settings.top_k)
         state = engine.start_evaluation(engine.load_question_set(_text(question_set, "question set")),
                                         _text(adapter, "adapter") or None, config, question_set)
-        _wait(engine, state)
-        return state.result.to_json()
+        return _result(engine, state, EvalResult).to_json()
 
     @gr.api(api_name="experiment")
     @endpoint
@@ -198,8 +205,7 @@ def add_api(engine: Engine) -> None:
         question_set = _text(question_set, "question set")
         items = engine.load_question_set(question_set) if question_set else None
         state = engine.start_experiment(engine.plan_experiment(config, items, parse_typed(my_questions)))
-        _wait(engine, state)
-        report = state.result
+        report = _result(engine, state, ExperimentReport)
         return {**report.to_json(), "adapters": [a["adapter"] for a in report.adapters],
                 "report": report.folder.name if report.folder else ""}
 
@@ -209,7 +215,7 @@ def described(**ranges: tuple) -> Callable:
     and the client libraries show it, before ``gr.api`` reads it."""
     def fill(fn: Callable) -> Callable:
         for name, (lo, hi) in ranges.items():
-            fn.__doc__ = fn.__doc__.replace(f"<{name}>", f"{lo}..{hi}")
+            fn.__doc__ = (fn.__doc__ or "").replace(f"<{name}>", f"{lo}..{hi}")
         return fn
     return fill
 

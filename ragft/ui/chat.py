@@ -82,6 +82,8 @@ def notice_text(notice: str) -> str:
 
 @refuses(lambda text, *_: text)  # no record, bad data, or another job running
 def retrain(engine: Engine, name: str | None) -> str:
+    if not name:
+        return M.PICK_ADAPTER
     return M.RETRAIN_STARTED.format(name=engine.retrain_adapter(name))
 
 
@@ -126,8 +128,8 @@ def create_chat_tab(engine: Engine) -> dict:
 
     @refuses(lambda text, chat_state, *inputs: (chat_state, *[h + [{"role": "assistant", "content": text}]
                                                                 for h in inputs[-len(panes):]]))
-    def respond(chat_state: ChatState, adapter_name, n_tokens, temp, k, *histories):
-        histories = [list(h) for h in histories]
+    def respond(chat_state: ChatState, adapter_name, n_tokens, temp, k, *given):
+        histories = [list(h) for h in given]
         if not histories[0] or histories[0][-1]["role"] != "user":
             yield (chat_state, *histories)  # nothing asked (empty question was refused)
             return

@@ -102,7 +102,7 @@ def add_workspace_bar(demo: gr.Blocks, spaces: Workspaces):
     def enter(saved, profile: gr.OAuthProfile | None, request: gr.Request):
         name = profile.username if profile else ""
         try:
-            _, issued = spaces.enter(request.session_hash, saved, name, client_address(request))
+            _, issued = spaces.enter(request.session_hash or "", saved, name, client_address(request))
         except WorkspaceLimitError as exc:
             return gr.skip(), f"⚠️ {exc}"
         kept = issued or gr.skip()  # a page already bound keeps its workspace and its token
