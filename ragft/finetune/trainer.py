@@ -49,13 +49,8 @@ def train_adapter(
     """
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import (
-        DataCollatorForSeq2Seq,
-        PrinterCallback,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-    )
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback, TrainerCallback  # mypy checks Monitor against these
 
     state = state or RunState()
     cancel = cancel or threading.Event()
@@ -92,11 +87,11 @@ def train_adapter(
     if main:
         shutil.rmtree(work_dir, ignore_errors=True)
 
-    job, stop = state, cancel  # not None: mypy carries that into nested functions, not into a class's methods
+    job, stop = state, cancel  # the callbacks' names for them (their own ``state`` is the Trainer's)
 
     class Monitor(TrainerCallback):
-        def on_step_end(self, args, control_state, control, **kw):
-            job.step = control_state.global_step
+        def on_step_end(self, args, state, control, **kw):
+            job.step = state.global_step
             elapsed = time.time() - job.started
             job.tokens_per_s = tokens_per_step * job.step / max(elapsed, 1e-6)
             job.eta_s = elapsed / max(job.step, 1) * (total - job.step)
@@ -107,9 +102,9 @@ def train_adapter(
                 on_step()
             return control
 
-        def on_log(self, args, control_state, control, logs=None, **kw):
+        def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
-                job.losses.append((control_state.global_step, float(logs["loss"])))
+                job.losses.append((state.global_step, float(logs["loss"])))
 
     args = TrainingArguments(
         output_dir=str(work_dir / "trainer"),
