@@ -1,4 +1,4 @@
-"""The code's shape, checked on every run: ruff clean on ragft/, no import cycle between ragft's modules (imports
+"""The code's shape, checked on every run: ruff and mypy clean on ragft/, no import cycle between ragft's modules (imports
 inside functions count: they hide a cycle, they do not remove it), and every module importable on its own."""
 
 from __future__ import annotations
@@ -101,6 +101,14 @@ def test_ruff_is_clean_on_the_package():
     out = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "ragft"], cwd=ROOT,
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+
+
+@pytest.mark.slow  # a cold run reads the types of torch, gradio and chromadb: tens of seconds (seconds once cached)
+def test_mypy_is_clean_on_the_package():
+    # settings and files in pyproject.toml; the cache is mypy's own .mypy_cache in the checkout (git ignores it)
+    out = subprocess.run([sys.executable, "-m", "mypy", "--config-file", "pyproject.toml"], cwd=ROOT,
+                         capture_output=True, text=True, check=False, timeout=600)
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
 
 
 @pytest.mark.slow  # a fresh interpreter per module (torch, gradio): about a minute on 2 cores
