@@ -21,11 +21,15 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from ..errors import RagftError
 from .commands import cmd_serve
 from .output import CLIError, ProgressBar, format_table
 from .parser import _Exit, build_parser
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 __all__ = ["ProgressBar", "build_parser", "format_table", "main"]
 
@@ -62,7 +66,7 @@ def _quiet_libraries() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def main(argv: list[str] | None = None, engine=None) -> int:
+def main(argv: list[str] | None = None, engine: Engine | None = None) -> int:
     """``python -m ragft ARGV``, callable in-process; returns the exit code: 0 done, 1 some files were refused
     (ingest), 2 a mistake to fix (one line on stderr), 130 interrupted.
 

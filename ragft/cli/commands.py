@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..evaluate import EvalConfig
 from ..experiment import ExperimentConfig
@@ -13,6 +15,9 @@ from ..finetune import TrainConfig
 from ..grounding import as_dict, summary
 from ..variants import LABELS, MODE_VARIANTS, VARIANTS
 from .output import CLIError, ProgressBar, _follow_job, _print, format_table
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 
 def _given(args, *fields: str) -> dict:
@@ -27,7 +32,7 @@ def _names_file(text: str) -> bool:
     return path.suffix.lower() == ".jsonl" or path.exists()
 
 
-def cmd_ingest(engine, args) -> int:
+def cmd_ingest(engine: Engine, args: argparse.Namespace) -> int:
     """Add files; each is added or refused alone. Exit 1 when any was refused (one error line each)."""
     for f in args.files:
         if not f.exists():
@@ -44,14 +49,14 @@ def cmd_ingest(engine, args) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
-def cmd_docs(engine, args) -> int:
+def cmd_docs(engine: Engine, args: argparse.Namespace) -> int:
     docs = engine.documents()
     lines = [f"{d.name}\t{d.chunks} chunks\t{d.chars} chars\t{d.added}" for d in docs]
     _print(args, [asdict(d) for d in docs], "\n".join(lines) or "no documents yet: python -m ragft ingest FILE")
     return 0
 
 
-def cmd_delete(engine, args) -> int:
+def cmd_delete(engine: Engine, args: argparse.Namespace) -> int:
     from ..engine import NoDocumentError
 
     try:
@@ -62,7 +67,7 @@ def cmd_delete(engine, args) -> int:
     return 0
 
 
-def cmd_search(engine, args) -> int:
+def cmd_search(engine: Engine, args: argparse.Namespace) -> int:
     from ..knobs import from_request
     from ..requests import SearchRequest
 
@@ -75,7 +80,7 @@ def cmd_search(engine, args) -> int:
     return 0
 
 
-def cmd_adapters(engine, args) -> int:
+def cmd_adapters(engine: Engine, args: argparse.Namespace) -> int:
     if args.delete:
         engine.delete_adapter(args.delete)
         _print(args, {"deleted": args.delete}, f"deleted adapter {args.delete}")
@@ -85,7 +90,7 @@ def cmd_adapters(engine, args) -> int:
     return 0
 
 
-def cmd_ask(engine, args) -> int:
+def cmd_ask(engine: Engine, args: argparse.Namespace) -> int:
     from ..knobs import from_request
     from ..requests import AskRequest
 
@@ -126,7 +131,7 @@ def cmd_ask(engine, args) -> int:
     return 0
 
 
-def cmd_train(engine, args) -> int:
+def cmd_train(engine: Engine, args: argparse.Namespace) -> int:
     """Train an adapter as the engine's background job, following its progress; prints its run record."""
     if args.data == "docs":
         if args.raft:
@@ -148,7 +153,7 @@ def cmd_train(engine, args) -> int:
     return 0
 
 
-def cmd_eval(engine, args) -> int:
+def cmd_eval(engine: Engine, args: argparse.Namespace) -> int:
     """Score the variants on a question set (a file, a saved set, or generated now); prints the table."""
     variants = VARIANTS if args.variants == "all" else tuple(v.strip() for v in args.variants.split(",") if v.strip())
     config = EvalConfig(**{"top_k": engine.settings.top_k, "variants": variants, "seed": args.seed,
@@ -199,11 +204,12 @@ def _my_questions(path: Path | None) -> list:
         raise CLIError(f"{path}: cannot read it ({exc.strerror or exc})") from None
 
 
-def cmd_experiment(engine, args) -> int:
+def cmd_experiment(engine: Engine, args: argparse.Namespace) -> int:
     """Plan (``--estimate``: only that) and run an experiment; prints the verdict and where the report is."""
     import shutil
 
     from ..experiment.pages import format_text
+    from ..experiment.report import ExperimentReport
 
     names = lambda text: tuple(x.strip() for x in (text or "").split(",") if x.strip())
     config = ExperimentConfig(
@@ -221,6 +227,8 @@ def cmd_experiment(engine, args) -> int:
     state = _follow_job(engine, ProgressBar(args, config.name), lambda st: st.message,
                     "cancelling: reporting what was scored so far…")
     report = state.result
+    if not isinstance(report, ExperimentReport) or report.folder is None:  # a job that ended without its report
+        raise CLIError(state.message)
     files = sorted(report.folder.iterdir())
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -230,7 +238,7 @@ def cmd_experiment(engine, args) -> int:
     return 0
 
 
-def cmd_serve(engine, args) -> int:
+def cmd_serve(engine: Engine | None, args: argparse.Namespace) -> int:
     """The web UI; it builds its own engines (one per workspace), so ``engine`` is None here."""
     from ..ui import launch
 

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Self
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+    from ..engine import Engine
+    from ..jobs import JobState
+
 POLL_S = 0.5  # how often a background job's progress is read
 
 
@@ -111,7 +114,7 @@ class ProgressBar:
         self.close()
 
 
-def _follow_job(engine, bar: ProgressBar, note: Callable, cancelling: str):
+def _follow_job(engine: Engine, bar: ProgressBar, note: Callable[[JobState], str], cancelling: str) -> JobState:
     """Show the running job's progress until it ends (Ctrl-C cancels it, keeping what it did); its final state."""
     state = engine.jobs.state
     with bar:

@@ -15,6 +15,7 @@ import gradio as gr
 import pandas as pd
 from gradio.blocks import Block
 
+from ..engine import Engine
 from ..errors import RagftError
 from ..experiment import (
     PRESETS,
@@ -27,7 +28,7 @@ from ..experiment.pages import chart_svg, parts_of
 from ..experiment.report import ExperimentReport
 from ..jobs import JobState
 from ..knobs import bounds
-from ..questions import SPLIT_MODES, parse_typed
+from ..questions import SPLIT_MODES, QAItem, parse_typed
 from . import messages as M
 from .chat import GENERATE as MODEL_GROUP
 from .errors import refuses, user_message
@@ -118,7 +119,7 @@ def report_outputs(data: dict, files: list[str], stale: Sequence[str] = ()) -> t
             costs_frame(data), questions_frame(data), detail_html(data, 1), files, data)
 
 
-def create_experiment_tab(engine) -> dict:
+def create_experiment_tab(engine: Engine) -> dict:
     gr.Markdown(M.EXPERIMENT_INTRO)
     with gr.Row():
         with gr.Column(scale=3):
@@ -198,6 +199,7 @@ def create_experiment_tab(engine) -> dict:
             documents=tuple(v["documents"] or ()), top_k=engine.settings.top_k,
             method=M.EXP_METHODS.get(v["method"], "cloze"),
         )
+        items: list[QAItem] | None
         if values[upload]:
             items = engine.read_questions(checked(values[upload]))
         else:

@@ -6,6 +6,7 @@ import html
 
 import gradio as gr
 
+from ..engine import Engine
 from ..experiment import format_duration
 from ..jobs import JobState, Kind
 from . import messages as M
@@ -27,7 +28,7 @@ Other = tuple[str, str] | tuple[()]
 Key = tuple[tuple[int, str, int, int] | None, tuple[str, str, str] | None]
 
 
-def watch(engine, kind: Kind) -> tuple[JobState | None, Other, Key]:
+def watch(engine: Engine, kind: Kind) -> tuple[JobState | None, Other, Key]:
     """What a tab's timer shows of job ``kind``: its newest job (or None), a busy line's job description when
     another kind runs (else ""), and a key that changes whenever either moves on (equal keys: skip the tick)."""
     job, state = engine.jobs.state, engine.jobs.latest(kind)
@@ -51,7 +52,7 @@ def job_line(state: JobState | None, other: Other, progress, busy: tuple[str, st
     return progress(state) if state else f"<p>{idle}</p>"
 
 
-def cancel(engine, kind: Kind, sent: str, nothing: str) -> None:
+def cancel(engine: Engine, kind: Kind, sent: str, nothing: str) -> None:
     """Ask job ``kind`` to stop and say so (or that none runs)."""
     if engine.jobs.cancel(kind):
         gr.Info(sent)
