@@ -54,7 +54,8 @@ def _read_pdf(path: Path) -> str:
     reader = PdfReader(str(path))
     if reader.is_encrypted:
         try:
-            opened = bool(reader.decrypt(""))  # many "protected" PDFs only restrict printing: an empty password opens them
+            # many "protected" PDFs only restrict printing: an empty password opens them
+            opened = bool(reader.decrypt(""))
         except Exception:  # noqa: BLE001 - a cipher pypdf cannot open is the same answer for the user
             opened = False
         if not opened:

@@ -58,7 +58,9 @@ def stop_token_ids(tokenizer, generation_config=None) -> set[int]:
 def render_prompts(generator: Backend, conversations: list[list[dict]]) -> list[str]:
     # transformers annotates apply_chat_template with every form it can return; with tokenize=False it is the text
     return [
-        generator.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)  # type: ignore[misc]
+        generator.tokenizer.apply_chat_template(  # type: ignore[misc]
+            messages, tokenize=False, add_generation_prompt=True
+        )
         for messages in conversations
     ]
 

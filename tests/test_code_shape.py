@@ -1,5 +1,5 @@
-"""The code's shape, checked on every run: ruff and mypy clean on ragft/, no import cycle between ragft's modules (imports
-inside functions count: they hide a cycle, they do not remove it), and every module importable on its own."""
+"""The code's shape, checked on every run: ruff and mypy clean on ragft/, no import cycle between ragft's modules
+(imports inside functions count: they hide a cycle, they do not remove it), and every module importable on its own."""
 
 from __future__ import annotations
 

@@ -57,7 +57,8 @@ class EngineBase:
         # one background job at a time here, and RAGFT_MAX_JOBS at once across workspaces (the record names the
         # running one, so a restart after a crash can say it was interrupted); training leftovers of a killed
         # process go
-        self.job_slots: threading.BoundedSemaphore = parent.job_slots if parent else threading.BoundedSemaphore(self.settings.max_jobs)
+        self.job_slots: threading.BoundedSemaphore = (
+            parent.job_slots if parent else threading.BoundedSemaphore(self.settings.max_jobs))
         self.jobs = JobRunner(self.settings.data_dir / "jobs" / "running.json", self.job_slots)
         if self.jobs.state.status == "interrupted":
             remove_partial_adapters(self.settings.adapters_dir)

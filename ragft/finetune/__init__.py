@@ -31,7 +31,7 @@ from .runner import TrainingPlan, plan_training, remove_partial_adapters, run_tr
 from .trainer import RunState, train_adapter
 
 __all__ = [
-    "DATA_SOURCES", "IGNORE", "DataSource", "DataSpec", "Example", "RunState", "TrainConfig", "TrainingDataError", "TrainingPlan",
-    "document_examples", "load_qa_file", "plan_training", "preview", "qa_examples", "raft_examples",
+    "DATA_SOURCES", "IGNORE", "DataSource", "DataSpec", "Example", "RunState", "TrainConfig", "TrainingDataError",
+    "TrainingPlan", "document_examples", "load_qa_file", "plan_training", "preview", "qa_examples", "raft_examples",
     "remove_partial_adapters", "run_training", "tokenize", "train_adapter",
 ]

@@ -110,7 +110,8 @@ def _parse_item(obj: dict, where: str) -> QAItem:
     texts = {key: _optional_str(obj, key, where) for key in ("source", "context", "fact", "cloze")}
     kind = _optional_str(obj, "kind", where)
     if kind not in ANSWER_KINDS:
-        raise QuestionSetError(f"{where}: 'kind' must be one of {', '.join(k for k in ANSWER_KINDS if k)}, got {kind!r}")
+        allowed = ", ".join(k for k in ANSWER_KINDS if k)
+        raise QuestionSetError(f"{where}: 'kind' must be one of {allowed}, got {kind!r}")
     return QAItem(question, answer, chunk=chunk, choices=tuple(choices), kind=kind, **texts)
 
 

@@ -17,8 +17,9 @@ SPLIT_MODES: tuple[SplitMode, ...] = get_args(SplitMode)
 def split_set(
     items: list[QAItem], mode: str, test_share: float = 0.5, seed: int = 0
 ) -> tuple[list[QAItem], list[QAItem]]:
-    """(train, test) by ``mode``, one of `SPLIT_MODES` (any other raises `QuestionSetError`). ``heldout``: about ``test_share`` of facts go to test, all of a fact's items together.
-    ``paraphrase``: every fact on both sides; test asks phrasing [TEST_FORM], train all the others (see `phrasings`).
+    """(train, test) by ``mode``, one of `SPLIT_MODES` (another raises `QuestionSetError`). ``heldout``: about
+    ``test_share`` of facts go to test, all of a fact's items together. ``paraphrase``: every fact on both sides;
+    test asks phrasing [TEST_FORM], train all the others (see `phrasings`).
 
     Deterministic for the same items and seed; train never holds a question (normalised) that test asks.
     """
