@@ -9,11 +9,13 @@ training, experiments) calls these methods and never asks which backend it holds
   or ``BASE``;
 - `score_rows`: the log-probability of each continuation after its prompt;
 - `check_training` / `start_training` / `trained`: a training run (`train_process`) refused before it starts when
-  this backend cannot run it, started (``accelerate launch`` in a child process by default), and its speed told.
+  this backend cannot run it, started (``accelerate launch`` in a child process by default, or a `ThreadRun` in
+  this process), and its speed told.
 """
 
 from __future__ import annotations
 
+import contextvars
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
     from .finetune import TrainConfig
     from .generation import DecodeSettings
-    from .models import ModelSource
+    from .models import Generator, ModelSource
 
 T = TypeVar("T")
 BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
@@ -51,6 +53,39 @@ class TrainingRun(Protocol):
     returncode: int | None
 
     def poll(self) -> int | None: ...
+
+
+class ThreadRun:
+    """A training run on a thread of this process, looking like the ``subprocess.Popen`` of ``accelerate launch``
+    to `train_process.launch_training`: ``poll()``, ``returncode``, ``stop()``. An exception ends it with
+    ``returncode`` 1; it is kept as ``error`` and written as the last line of ``folder/train.log``, as a process's
+    would be. The starting thread's context goes with it (on ZeroGPU, the visitor whose quota pays)."""
+
+    def __init__(self, folder: Path, work: Callable[[], object]) -> None:
+        self.folder = folder
+        self.returncode: int | None = None
+        self.error: Exception | None = None
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._run, work), name="ragft-train", daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable[[], object]) -> None:
+        try:
+            work()
+            self.returncode = 0
+        except Exception as exc:  # noqa: BLE001 - reported by launch_training, from the log, as a process's
+            self.error = exc
+            with open(self.folder / "train.log", "a") as log:
+                log.write(f"{type(exc).__name__}: {exc}\n")
+            self.returncode = 1
+
+    def poll(self) -> int | None:
+        return None if self._thread.is_alive() else self.returncode
+
+    def stop(self) -> None:
+        """Ask the run to stop at its next step (a thread cannot be killed) and wait for it."""
+        (self.folder / "cancel").touch()
+        self._thread.join(timeout=60)
 
 
 class Backend:
@@ -101,10 +136,13 @@ class Backend:
         """Refuse, before anything starts, a training run this backend cannot run (a `RagftError` saying what to
         change). Every run can run by default."""
 
-    def start_training(self, folder: Path, config: TrainConfig, examples: int, command: list[str], env: dict
-                       ) -> TrainingRun:
-        """Start the training run whose job is in ``folder``: by default ``command`` (``accelerate launch``) in a
-        child process of its own session, its output in ``folder/train.log``."""
+    def start_training(self, folder: Path, config: TrainConfig, examples: int,
+                       command: list[str] | Callable[[], object], env: dict) -> TrainingRun:
+        """Start the training run whose job is in ``folder``. ``command``: ``accelerate launch``'s command line, run
+        in a child process of its own session with its output in ``folder/train.log``; or (``RAGFT_TRAIN_PROCESSES=0``)
+        the function that trains here, run on a `ThreadRun`."""
+        if callable(command):
+            return ThreadRun(folder, command)
         with open(folder / "train.log", "wb") as log:
             return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -113,6 +151,11 @@ class Backend:
 
     def close(self) -> None:
         """Stop what this backend started (a local vLLM server); nothing by default."""
+
+    def local_model(self) -> Generator | None:
+        """The model in this process that a training run here copies (``RAGFT_TRAIN_PROCESSES=0``); None where there
+        is none (a vLLM server's): such a run loads its own."""
+        return None
 
     def measure(self, probe: Callable[[Self], T]) -> T:
         """``probe(backend)`` where the model runs (`experiment.measure_speed`: the throughput an estimate uses)."""

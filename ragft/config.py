@@ -101,7 +101,8 @@ class Settings:
             (``RAGFT_MAX_TRAIN_STEPS``); a longer run is refused before it starts, with the allowed range.
         max_jobs: trainings, evaluations and experiments running at once across all workspaces (``RAGFT_MAX_JOBS``);
             each workspace runs one at a time.
-        train_processes: data-parallel processes a training run uses (``RAGFT_TRAIN_PROCESSES``; `train_process`).
+        train_processes: data-parallel processes a training run uses (``RAGFT_TRAIN_PROCESSES``; `train_process`);
+            0 trains on a thread of the app's process (no process start-up; a crash in training is the app's).
         cpu_precision: on a CPU, the precision of the large matrix products of reading a prompt and of training
             (``RAGFT_CPU_PRECISION``): ``auto`` (bfloat16 where the CPU multiplies it natively, else float32),
             ``bfloat16`` or ``float32`` (answers exactly as a float32 model gives them; prompts and training ~1.6x
@@ -154,7 +155,7 @@ class Settings:
     new_workspaces_per_hour: int = knob(10, 1, 1_000_000)
     max_train_steps: int = knob(2000, 1, 100_000, "optimiser steps one training run may take on this app")
     max_jobs: int = knob(2, 1, 64)
-    train_processes: int = knob(1, 1, 64)
+    train_processes: int = knob(1, 0, 64, note="0 = in the app's own process")
     cpu_precision: str = "auto"
     persist_dir: Path | None = None
     snapshot_seconds: float = knob(30.0, 1.0, 86_400.0)

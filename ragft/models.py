@@ -170,6 +170,9 @@ class Generator(Backend):
 
         return score_local(self, rows, adapter_names)
 
+    def local_model(self) -> Generator:
+        return self
+
 
 def use_cpu_bf16(cpu_precision: str) -> bool:
     """Whether prompts are read and adapters trained with bfloat16 products (``Settings.cpu_precision``): on a CPU

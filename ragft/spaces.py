@@ -26,17 +26,16 @@ Elsewhere (no ``spaces``, or its no-op mode on other hardware) the entry points 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import importlib.util
 import inspect
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .backend import ThreadRun
 from .errors import InvalidInputError, RagftError
 from .models import Generator
 
@@ -153,8 +152,9 @@ class ZeroGpuGenerator(Generator):
     def check_training(self, config, examples: int) -> None:
         check_training(self, config, examples)
 
-    def start_training(self, folder: Path, config, examples: int, command: list[str], env: dict) -> TrainCall:
-        return TrainCall(self, folder, *check_training(self, config, examples))  # in this process: no command
+    def start_training(self, folder: Path, config, examples: int, command, env: dict) -> ThreadRun:
+        steps, tokens = check_training(self, config, examples)  # in a GPU call of this process, whatever ``command``
+        return ThreadRun(folder, functools.partial(gpu_train, self.key, str(folder), steps, tokens))
 
     def trained(self, tokens_per_s: float) -> None:
         self.rates.observe("train", tokens_per_s * self.size)
@@ -423,37 +423,3 @@ def check_training(generator: ZeroGpuGenerator, config, examples: int) -> tuple[
                                 f"may last {rates.max_s:.0f} s (RAGFT_ZERO_GPU_MAX_S): ask for at most {fit} steps, "
                                 "or a shorter sequence length")
     return steps, tokens
-
-
-class TrainCall:
-    """A training run in a GPU call (`gpu_train`), on a thread, looking like the ``subprocess.Popen`` of
-    ``accelerate launch`` to `train_process.launch_training`: ``poll()``, ``returncode``; its error, if any, is
-    ``error`` and the last line of ``train.log``."""
-
-    def __init__(self, generator: ZeroGpuGenerator, folder: Path, steps: int, tokens: int) -> None:
-        self.folder = folder
-        self.returncode: int | None = None
-        self.error: Exception | None = None
-        args = (generator.key, str(folder), steps, tokens)
-        context = contextvars.copy_context()  # the visitor's request goes with the call: their quota pays
-        self._thread = threading.Thread(target=context.run, args=(self._run, *args), name="ragft-gpu-train",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self, *args) -> None:
-        try:
-            gpu_train(*args)
-            self.returncode = 0
-        except Exception as exc:  # noqa: BLE001 - reported by launch_training, from the log, as a process's
-            self.error = exc
-            with open(self.folder / "train.log", "a") as log:
-                log.write(f"{type(exc).__name__}: {exc}\n")
-            self.returncode = 1
-
-    def poll(self) -> int | None:
-        return None if self._thread.is_alive() else self.returncode
-
-    def stop(self) -> None:
-        """Ask the run to stop at its next step (the GPU worker cannot be killed from here) and wait for it."""
-        (self.folder / "cancel").touch()
-        self._thread.join(timeout=60)

@@ -2,7 +2,10 @@
 
 A crash or an out-of-memory kill inside training then ends the run with a message, and the app keeps serving.
 ``RAGFT_TRAIN_PROCESSES=N`` trains with N data-parallel processes (gloo on CPUs, NCCL on GPUs): each takes its
-share of every batch, so N processes train the same steps on the same batches as one.
+share of every batch, so N processes train the same steps on the same batches as one. ``RAGFT_TRAIN_PROCESSES=0``
+trains on a thread of the app's own process instead (`backend.ThreadRun`): no process to start (it imports torch and
+loads the model again), but nothing stands between a crash in training and the app. The test suite trains so, but
+where it tests the processes themselves.
 
 The two sides talk through files in ``<adapters>/.<name>.job/``:
 
@@ -18,6 +21,7 @@ The two sides talk through files in ``<adapters>/.<name>.job/``:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -85,7 +89,7 @@ def launch_training(
     import torch
 
     cancel = cancel or threading.Event()
-    if config.batch_size % processes:
+    if processes and config.batch_size % processes:
         raise InvalidInputError(f"batch size {config.batch_size} does not split over {processes} training processes "
                          f"(RAGFT_TRAIN_PROCESSES): use a multiple of {processes}")
     folder = job_dir(out_dir)
@@ -106,11 +110,13 @@ def launch_training(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH", "")])}
     if not cuda:  # the cores split between the processes (more threads than cores only slows each one)
-        env["OMP_NUM_THREADS"] = str(max(1, int(os.environ.get("OMP_NUM_THREADS") or cpu_quota()) // processes))
+        env["OMP_NUM_THREADS"] = str(max(1, int(os.environ.get("OMP_NUM_THREADS") or cpu_quota()) // max(processes, 1)))
     state.status, state.started = "preparing", time.time()
     state.stage = state.stage or "training"
-    # ``accelerate launch`` in child processes; on ZeroGPU a GPU call of this process (`spaces.TrainCall`)
-    proc = generator.start_training(folder, config, len(examples), launch_command(folder, processes, cuda), env)
+    # ``accelerate launch`` in child processes, or `main` on a thread here; on ZeroGPU a GPU call of this process
+    here = functools.partial(main, folder, generator.local_model())
+    command = launch_command(folder, processes, cuda) if processes else here
+    proc = generator.start_training(folder, config, len(examples), command, env)
     try:
         seen = -1
         while (code := proc.poll()) is None:
@@ -188,7 +194,8 @@ def _failure(log: Path, code: int) -> str:
 # --- the training processes' side ------------------------------------------------------------------------------------
 def main(folder: Path, generator: Generator | None = None) -> int:
     """One training process: load the base model, train, report progress (the first process), stop together. Given
-    ``generator``, the run trains a copy of its model in this process instead (a ZeroGPU call, `ragft.spaces`)."""
+    ``generator``, the run trains a copy of its model in this process instead (``RAGFT_TRAIN_PROCESSES=0``, or a
+    ZeroGPU call: `ragft.spaces`)."""
     import torch
     from accelerate import PartialState
 

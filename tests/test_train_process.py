@@ -46,6 +46,22 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused_before_launch
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_run_on_a_thread_ends_like_a_process_with_its_error_in_the_log(tmp_path):
+    from ragft.backend import ThreadRun
+
+    def fail():
+        raise ValueError("sequence length must be 32..8192")
+
+    run = ThreadRun(tmp_path, fail)
+    run._thread.join(10)
+    assert run.poll() == 1 and isinstance(run.error, ValueError)
+    assert _failure(tmp_path / "train.log", 1) == "the training process failed: ValueError: sequence length must be " \
+                                                  "32..8192"
+    done = ThreadRun(tmp_path, lambda: 0)
+    done.stop()  # asks it to stop (the cancel file a run reads at each step), then waits
+    assert done.poll() == 0 and (tmp_path / "cancel").exists()
+
+
 def _answers(generator, adapter: Path, name: str) -> list[str]:
     generator.ensure_adapter(name, adapter)
     try:
@@ -76,6 +92,7 @@ def test_two_data_parallel_cpu_processes_train_an_adapter_that_answers_like_one_
 
 
 @pytest.mark.slow
+@pytest.mark.train_processes
 def test_a_killed_training_process_fails_the_job_and_the_app_keeps_serving(engine, tmp_path):
     qa = tmp_path / "qa.jsonl"
     qa.write_text("\n".join(json.dumps(r) for r in MEMO_QA))
