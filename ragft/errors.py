@@ -7,6 +7,10 @@ had (``ValueError``, ``LookupError``, ``RuntimeError``), so code that caught tho
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+
 
 class RagftError(Exception):
     """A problem the user can fix, said in one line without tab names or Markdown (the UI adds those).
@@ -23,3 +27,24 @@ class RagftError(Exception):
 class InvalidInputError(RagftError, ValueError):
     """A parameter out of range or of the wrong kind (a question too long, an unknown mode, a batch that does not
     split over the training processes)."""
+
+
+def instead_of_raising(fn: Callable, instead: Callable[[RagftError, tuple, dict], object]) -> Callable:
+    """``fn`` (a plain or a generator function) returning, or yielding last, ``instead(error, args, kwargs)`` where it
+    would raise a `RagftError`; anything else is raised as it is."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generate(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except RagftError as exc:
+                yield instead(exc, args, kwargs)
+        return generate
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RagftError as exc:
+            return instead(exc, args, kwargs)
+    return call

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backend import ThreadRun
-from .errors import InvalidInputError, RagftError
+from .errors import InvalidInputError, RagftError, instead_of_raising
 from .models import Generator
 
 ENTRY_POINTS: dict[str, Callable] = {}  # name -> the entry point
@@ -200,22 +200,7 @@ class _Failure:
 
 def _carried(fn: Callable) -> Callable:
     """``fn`` returning (or yielding, last) a `_Failure` instead of raising a `RagftError`."""
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def generate(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
-            except RagftError as exc:
-                yield _Failure(exc)
-        return generate
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except RagftError as exc:
-            return _Failure(exc)
-    return call
+    return instead_of_raising(fn, lambda exc, args, kwargs: _Failure(exc))
 
 
 def _raised(value):

@@ -120,20 +120,16 @@ class EngineBase:
 
     @property
     def embedder(self):
-        if self.parent:
-            return self.parent.embedder
-        with self._lock:
-            if self._embedder is None:
-                self._embedder = load_embedder(self.settings.embed_model)
-            return self._embedder
+        """The embedder named in ``RAGFT_EMBED_MODEL``, the embedded one when unset."""
+        return self._shared_model("_embedder", self.settings.embed_model, load_embedder, optional=False)
 
-    def _shared_model(self, attr: str, configured: str, load):
-        """A model every workspace shares, loaded on first use by the root engine; None when ``configured`` is
-        empty."""
+    def _shared_model(self, attr: str, configured: str, load, optional: bool = True):
+        """A model every workspace shares, ``load(configured)`` on first use by the root engine; None when it is
+        ``optional`` and ``configured`` is empty."""
         if self.parent:
-            return self.parent._shared_model(attr, configured, load)
+            return self.parent._shared_model(attr, configured, load, optional)
         with self._lock:
-            if getattr(self, attr) is None and configured:
+            if getattr(self, attr) is None and (configured or not optional):
                 setattr(self, attr, load(configured))
             return getattr(self, attr)
 

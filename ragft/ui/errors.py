@@ -4,13 +4,11 @@ traceback (Gradio shows its own error)."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable
 
 import gradio as gr
 
-from ..errors import RagftError
+from ..errors import RagftError, instead_of_raising
 from . import messages as M
 
 
@@ -28,29 +26,9 @@ def refuses(fallback: Callable[..., object]):
         def show_preview(values): ...
     """
 
-    def wrap(handler):
-        def refused(exc: RagftError, args, kwargs):
-            message = user_message(exc)
-            gr.Warning(message)
-            return fallback(f"❌ {message}", *args, **kwargs)
+    def refused(exc: RagftError, args: tuple, kwargs: dict):
+        message = user_message(exc)
+        gr.Warning(message)
+        return fallback(f"❌ {message}", *args, **kwargs)
 
-        if inspect.isgeneratorfunction(handler):
-            @functools.wraps(handler)
-            def streaming(*args, **kwargs):
-                try:
-                    yield from handler(*args, **kwargs)
-                except RagftError as exc:
-                    yield refused(exc, args, kwargs)
-
-            return streaming
-
-        @functools.wraps(handler)
-        def plain(*args, **kwargs):
-            try:
-                return handler(*args, **kwargs)
-            except RagftError as exc:
-                return refused(exc, args, kwargs)
-
-        return plain
-
-    return wrap
+    return lambda handler: instead_of_raising(handler, refused)
