@@ -71,22 +71,40 @@ def _answers(generator, adapter: Path, name: str) -> list[str]:
         generator.unload_adapter(name)
 
 
+def _trainers(job: Path) -> set[int]:
+    """The pids of the training processes working on ``job`` (``-m ragft.train_process <job>``, not their launcher's
+    ``-m accelerate.commands.launch ...``), from /proc."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0") if proc.name.isdigit() else []
+        except OSError:  # ended meanwhile
+            continue
+        if b"ragft.train_process" in argv and str(job).encode() in argv and b"accelerate.commands.launch" not in argv:
+            found.add(int(proc.name))
+    return found
+
+
 @pytest.mark.slow
-def test_two_data_parallel_cpu_processes_train_an_adapter_that_answers_like_one_process(tmp_path, generator):
-    config = TrainConfig(max_steps=20, batch_size=4)
-    adapters, states = {}, {}
-    for n in (1, 2):
-        states[n] = state = RunState()
-        steps = []
-        adapters[n] = launch_training(generator, qa_examples(MEMO_QA), tmp_path / f"memo{n}", config, state,
-                                      on_step=lambda state=state, steps=steps: steps.append(state.step), processes=n)
-        assert state.status == "done" and state.step == state.total == 20 and len(state.losses) == 20
-        assert steps and steps == sorted(steps) and steps[-1] >= 19  # followed live, step by step
-        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"memo{k}" for k in adapters)  # no leftovers
-    assert states[1].losses != states[2].losses  # really two processes: each saw its half of every batch
-    assert states[2].losses[-1][1] < 0.05  # and together they learned the pairs
-    one, two = _answers(generator, adapters[1], "one"), _answers(generator, adapters[2], "two")
-    for qa, a1, a2 in zip(MEMO_QA, one, two):
+def test_two_data_parallel_cpu_processes_train_an_adapter_that_answers_like_one_process(tmp_path, generator,
+                                                                                         memorized_adapter):
+    """Two processes train the pairs the session's one-process adapter (`memorized_adapter`) learned; both answer
+    them."""
+    state, steps, seen = RunState(), [], set()
+
+    def on_step() -> None:
+        steps.append(state.step)
+        seen.update(_trainers(tmp_path / ".memo2.job"))
+
+    two = launch_training(generator, qa_examples(MEMO_QA), tmp_path / "memo2", TrainConfig(max_steps=20, batch_size=4),
+                          state, on_step=on_step, processes=2)
+    assert state.status == "done" and state.step == state.total == 20 and len(state.losses) == 20
+    assert steps and steps == sorted(steps) and steps[-1] >= 19  # followed live, step by step
+    assert len(seen) == 2  # really two processes, each on its half of every batch
+    assert [p.name for p in tmp_path.iterdir()] == ["memo2"]  # no job folder left
+    assert state.losses[-1][1] < 0.05  # together they learned the pairs
+    one, two_ = _answers(generator, memorized_adapter, "one"), _answers(generator, two, "two")
+    for qa, a1, a2 in zip(MEMO_QA, one, two_):
         key = qa["answer"].split(" is ")[-1].rstrip(".")  # "7-4-1-9", "a robot named Pim", "bright teal"
         assert key in a1 and key in a2, (qa, a1, a2)
 
