@@ -447,8 +447,8 @@ def test_experiment_estimate_then_run_prints_the_verdict_and_writes_the_report(r
     assert "Adapters: qa (2 steps)." in r.out and "Estimated time on this machine: about" in r.out
 
     out = tmp_path / "report"
-    r = ragft("experiment", "--train", "qa", "--steps", "2", "--questions", "4", "--name", "cli", "--json", "--out",
-              str(out))
+    r = ragft("experiment", "--train", "qa", "--steps", "2", "--questions", "4", "--documents", "zorblax.md",
+              "--name", "cli", "--json", "--out", str(out))  # one document: a short run
     assert r.code == 0, r.err
     data = json.loads(r.out)
     cover = data["coverage"]  # 4 facts trained and tested in another wording; the others found held out

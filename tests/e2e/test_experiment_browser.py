@@ -20,7 +20,7 @@ from .test_browser import (  # noqa: F401
 
 def test_experiment_survives_a_reload_and_shows_the_verdict(app_url, page):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)
-    facts = sorted((ROOT / "tests" / "fixtures" / "facts").glob("*.md"))
+    facts = [ROOT / "tests" / "fixtures" / "facts" / name for name in ("quill.md", "zorblax.md")]  # a short run
     page.goto(app_url)
     page.locator("#upload-files input[type=file]").set_input_files([str(f) for f in facts])
     wait_for_text(page.locator("#upload-files"), r"zorblax\s*\.md", 60)
