@@ -18,6 +18,6 @@ screenshots:  ## the README's screenshots of the five tabs, from the running app
 	./scripts/setup.sh --dev
 	./scripts/screenshots.sh
 
-test-fast:  ## the fast tier: no language model, training, subprocess or browser (about two minutes)
+test-fast:  ## the fast tier: no language model, training, subprocess or browser (under a minute)
 	./scripts/setup.sh --dev
 	.venv/bin/python -m pytest -m "not slow and not e2e" -q
