@@ -33,6 +33,7 @@ QUESTIONS = [
 ]
 WARM_UP = "What was the Fjordløper?"
 MAX_NEW = 48
+SMOKE_NEW = 4  # smoke: a few new tokens, no warm-up, one document, the top chunk only, one training step
 
 
 def _timed_ask(engine, question: str, adapter: str, mode: str, max_new: int) -> dict:
@@ -59,10 +60,11 @@ def _timed_ask(engine, question: str, adapter: str, mode: str, max_new: int) -> 
     return {"done": done, "first": first or done, "every": every or done, "pane_tok_s": statistics.mean(rates or [0])}
 
 
-def _measure(engine, adapter: str, questions: list[str], max_new: int) -> dict:
+def _measure(engine, adapter: str, questions: list[str], max_new: int, warm_up: bool = True) -> dict:
     # Warm-up on another question: first-call costs (adapter registration, graph set-up) are not steady state, and
     # a timed question asked before would hit vLLM's prefix cache.
-    _timed_ask(engine, WARM_UP, adapter, "all", max_new)
+    if warm_up:
+        _timed_ask(engine, WARM_UP, adapter, "all", max_new)
     four, seq, rag = [], [], []
     for q in questions:
         four.append(_timed_ask(engine, q, adapter, "all", max_new))
@@ -94,19 +96,20 @@ def figures_of(engine: str, r: dict) -> list[Figure]:
     ]
 
 
-def prepare() -> object:
-    """An in-process engine on a fresh data dir holding bench/recipe's documents and a small real adapter "bench"."""
+def prepare(smoke: str = "") -> object:
+    """An in-process engine on a fresh data dir holding bench/recipe's documents and a small real adapter "bench".
+    ``smoke``: the one document to hold (a smoke run's, which also retrieves one chunk and trains one step)."""
     from ragft.config import Settings
     from ragft.engine import Engine
     from ragft.finetune import TrainConfig, qa_examples, train_adapter
 
     data = Path(tempfile.mkdtemp(prefix="ragft-bench-"))
     os.environ["RAGFT_DATA_DIR"] = str(data)
-    local = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data)}))
-    local.ingest([(p, p.name) for p in sorted((ROOT / "recipe" / "docs").iterdir())])
+    local = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data), **({"RAGFT_TOP_K": "1"} if smoke else {})}))
+    local.ingest([(p, p.name) for p in sorted((ROOT / "recipe" / "docs").iterdir()) if p.name == (smoke or p.name)])
     pairs = [{"question": q, "answer": "I do not know."} for q in QUESTIONS]  # a real adapter; its content is moot
     train_adapter(local.generator, qa_examples(pairs), local.settings.adapters_dir / "bench",
-                  TrainConfig(max_steps=2, batch_size=4))
+                  TrainConfig(max_steps=2, batch_size=4) if not smoke else TrainConfig(max_steps=1, batch_size=1))
     return local
 
 
@@ -118,6 +121,7 @@ def vllm_engine(local, bench: str):
     # No prefix cache: each question is asked several times (four-way, then each variant alone), and a cached
     # prompt would make whichever comes second look fast.
     remote = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(local.settings.data_dir), "RAGFT_ENGINE": "vllm",
+                                       "RAGFT_TOP_K": str(local.settings.top_k),
                                        "RAGFT_VLLM_ARGS": "--no-enable-prefix-caching"}),
                     embedder=local.embedder)
     if getattr(remote.generator, "client", None) is None:
@@ -134,20 +138,20 @@ def engines_of(flags: list[str], mode: str) -> list[str]:
 def main(flags: list[str]) -> list[Figure]:
     mode = size(flags)
     questions = QUESTIONS[:1] if mode != "full" else QUESTIONS
-    max_new = 8 if mode == "smoke" else MAX_NEW
+    max_new = SMOKE_NEW if mode == "smoke" else MAX_NEW
     engines = engines_of(flags, mode)
-    local = prepare()
+    local = prepare("aquila_manual.md" if mode == "smoke" else "")  # the document of QUESTIONS[0]
     details: dict = {"questions": len(questions), "max_new_tokens": max_new}
     figures: list[Figure] = []
     if "local" in engines:
-        details["local"] = _measure(local, "bench", questions, max_new)
+        details["local"] = _measure(local, "bench", questions, max_new, mode != "smoke")
         figures += figures_of("in-process", details["local"])
     if "vllm" in engines:
         remote = vllm_engine(local, "four_way")
         if remote is None:
             details["vllm"] = {"error": "vLLM unavailable"}
         else:
-            details["vllm"] = _measure(remote, "bench", questions, max_new)
+            details["vllm"] = _measure(remote, "bench", questions, max_new, mode != "smoke")
             remote.close()
             figures += figures_of("vLLM", details["vllm"])
             if "local" in details:

@@ -106,7 +106,7 @@ def main(flags: list[str]) -> list[Figure]:
 
     mode = size(flags)
     if mode == "smoke":
-        device, shapes, new = torch.device("cpu"), ["tiny"], 32
+        device, shapes, new = torch.device("cpu"), ["tiny"], 8
     elif torch.cuda.is_available():
         device, new = torch.device("cuda"), 128
         shapes = ["SmolLM2-135M", "SmolLM2-1.7B"] + (["Llama-8B"] if mode == "full" else [])

@@ -18,17 +18,20 @@ from pathlib import Path
 from .report import Figure, report, size
 
 ROOT = Path(__file__).resolve().parent
-COPIES = {"full": 60, "quick": 30, "smoke": 2}  # x4 documents; full gives over 2,000 chunks
+COPIES = {"full": 60, "quick": 30, "smoke": 1}  # x4 documents; full gives over 2,000 chunks
+# smoke: one copy of two documents, each written once (a dozen chunks: only the report's format is checked)
+DOCS = {"full": None, "quick": None, "smoke": 2}
+TIMES = {"full": 4, "quick": 4, "smoke": 1}
 
 
-def _write_corpus(folder: Path, copies: int) -> list[Path]:
-    texts = [p.read_text() for p in sorted((ROOT / "recipe" / "docs").iterdir())]
+def _write_corpus(folder: Path, copies: int, docs: int | None = None, times: int = 4) -> list[Path]:
+    texts = [p.read_text() for p in sorted((ROOT / "recipe" / "docs").iterdir())][:docs]
     paths = []
     for c in range(copies):
         for i, text in enumerate(texts):
             path = folder / f"copy{c:03}-{i}.md"
             body = re.sub(r"\d+", lambda m, c=c: str(int(m.group()) + c), text)  # every copy its own content
-            path.write_text("\n\n".join([body] * 4))  # longer documents: more chunks per file, as real ones
+            path.write_text("\n\n".join([body] * times))  # longer documents: more chunks per file, as real ones
             paths.append(path)
     return paths
 
@@ -40,11 +43,12 @@ def main(flags: list[str]) -> list[Figure]:
 
     folder = Path(tempfile.mkdtemp(prefix="ragft-bench-ingest-"))
     (folder / "files").mkdir()
-    paths = _write_corpus(folder / "files", COPIES[size(flags)])
+    mode = size(flags)
+    paths = _write_corpus(folder / "files", COPIES[mode], DOCS[mode], TIMES[mode])
     engine = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(folder / "data")}))
     s = engine.settings
     texts = [c for p in paths for c in load_document(p, p.name, s.chunk_words, s.chunk_overlap_words).chunks]
-    engine.embedder.encode(texts[:64])  # warm-up for both
+    engine.embedder.encode(texts[:64 if mode != "smoke" else 1])  # warm-up for both
     t0 = time.perf_counter()
     engine.embedder.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     encode_s = time.perf_counter() - t0

@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-SIZES = {"full": (8, 2, 2), "quick": (4, 1, 1), "smoke": (2, 1, 1)}  # browsers, API clients, questions each
+SIZES = {"full": (8, 2, 2), "quick": (4, 1, 1), "smoke": (1, 1, 1)}  # browsers, API clients, questions each
+TRAIN_STEPS = {"full": 20, "quick": 20, "smoke": 1}
+MAX_NEW_TOKENS = {"full": 24, "quick": 24, "smoke": 8}  # the app's answers
 # invented words: the model cannot say one unless it read it in that user's own document
 WORDS = ["brimwick", "caldrune", "dovefen", "elmquist", "fernwhistle", "gorsefall", "hollowmere", "ivyreach",
          "jasperlode", "kestrelmoor", "larkspire", "mossgrove"]
@@ -170,9 +172,9 @@ def api_user(url: str, word: str, questions: int, folder: Path) -> list[tuple[st
     return rows
 
 
-def start_app(data: Path, port: int, log_path: Path) -> subprocess.Popen:
+def start_app(data: Path, port: int, log_path: Path, max_new: int = 24) -> subprocess.Popen:
     env = {**os.environ, "RAGFT_DATA_DIR": str(data), "GRADIO_SERVER_PORT": str(port), "RAGFT_WORKSPACES": "private",
-           "RAGFT_MAX_NEW_TOKENS": "24", "RAGFT_TOP_K": "1",
+           "RAGFT_MAX_NEW_TOKENS": str(max_new), "RAGFT_TOP_K": "1",
            # every simulated user comes from 127.0.0.1: the per-address limit on new workspaces is not under test
            "RAGFT_NEW_WORKSPACES_PER_HOUR": "1000"}
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log_path.open("w"),
@@ -221,10 +223,10 @@ def main(flags: list[str]) -> None:
         raise SystemExit("bench load: Debian's chromium is missing (`apt-get install -y chromium`)")
     folder = Path(tempfile.mkdtemp(prefix="ragft-load-"))
     port = free_port()
-    app = start_app(folder / "data", port, folder / "app.log")
+    app = start_app(folder / "data", port, folder / "app.log", MAX_NEW_TOKENS[size(flags)])
     try:
         log, alone = asyncio.run(run(f"http://127.0.0.1:{port}", folder, browsers, clients, questions,
-                                     steps=4 if size(flags) == "smoke" else 20))
+                                     steps=TRAIN_STEPS[size(flags)]))
     finally:
         app.terminate()
         app.wait(timeout=60)

@@ -26,7 +26,10 @@ from .report import Figure, report, size
 
 ROOT = Path(__file__).resolve().parent
 CHUNKS_PER_DOC = 50
-SIZES = {"full": (1_000, 10_000, 100_000), "quick": (1_000, 10_000), "smoke": (200, 400)}
+SIZES = {"full": (1_000, 10_000, 100_000), "quick": (1_000, 10_000), "smoke": (100, 200)}
+# per size: questions asked (None: all), timed repeats of each search / embedding, of the Documents list, of the
+# old way; smoke: each timed once on a few questions (only the report's format is checked)
+REPEATS = {"full": (None, 3, 5, 2), "quick": (None, 3, 5, 2), "smoke": (3, 1, 1, 1)}
 
 
 def _vocabulary() -> tuple[list[str], list[float]]:
@@ -83,11 +86,12 @@ def main(flags: list[str]) -> list[Figure]:
     from ragft.store import Store, make_client
 
     mode = size(flags)
-    questions = [json.loads(line)["question"] for line in (ROOT / "recipe" / "person_questions.jsonl").open()]
+    asked, repeats, listings, old_ways = REPEATS[mode]
+    questions = [json.loads(line)["question"] for line in (ROOT / "recipe" / "person_questions.jsonl").open()][:asked]
     folder = Path(tempfile.mkdtemp(prefix="ragft-bench-retrieval-"))
     store = Store(make_client(folder), load_embedder())
     rng = np.random.default_rng(0)
-    for q in questions[:3]:
+    for q in questions[:1 if mode == "smoke" else 3]:
         store.search(q)  # warm-up: first calls load the index and the tokenizer
     p = lambda xs, q: float(np.percentile(xs, q))
     details: dict = {}
@@ -100,11 +104,11 @@ def main(flags: list[str]) -> list[Figure]:
         first = _timed(lambda: store.search(questions[1], 3, "hybrid"), 1)  # the first search after the change
         if (rebuild := store._keywords.building) is not None:  # a slow rebuild runs in the background: let it end
             rebuild.join()
-        search = [t for q in questions for t in _timed(lambda q=q: store.search(q, 3), 3)]
-        hybrid = [t for q in questions for t in _timed(lambda q=q: store.search(q, 3, "hybrid"), 3)]
-        embed = [t for q in questions for t in _timed(lambda q=q: store.embed([q]), 3)]
-        listing = _timed(store.documents, 5)
-        old_way = _timed(store.chunk_metadata, 2)  # paged: in one read, 100k chunks fail (too many SQL variables)
+        search = [t for q in questions for t in _timed(lambda q=q: store.search(q, 3), repeats)]
+        hybrid = [t for q in questions for t in _timed(lambda q=q: store.search(q, 3, "hybrid"), repeats)]
+        embed = [t for q in questions for t in _timed(lambda q=q: store.embed([q]), repeats)]
+        listing = _timed(store.documents, listings)
+        old_way = _timed(store.chunk_metadata, old_ways)  # paged: in one read, 100k chunks fail (too many SQL vars)
         details[n] = {"search_p50_ms": p(search, 50), "search_p95_ms": p(search, 95), "embed_p50_ms": p(embed, 50),
                       "hybrid_p50_ms": p(hybrid, 50), "hybrid_p95_ms": p(hybrid, 95),
                       "keyword_build_ms": store._keywords.build_s * 1000, "first_hybrid_after_change_ms": first[0],

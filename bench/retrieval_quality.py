@@ -10,6 +10,8 @@ questions, where each question's chunk competes with every other document's. The
 no model.
 
     .venv/bin/python -m bench retrieval_quality     (a minute or two at every size: 86 questions, ~200 chunks)
+
+``--smoke`` is the exception: each set on its smallest document and a few of its questions ("all": those together).
 """
 
 from __future__ import annotations
@@ -19,11 +21,22 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .report import Figure, report
+from .report import Figure, report, size
 
 ROOT = Path(__file__).resolve().parent
 PARTS = {"recipe": ROOT / "recipe", "check2": ROOT / "recipe" / "check2", "check3": ROOT / "recipe" / "check3"}
 SETS = {**{name: [root] for name, root in PARTS.items()}, "all": list(PARTS.values())}
+SMOKE_QUESTIONS = 3  # per part, about its smallest document
+
+
+def _part(root: Path, smoke: bool) -> tuple[list[Path], list[dict]]:
+    """A part's documents and questions: all of them, or (smoke) its smallest document and a few of its questions."""
+    docs = sorted((root / "docs").iterdir())
+    questions = [json.loads(line) for line in (root / "person_questions.jsonl").open()]
+    if not smoke:
+        return docs, questions
+    doc = min(docs, key=lambda f: (f.stat().st_size, f.name))
+    return [doc], [q for q in questions if q.get("source") == doc.name][:SMOKE_QUESTIONS]
 
 
 def main(flags: list[str]) -> list[Figure]:
@@ -35,13 +48,14 @@ def main(flags: list[str]) -> list[Figure]:
     from ragft.store import Store, make_client
 
     settings, embedder = Settings(), load_embedder()
+    parts = {root: _part(root, size(flags) == "smoke") for root in PARTS.values()}
     figures, details = [], {}
     for name, roots in SETS.items():
         folder = Path(tempfile.mkdtemp(prefix=f"ragft-bench-rq-{name}-"))
         store = Store(make_client(folder), embedder)
-        for f in sorted(f for root in roots for f in (root / "docs").iterdir()):
+        for f in sorted(f for root in roots for f in parts[root][0]):
             store.add(load_document(f, f.name, settings.chunk_words, settings.chunk_overlap_words, 50_000_000))
-        questions = [json.loads(line) for root in roots for line in (root / "person_questions.jsonl").open()]
+        questions = [q for root in roots for q in parts[root][1]]
         r = compare_retrieval([QAItem(q["question"], q["answer"]) for q in questions], store.search, 3)
         details[name] = {"chunks": store.count(), **r}
         print(f"{name}: {len(questions)} questions, {store.count()} chunks: answer in top 3 vector "

@@ -22,7 +22,8 @@ from pathlib import Path
 from .report import Figure, report, size
 
 ROOT = Path(__file__).resolve().parent
-STEPS = {"full": 12, "quick": 6, "smoke": 3}
+STEPS = {"full": 12, "quick": 6, "smoke": 2}
+WARM_UP = {"full": 2, "quick": 2, "smoke": 1}  # the first steps, not timed (the app's first has no start stamp)
 
 
 def _examples():
@@ -76,19 +77,19 @@ def main(flags: list[str]) -> list[Figure]:
     from ragft.finetune import TrainConfig, tokenize, train_adapter
     from ragft.models import load_generator
 
-    steps = STEPS[size(flags)]
+    steps, warm = STEPS[size(flags)], WARM_UP[size(flags)]
     generator = load_generator()
     examples = _examples()
     # smoke: the same code on a small batch of short examples (only the output's format is checked)
     config = TrainConfig(max_steps=steps, batch_size=4) if size(flags) != "smoke" else \
-        TrainConfig(max_steps=steps, batch_size=1, max_seq_len=96)
+        TrainConfig(max_steps=steps, batch_size=1, max_seq_len=32)
     data = [tokenize(ex, generator.tokenizer, config.max_seq_len) for ex in examples]
     folder = Path(tempfile.mkdtemp(prefix="ragft-bench-training-"))
     stamps: list[float] = []
     train_adapter(generator, examples, folder / "app", config, on_step=lambda: stamps.append(time.perf_counter()))
-    app_steps = [b - a for a, b in itertools.pairwise(stamps)][1:]  # from the 3rd step on: warm
+    app_steps = [b - a for a, b in itertools.pairwise(stamps)][warm - 1:]  # from step warm + 1 on (the 3rd): warm
     bf16 = generator.device.type == "cuda" or generator.cpu_bf16
-    hand_steps = _hand_loop(generator, data, config, steps, bf16)[2:]
+    hand_steps = _hand_loop(generator, data, config, steps, bf16)[warm:]
     app, hand = statistics.median(app_steps), statistics.median(hand_steps)
     tokens = statistics.mean(len(d["input_ids"]) for d in data) * config.batch_size
     precision = "bfloat16 products" if bf16 else "float32"
@@ -97,7 +98,7 @@ def main(flags: list[str]) -> list[Figure]:
     details = {"steps": steps, "batch_size": config.batch_size, "tokens_per_step": round(tokens), "precision": precision,
                "app_step_s": app_steps, "hand_step_s": hand_steps}
     if generator.device.type == "cpu" and bf16:  # what RAGFT_CPU_PRECISION=bfloat16 buys over float32
-        float32 = _hand_loop(generator, data, config, steps, False)[2:]
+        float32 = _hand_loop(generator, data, config, steps, False)[warm:]
         figures.append(Figure("training steps/s, bfloat16 products vs float32 (hand loop)", round(1 / hand, 3),
                               round(1 / statistics.median(float32), 3), "st/s", "", "float32"))
         details["hand_float32_step_s"] = float32
