@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +62,52 @@ def resolve_base_model(configured: str = "") -> ModelSource:
         FALLBACK_BASE_MODEL,
     )
     return ModelSource(FALLBACK_BASE_MODEL, None, f"hub model {FALLBACK_BASE_MODEL} (fallback)")
+
+
+def gguf_conversion(source: ModelSource) -> Path | None:
+    """Where a GGUF model is kept once converted to safetensors (``~/.cache/ragft/gguf/``, or under
+    ``XDG_CACHE_HOME``), named by the file's name, size and time: transformers reads a GGUF file three times and maps
+    every tensor's name at each load (about 25 s of a process's start on 2 cores), the folder loads in seconds. None
+    for a model that is not a GGUF file."""
+    if not source.gguf_file:
+        return None
+    path = Path(source.location) / source.gguf_file
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ragft" / "gguf"
+    return cache / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}"
+
+
+def dense_copy(model, dtype=None):
+    """A plain dense model (``dtype``: the model's own by default) holding ``model``'s weights: a model loaded from a
+    GGUF file keeps its quantizer, and transformers refuses to save it."""
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    dtype = dtype or model.dtype
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    dense = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    dense.load_state_dict({k: v.to(dtype) for k, v in model.state_dict().items()})
+    return dense
+
+
+def _save_conversion(model, tokenizer, folder: Path) -> None:
+    """Save the dequantized model and its tokenizer to ``folder``, whole or not at all (written beside it, then
+    renamed: a process that starts meanwhile loads the GGUF itself). A cache: failing to write it only logs."""
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}")
+    try:
+        dense_copy(model).save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(folder)
+    except OSError as exc:  # a read-only home, a full disk, or another process renamed its copy first
+        log.info("the converted GGUF model was not kept in %s: %s", folder, exc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resolve_embed_model(configured: str = "") -> ModelSource:
@@ -198,15 +246,18 @@ def load_generator(configured: str = "", source: ModelSource | None = None, cpu_
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = source or resolve_base_model(configured)
-    kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     cuda = torch.cuda.is_available()
+    converted = gguf_conversion(source)
+    location = str(converted) if converted and converted.is_dir() else source.location
+    kwargs = {"gguf_file": source.gguf_file} if source.gguf_file and location == source.location else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            source.location, dtype=torch.bfloat16 if cuda else torch.float32, **kwargs
-        )
+        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.bfloat16 if cuda else torch.float32,
+                                                     **kwargs)
     except Exception as exc:
         raise ModelError(f"cannot load the base model from {source.description}: {exc}") from exc
+    if converted and kwargs and not cuda:  # float32 as the GGUF gives it: the next start reads the folder
+        _save_conversion(model, tokenizer, converted)
     if cuda:  # on ZeroGPU this only marks the weights for the GPU calls (`ragft.spaces`)
         model.to("cuda")
     model.eval()

@@ -115,3 +115,26 @@ def test_no_variant_loops_on_the_fixture_questions(engine, memorized_adapter):
         for variant, text in result.answers.items():
             assert text.strip(), variant
             assert repeats(tokenizer(text, add_special_tokens=False)["input_ids"]) < 3, (variant, text)
+
+
+def test_the_embedded_gguf_is_converted_once_and_loads_the_same_from_the_folder(tmp_path, monkeypatch, generator):
+    """The first load of a GGUF keeps a safetensors copy in the user's cache; the next loads read it (no GGUF parsing)
+    and give the same tokenizer and weights, so the same answers, as the session's model."""
+    import torch
+
+    from ragft.models import gguf_conversion, load_generator, resolve_base_model
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = gguf_conversion(resolve_base_model())
+    assert folder is not None and folder.is_relative_to(tmp_path / "cache" / "ragft" / "gguf") and not folder.exists()
+    first = load_generator()  # from the GGUF file, converting it
+    assert (folder / "model.safetensors").is_file() and [p.name for p in folder.parent.iterdir()] == [folder.name]
+    again = load_generator()  # from the folder
+    conversation = build_messages(MEMO_QUESTION)
+    for g in (first, again):
+        assert g.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True) == \
+            generator.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+        state, session = g.model.state_dict(), generator.model.state_dict()
+        assert state.keys() == session.keys() and all(torch.equal(state[k], session[k]) for k in state)
+    assert generate_batch(again, [conversation], [BASE], DecodeSettings(12)) == \
+        generate_batch(generator, [conversation], [BASE], DecodeSettings(12))

@@ -20,6 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from ..models import dense_copy
 from .client import VLLMClient
 from .errors import ServingError
 
@@ -47,11 +48,7 @@ def export_model(source, out_dir: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(source.location, gguf_file=source.gguf_file)
     packed = AutoModelForCausalLM.from_pretrained(source.location, gguf_file=source.gguf_file, dtype=torch.float32,
                                                   quantization_config=GgufConfig(dequantize=True))
-    config = packed.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config  # the copy is a plain dense model
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    model.load_state_dict({k: v.to(torch.bfloat16) for k, v in packed.state_dict().items()})
+    model = dense_copy(packed, torch.bfloat16)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     if out_dir.exists():
