@@ -103,8 +103,8 @@ def test_every_endpoint_through_gradio_client(client, engine, tmp_path):
 
 @pytest.mark.slow
 def test_experiment_endpoint_runs_one_to_its_verdict(client, engine):
-    engine.ingest([(ROOT / "tests" / "fixtures" / "facts" / "zorblax.md", "zorblax.md")])  # one: a short run
-    report = client.predict(preset="quick", questions=3, split="heldout", train="qa", steps=2, name="api",
+    engine.ingest([(ROOT / "tests" / "fixtures" / "facts" / name, name) for name in ("quill.md", "zorblax.md")])
+    report = client.predict(preset="quick", questions=4, split="heldout", train="qa", steps=2, name="api",
                             api_name="/experiment")
     assert report["adapters"] == ["api-qa-v1"] and report["headline"]
     assert {row["variant"] for row in report["summary"]} >= {"Plain", "RAG"}
