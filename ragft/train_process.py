@@ -114,8 +114,8 @@ def launch_training(
     state.status, state.started = "preparing", time.time()
     state.stage = state.stage or "training"
     # ``accelerate launch`` in child processes, or `main` on a thread here; on ZeroGPU a GPU call of this process
-    here = functools.partial(main, folder, generator.local_model())
-    command = launch_command(folder, processes, cuda) if processes else here
+    command = (launch_command(folder, processes, cuda) if processes
+               else functools.partial(main, folder, generator.local_model()))
     proc = generator.start_training(folder, config, len(examples), command, env)
     try:
         seen = -1
