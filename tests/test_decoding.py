@@ -267,3 +267,22 @@ def test_few_rows_linears_keep_batched_rows_equal_to_alone(bf16_prefill, monkeyp
     assert swapped and not any(type(m) is FewRowsLinear for m in model.modules())  # used, then undone
     float32 = generate(model, PROMPTS, adapters)
     assert sum(a[0] == f[0] for a, f in zip(alone, float32)) >= (4 if bf16_prefill else 5)
+
+
+def test_decode_threads_keep_a_lower_count_a_forked_worker_set():
+    from ragft.decoding.threads import DecodeThreads
+
+    threads, was = DecodeThreads(2, trials=1), torch.get_num_threads()
+    threads.choice = 1  # timed: one thread was faster for decode steps
+    try:
+        torch.set_num_threads(2)
+        with threads():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2  # put back for prefill
+        torch.set_num_threads(1)  # a forked ZeroGPU worker (`spaces._in_worker`): its team did not survive the fork
+        threads.choice = 2
+        with threads():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1  # never raised back to the count this model was timed with
+    finally:
+        torch.set_num_threads(was)

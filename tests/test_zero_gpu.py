@@ -8,9 +8,14 @@ app's process never runs the model: a hook on it fails any forward pass outside 
 
 from __future__ import annotations
 
+import contextvars
+import faulthandler
 import inspect
 import multiprocessing
+import sys
+import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -35,18 +40,40 @@ NOTE = ("The Kestrel lighthouse was built in 1872 by the engineer Ada Fenwick. I
         "keeper in 1901 was Tobias Marr.")
 
 
+WORKER_STUCK_S = 300  # a worker that has not answered by then prints every thread's stack and exits
+
+
 def _child(fn, args, kwargs, queue) -> None:
+    """A forked worker, as ``spaces`` runs one (``spaces/zero/wrappers.py``, ``thread_wrapper``): the task on a new
+    thread of the fork, never on the thread that forked (whose OpenMP team, if it had one, did not survive)."""
     global IN_WORKER
     IN_WORKER = True
-    try:
-        if inspect.isgeneratorfunction(fn):
-            for item in fn(*args, **kwargs):
-                queue.put(("item", item))
-            queue.put(("end", None))
-        else:
-            queue.put(("end", fn(*args, **kwargs)))
-    except BaseException as exc:  # noqa: BLE001 - sent back like spaces' ExceptionResult
-        queue.put(("error", RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")))
+    faulthandler.dump_traceback_later(WORKER_STUCK_S, exit=True, file=sys.__stderr__)
+
+    def task() -> None:
+        try:
+            if inspect.isgeneratorfunction(fn):
+                for item in fn(*args, **kwargs):
+                    queue.put(("item", item))
+                queue.put(("end", None))
+            else:
+                queue.put(("end", fn(*args, **kwargs)))
+        except BaseException as exc:  # noqa: BLE001 - sent back like spaces' ExceptionResult
+            queue.put(("error", RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")))
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(contextvars.copy_context().run, task).result()
+
+
+def _next(worker, queue):
+    """The worker's next message; a worker that died first (a crash, or stuck and stopped by faulthandler, its
+    threads' stacks on stderr) fails the test instead of hanging it."""
+    while queue.empty():
+        if not worker.is_alive() and queue.empty():
+            raise RuntimeError(f"the GPU worker ended (exit code {worker.exitcode}) without an answer; stuck for "
+                               f"{WORKER_STUCK_S} s, it printed its threads' stacks to stderr")
+        time.sleep(0.02)
+    return queue.get()
 
 
 def forking_gpu(fn, duration):
@@ -65,7 +92,7 @@ def forking_gpu(fn, duration):
 
     def results(worker, queue):
         while True:
-            kind, value = queue.get()
+            kind, value = _next(worker, queue)
             if kind == "error":
                 raise value
             yield kind, value
