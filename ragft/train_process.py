@@ -4,8 +4,8 @@ A crash or an out-of-memory kill inside training then ends the run with a messag
 ``RAGFT_TRAIN_PROCESSES=N`` trains with N data-parallel processes (gloo on CPUs, NCCL on GPUs): each takes its
 share of every batch, so N processes train the same steps on the same batches as one. ``RAGFT_TRAIN_PROCESSES=0``
 trains on a thread of the app's own process instead (`backend.ThreadRun`): no process to start (it imports torch and
-loads the model again), but nothing stands between a crash in training and the app, and the BLAS thread pools that
-training leaves behind can hang a later fork of the process (ZeroGPU's workers).
+loads the model again), but nothing stands between a crash in training and the app. The test suite trains so, but
+where it tests the processes themselves.
 
 The two sides talk through files in ``<adapters>/.<name>.job/``:
 

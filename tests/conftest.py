@@ -14,15 +14,18 @@ from ragft.config import Settings  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path, monkeypatch) -> Path:
-    """Point RAGFT_DATA_DIR at a fresh temp folder so no test sees another's store or adapters. Training runs in
-    ``accelerate launch``'s processes, as the app's does by default: a run on a thread of the test process
-    (``RAGFT_TRAIN_PROCESSES=0``) leaves BLAS thread pools that a later fork (the ZeroGPU tests' workers) can hang
-    in."""
+def data_dir(tmp_path, monkeypatch, request) -> Path:
+    """Point RAGFT_DATA_DIR at a fresh temp folder so no test sees another's store or adapters.
+
+    Training runs on a thread of the process that asks for it (``RAGFT_TRAIN_PROCESSES=0``: the same trainer, without
+    the ~15 s of a new process importing torch and loading the model), but in tests marked ``train_processes``,
+    which train as the app does by default, in ``accelerate launch``'s processes."""
     d = tmp_path / "data"
     monkeypatch.setenv("RAGFT_DATA_DIR", str(d))
     for key in ("CHROMA_HOST", "CHROMA_PORT", "RAGFT_BASE_MODEL", "RAGFT_EMBED_MODEL", "RAGFT_TRAIN_PROCESSES"):
         monkeypatch.delenv(key, raising=False)
+    if not request.node.get_closest_marker("train_processes"):
+        monkeypatch.setenv("RAGFT_TRAIN_PROCESSES", "0")
     return d
 
 

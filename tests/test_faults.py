@@ -184,6 +184,7 @@ def _proc_state(pid: int) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.train_processes  # the training process sees its app gone and ends
 def test_a_training_run_killed_midway_shows_interrupted_and_leaves_no_adapter(tmp_path, settings, embedder):
     from ragft.engine import Engine
 

@@ -110,6 +110,7 @@ def test_two_data_parallel_cpu_processes_train_an_adapter_that_answers_like_one_
 
 
 @pytest.mark.slow
+@pytest.mark.train_processes
 def test_a_killed_training_process_fails_the_job_and_the_app_keeps_serving(engine, tmp_path):
     qa = tmp_path / "qa.jsonl"
     qa.write_text("\n".join(json.dumps(r) for r in MEMO_QA))

@@ -154,6 +154,7 @@ def test_upload_ask_and_see_four_answers_with_sources(app_url, page, tmp_path, s
     page.screenshot(path=str(ARTIFACTS / "chat-adapter.png"))
 
 
+@pytest.mark.train_processes  # as the app trains by default: in accelerate launch's process
 def test_train_from_the_ui_watch_the_loss_then_chat_with_the_new_adapter(app_url, page, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     qa = tmp_path / "vault-qa.jsonl"
