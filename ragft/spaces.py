@@ -18,17 +18,13 @@ process, its arguments and results pickled. So here:
 - A refusal of the scheduler (quota spent, no GPU free) reaches the visitor as a `GpuRefusedError` with its own
   words ("You have exceeded your ZeroGPU quota (60s requested vs. 12s left). Try again in 0:05:00").
 
-Elsewhere (no ``spaces``, or its no-op mode on other hardware) the entry points are plain functions.
-
-    GPU_SECONDS["gpu_stream"](*args)  # the seconds a call with these arguments asks ZeroGPU for
+Elsewhere (no ``spaces``, or its no-op mode on other hardware) the entry points are plain functions. How a
+function becomes a GPU call (the decorator, refusals, errors carried out of the worker) is `ragft.gpu_calls`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib.util
-import inspect
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -36,14 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backend import ThreadRun
-from .errors import InvalidInputError, RagftError, instead_of_raising
+from .errors import InvalidInputError
+from .gpu_calls import gpu, zero_gpu
 from .models import Generator
 
-ENTRY_POINTS: dict[str, Callable] = {}  # name -> the entry point
-GPU_SECONDS: dict[str, Callable[..., float]] = {}  # name -> the entry point's duration function
 _GENERATORS: dict[int, ZeroGpuGenerator] = {}  # a worker (a fork) finds the app's generator by its key
-_decorator: Callable | None = None  # set by `use_decorator`; None: ``spaces.GPU`` on ZeroGPU, else none
-_decorated: dict[str, Callable] = {}
 _APP_PID = os.getpid()  # a GPU call runs in a fork of this process: another pid
 
 
@@ -52,16 +45,6 @@ def load_generator(configured: str = "", cpu_precision: str = "auto") -> Generat
     from .models import load_generator
 
     return load_generator(configured, cpu_precision=cpu_precision, kind=ZeroGpuGenerator if zero_gpu() else None)
-
-
-def zero_gpu(env: dict | None = None) -> bool:
-    """Whether this process runs on ZeroGPU: the Space sets ``SPACES_ZERO_GPU`` and Gradio's image has ``spaces``."""
-    value = (os.environ if env is None else env).get("SPACES_ZERO_GPU", "")
-    return value.lower() in ("1", "t", "true") and importlib.util.find_spec("spaces") is not None
-
-
-class GpuRefusedError(RagftError, RuntimeError):
-    """ZeroGPU's scheduler refused a GPU call (the visitor's quota is spent, or no GPU came free in time)."""
 
 
 @dataclass
@@ -187,87 +170,6 @@ def _mtime(folder: Path) -> int:
         return max(p.stat().st_mtime_ns for p in Path(folder).iterdir())
     except (OSError, ValueError):
         return 0
-
-
-# --- the decorator ---------------------------------------------------------------------------------------------------
-@dataclass
-class _Failure:
-    """A `RagftError` raised in a worker, sent back as a value: ``spaces`` would replace it by "ZeroGPU worker
-    error" and its class name, and the user would lose what to fix."""
-
-    error: RagftError
-
-
-def _carried(fn: Callable) -> Callable:
-    """``fn`` returning (or yielding, last) a `_Failure` instead of raising a `RagftError`."""
-    return instead_of_raising(fn, lambda exc, args, kwargs: _Failure(exc))
-
-
-def _raised(value):
-    if isinstance(value, _Failure):
-        raise value.error
-    return value
-
-
-def gpu(duration: Callable[..., float]) -> Callable[[Callable], Callable]:
-    """Declare an entry point: ``spaces.GPU(duration=duration)`` on ZeroGPU (decided at its first call), the
-    function itself elsewhere. ``duration`` is called with the call's arguments and gives seconds."""
-    def wrap(fn: Callable) -> Callable:
-        carried = _carried(fn)
-
-        def run(*args, **kwargs):
-            decorated = _decorated.get(fn.__name__)
-            if decorated is None:
-                decorated = _decorated[fn.__name__] = _decorate(carried, duration)
-            return decorated(*args, **kwargs)
-
-        if inspect.isgeneratorfunction(fn):
-            @functools.wraps(fn)
-            def call(*args, **kwargs):
-                with _refusals():
-                    for item in run(*args, **kwargs):
-                        yield _raised(item)
-        else:
-            @functools.wraps(fn)
-            def call(*args, **kwargs):
-                with _refusals():
-                    return _raised(run(*args, **kwargs))
-
-        ENTRY_POINTS[fn.__name__], GPU_SECONDS[fn.__name__] = call, duration
-        return call
-    return wrap
-
-
-def _decorate(fn: Callable, duration: Callable) -> Callable:
-    if _decorator is not None:
-        return _decorator(fn, duration)
-    if zero_gpu():
-        import spaces
-
-        return spaces.GPU(fn, duration=duration)
-    return fn
-
-
-def use_decorator(decorator: Callable[[Callable, Callable], Callable] | None) -> None:
-    """Wrap the entry points with ``decorator(fn, duration)`` instead (tests record the durations); None: back to
-    ``spaces.GPU`` on ZeroGPU."""
-    global _decorator
-    _decorator = decorator
-    _decorated.clear()
-
-
-@contextlib.contextmanager
-def _refusals():
-    """The scheduler's refusals (a ``gradio.Error`` raised by ``spaces`` before the call runs) raised as our own
-    error, with the scheduler's words; anything else as it is."""
-    try:
-        yield
-    except Exception as exc:
-        if type(exc).__module__.split(".")[0] in ("gradio", "spaces") and type(exc).__name__.endswith("Error"):
-            title, message = getattr(exc, "title", None), str(getattr(exc, "message", "") or exc)
-            raise GpuRefusedError(f"{title or 'ZeroGPU'}: {message} (signed-in visitors get a larger daily GPU "
-                                  "quota)") from exc
-        raise
 
 
 # --- entry points ----------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ragft import spaces
+from ragft import gpu_calls, spaces
 from ragft.backend import BASE
 from ragft.engine import Engine
 from ragft.errors import InvalidInputError, RagftError
@@ -30,7 +30,8 @@ from ragft.generation import (
     option_logprobs,
     prompt_tokens,
 )
-from ragft.spaces import GpuRates, GpuRefusedError, ZeroGpuGenerator
+from ragft.gpu_calls import GpuRefusedError
+from ragft.spaces import GpuRates, ZeroGpuGenerator
 
 IN_WORKER = False  # set in the forked workers only
 CALLS: list[tuple[str, int]] = []  # (entry point, duration asked for), in call order
@@ -131,10 +132,10 @@ def zero(plain, generator):
             raise AssertionError("the model ran in the app's process, outside a GPU call")
 
     hook = zgen.model.register_forward_pre_hook(outside)
-    spaces.use_decorator(forking_gpu)
+    gpu_calls.use_decorator(forking_gpu)
     CALLS.clear()
     yield zgen
-    spaces.use_decorator(None)
+    gpu_calls.use_decorator(None)
     hook.remove()
 
 
@@ -182,7 +183,7 @@ def test_a_visitor_trains_asks_and_gets_an_estimate_with_every_model_step_in_a_g
     cs = option_logprobs(generator, conversations, options, ["light", BASE])
     assert zs == pytest.approx(cs, abs=1e-3)
 
-    assert {c[0] for c in CALLS} == set(spaces.ENTRY_POINTS)  # every entry point ran, through the decorator
+    assert {c[0] for c in CALLS} == set(gpu_calls.ENTRY_POINTS)  # every entry point ran, through the decorator
     assert all(1 <= seconds <= zero.rates.max_s for _, seconds in CALLS), CALLS
     assert zero.rates.measured  # later calls' durations come from the throughput measured by these
 
@@ -205,7 +206,7 @@ def test_a_changed_adapter_folder_is_loaded_again_by_a_worker_that_kept_the_old_
                                                                                      tmp_path):
     import shutil
 
-    spaces.use_decorator(lambda fn, duration: fn)  # one process, like a worker kept between calls
+    gpu_calls.use_decorator(lambda fn, duration: fn)  # one process, like a worker kept between calls
     folder = tmp_path / "memo"
     shutil.copytree(memorized_adapter, folder)
     zero.model._forward_pre_hooks.clear()  # noqa: SLF001 - this one runs in-process on purpose
@@ -221,7 +222,7 @@ def test_a_changed_adapter_folder_is_loaded_again_by_a_worker_that_kept_the_old_
     st.save_file(zeroed, weights)  # a new version written over the old folder
     assert generate_batch(zero, conversation, ["memo"], decode) == generate_batch(zero, conversation, [BASE], decode)
     zero.unload_adapter("memo")
-    spaces.use_decorator(forking_gpu)
+    gpu_calls.use_decorator(forking_gpu)
 
 
 def _refusing(fn, duration):
@@ -234,7 +235,7 @@ def _refusing(fn, duration):
 
 
 def test_a_refused_gpu_call_says_why_in_the_schedulers_words(zero):
-    spaces.use_decorator(_refusing)
+    gpu_calls.use_decorator(_refusing)
     with pytest.raises(GpuRefusedError) as caught:
         generate_batch(zero, [[{"role": "user", "content": "Hi"}]], [BASE], DecodeSettings(max_new_tokens=4))
     assert "ZeroGPU quota exceeded: You have exceeded your free ZeroGPU quota (61s requested vs. 12s left)" in \
@@ -272,10 +273,10 @@ def test_durations_grow_with_the_work_and_stay_within_zero_gpus_limit():
 
 
 def test_zero_gpu_needs_the_spaces_package_and_the_variable(monkeypatch):
-    assert not spaces.zero_gpu({})
-    assert not spaces.zero_gpu({"SPACES_ZERO_GPU": "false"})
-    monkeypatch.setattr(spaces.importlib.util, "find_spec", lambda name: object())
-    assert spaces.zero_gpu({"SPACES_ZERO_GPU": "true"})
+    assert not gpu_calls.zero_gpu({})
+    assert not gpu_calls.zero_gpu({"SPACES_ZERO_GPU": "false"})
+    monkeypatch.setattr(gpu_calls.importlib.util, "find_spec", lambda name: object())
+    assert gpu_calls.zero_gpu({"SPACES_ZERO_GPU": "true"})
 
 
 def test_a_users_error_in_a_worker_comes_back_with_its_message(zero, tmp_path):

@@ -18,7 +18,7 @@ import gradio as gr
 from gradio.context import LocalContext
 
 from ..engine import Engine
-from ..spaces import zero_gpu
+from ..gpu_calls import zero_gpu
 from ..workspaces import WorkspaceLimitError, Workspaces
 from . import messages as M
 
