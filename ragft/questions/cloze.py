@@ -17,7 +17,6 @@ from ..documents import split_sentences
 from ..metrics import normalize
 from ..store import Hit
 from .english import MONTHS, STARTERS, WEEKDAYS
-from .forms import usable, with_unit
 from .sets import BLANK, AnswerKind, QAItem, fact_id
 
 # 1987, 42, 3.5, 7-4-1-9, 12,000, 42% — but no pieces of dates, times, versions or words like 1990s.
@@ -25,6 +24,32 @@ _NUMBER = re.compile(r"(?<![\w.,:/-])\d+(?:[.,-]\d+)*%?(?![\w%-]|[.,:/]\d)")
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+|['’](?=[A-Z])[^\W\d_]+)*")  # O'Brien, Saint-Denis; not Trent's
 _CALENDAR = re.compile(f"(?:{WEEKDAYS}|{MONTHS})")
 _CONNECTORS = {"of", "de", "van", "von", "der", "da", "del", "du"}  # lower case inside names: Bank of England
+
+
+def usable(cloze: str, kind: str) -> bool:
+    """A blank worth asking: not a piece of a hyphenated name ("Aquila ____-40"), not a day of the month or a clock
+    time ("on the ____ March", "at ____ pm"), which people do not ask about on their own."""
+    before, _, after = cloze.strip().partition(BLANK)
+    if kind == "name" and (after.startswith("-") or before.endswith("-")):
+        return False
+    return not (kind == "number" and re.match(rf"\s+(?:{MONTHS}|am|pm|a\.m\.|p\.m\.)\b", after))
+
+
+UNIT_WORDS = re.compile(r"\s+((?:cubic |square )?(?:[a-z]+metres?|metres?|litres?|kilograms?|grams?|tonnes?|kroner|"
+                        r"crowns|pounds|euros?|dollars|pence|minutes?|hours?|seconds?|days?|weeks?|months?|years?|"
+                        r"miles?|kilometres?|centimetres?|millimetres?|kilowatts?|watts?|decibels?|per cent|"
+                        r"percent|spaces|seats|steps|people|employees|frames|bicycles|arches|researchers|"
+                        r"students|pages))\b")
+
+
+def with_unit(answer: str, cloze: str, kind: AnswerKind) -> tuple[str, str, AnswerKind]:
+    """A count's unit moved into its answer: ("24 kilograms", "The pump weighs ____ when dry.") for ("24", "The
+    pump weighs ____ kilograms when dry."), as people write answers. Other facts come back as they are."""
+    before, _, after = cloze.partition(BLANK)
+    m = UNIT_WORDS.match(after) if kind == "number" else None
+    if not m:
+        return answer, cloze, kind
+    return f"{answer} {m.group(1)}", before + BLANK + after[m.end():], kind
 
 
 def _is_heading(sentence: str) -> bool:

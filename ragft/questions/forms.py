@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 
 from ..metrics import normalize
+from .cloze import usable
 from .english import (
     AUX,
     DETS,
     HAVE,
-    MONTHS,
     PREPS_YEAR,
     STARTERS,
     is_past,
@@ -28,40 +28,11 @@ from .english import (
     lemma,
     lower_first,
 )
-from .sets import BLANK, AnswerKind, QAItem
+from .sets import BLANK, QAItem
 
 CLAUSE_CUT = re.compile(r",\s+(?:and|but|which|while|where|so|who|whom|most|one|many|making|although)\b|;|"
                         r",?\s+(?:and|but|so)\s+(?=[a-z])")
-
-
-
 _BROKEN = re.compile(r"\b(?:from|to|in|at|of|by|with|for|on) (?:from|to|in|at|of|by|with|for|on)\b|\b(\w+) \1\b")
-
-
-def usable(cloze: str, kind: str) -> bool:
-    """A blank worth asking: not a piece of a hyphenated name ("Aquila ____-40"), not a day of the month or a clock
-    time ("on the ____ March", "at ____ pm"), which people do not ask about on their own."""
-    before, _, after = cloze.strip().partition(BLANK)
-    if kind == "name" and (after.startswith("-") or before.endswith("-")):
-        return False
-    return not (kind == "number" and re.match(rf"\s+(?:{MONTHS}|am|pm|a\.m\.|p\.m\.)\b", after))
-
-
-UNIT_WORDS = re.compile(r"\s+((?:cubic |square )?(?:[a-z]+metres?|metres?|litres?|kilograms?|grams?|tonnes?|kroner|"
-                        r"crowns|pounds|euros?|dollars|pence|minutes?|hours?|seconds?|days?|weeks?|months?|years?|"
-                        r"miles?|kilometres?|centimetres?|millimetres?|kilowatts?|watts?|decibels?|per cent|"
-                        r"percent|spaces|seats|steps|people|employees|frames|bicycles|arches|researchers|"
-                        r"students|pages))\b")
-
-
-def with_unit(answer: str, cloze: str, kind: AnswerKind) -> tuple[str, str, AnswerKind]:
-    """A count's unit moved into its answer: ("24 kilograms", "The pump weighs ____ when dry.") for ("24", "The
-    pump weighs ____ kilograms when dry."), as people write answers. Other facts come back as they are."""
-    before, _, after = cloze.partition(BLANK)
-    m = UNIT_WORDS.match(after) if kind == "number" else None
-    if not m:
-        return answer, cloze, kind
-    return f"{answer} {m.group(1)}", before + BLANK + after[m.end():], kind
 
 
 def _counted(item: QAItem) -> tuple[str, str]:
