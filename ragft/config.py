@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import RagftError
 from .knobs import bounds, knob
@@ -16,30 +18,29 @@ class ConfigError(RagftError, ValueError):
     """An environment variable holds a value ragft cannot use."""
 
 
-def _int(env: dict, key: str, default: int, lo: int, hi: int) -> int:
+N = TypeVar("N", int, float)
+
+
+def _number(env: dict, key: str, default: N, lo: N, hi: N, parse: Callable[[str], N]) -> N:
     raw = env.get(key)
     if raw in (None, ""):
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{key}={raw!r} is not a whole number") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{key}={value} is out of range: use {lo}..{hi}")
+        raise ConfigError(f"{key}={raw!r} is not {'a whole number' if parse is int else 'a number'}") from None
+    if not lo <= value <= hi:  # also refuses nan
+        shown = str if parse is int else "{:g}".format
+        raise ConfigError(f"{key}={raw.strip()} is out of range: use {shown(lo)}..{shown(hi)}")
     return value
+
+
+def _int(env: dict, key: str, default: int, lo: int, hi: int) -> int:
+    return _number(env, key, default, lo, hi, int)
 
 
 def _float(env: dict, key: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(key)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{key}={raw!r} is not a number") from None
-    if not lo <= value <= hi:  # also refuses nan
-        raise ConfigError(f"{key}={raw.strip()} is out of range: use {lo:g}..{hi:g}")
-    return value
+    return _number(env, key, default, lo, hi, float)
 
 
 ENGINES = ("local", "vllm")
@@ -65,6 +66,17 @@ def _choice(env: dict, key: str, default, allowed: tuple):
     if value not in allowed:
         raise ConfigError(f"{key}={raw!r}: use one of {', '.join(map(str, allowed))}")
     return value
+
+
+class DataFolder:
+    """A folder under `Settings.data_dir`, named by the attribute that holds it: ``adapters_dir`` is
+    ``data_dir / "adapters"``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.folder = name.removesuffix("_dir")
+
+    def __get__(self, settings: Settings, owner: type | None = None) -> Path:
+        return settings.data_dir / self.folder
 
 
 @dataclass(frozen=True)
@@ -205,30 +217,13 @@ class Settings:
             grounding_model=env.get("RAGFT_GROUNDING_MODEL", "").strip(),
         )
 
-    @property
-    def adapters_dir(self) -> Path:
-        return self.data_dir / "adapters"
-
-    @property
-    def chroma_dir(self) -> Path:
-        return self.data_dir / "chroma"
-
-    @property
-    def questions_dir(self) -> Path:
-        return self.data_dir / "questions"
-
-    @property
-    def evals_dir(self) -> Path:
-        return self.data_dir / "evals"
-
-    @property
-    def experiments_dir(self) -> Path:
-        return self.data_dir / "experiments"
-
-    @property
-    def vllm_dir(self) -> Path:
-        """The started vLLM server's log and the exported model folder."""
-        return self.data_dir / "vllm"
+    # the data dir's folders, each named by its attribute without "_dir"
+    adapters_dir = DataFolder()
+    chroma_dir = DataFolder()
+    questions_dir = DataFolder()
+    evals_dir = DataFolder()
+    experiments_dir = DataFolder()
+    vllm_dir = DataFolder()  # the started vLLM server's log and the exported model folder
 
     def describe(self) -> dict:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
