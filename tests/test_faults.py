@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from ragft.config import Settings
 from ragft.engine import Engine
+import ragft.store
+ragft.store.EMBED_BATCH = 16  # several batches from a short document (the app's 256 would need ~500 chunks)
 data, doc, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 engine = Engine(Settings.from_env({"RAGFT_DATA_DIR": str(data)}))
 def progress(fraction, message):
@@ -50,7 +52,7 @@ def _ingest(data: Path, doc: Path, name: str, kill_after_first_batch: bool) -> N
 
 def _long_document(path: Path, version: str) -> Path:
     path.write_text(" ".join(f"Entry {i} of the Skarvik harbour log ({version}) notes a tide of {i % 97} "
-                             f"centimetres at dawn." for i in range(3000)))  # ~480 chunks: 2 batches
+                             f"centimetres at dawn." for i in range(500)))  # ~80 chunks: 5 batches of 16
     return path
 
 
