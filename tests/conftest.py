@@ -129,11 +129,11 @@ SLOW_FIXTURES = {"memorized_adapter", "vllm_url", "generator", "facts_engine", "
 # holds threads left by earlier tests (Chroma clients, Gradio servers, training runs), and a fork copies any lock
 # one of them held at that moment, held for good: twice a worker stuck for minutes in a plain Python line (CI, and
 # here after 35 minutes of tests); run alone, never. First, they run as if alone.
-FORKS_THE_TEST_PROCESS = ("tests/test_zero_gpu.py",)
+FORKS_THE_TEST_PROCESS = {"test_zero_gpu.py"}
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: not str(item.fspath).replace("\\", "/").endswith(FORKS_THE_TEST_PROCESS))
+    items.sort(key=lambda item: item.path.name not in FORKS_THE_TEST_PROCESS)
     for item in items:
         if "/e2e/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.e2e)
